@@ -1,0 +1,293 @@
+"""Validated, frozen configuration records shared by the node, the evaluator and the trainer.
+
+Config flows one way: YAML -> declared ROS parameters (or CLI options) -> these dataclasses ->
+constructor arguments of the ROS-free parts. Field names equal the ROS parameter names, so a
+bad value fails at start-up with a ``ConfigError`` naming the parameter and the allowed values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from g2mono_ros.errors import ConfigError
+
+__all__ = [
+    'DEVICES',
+    'PRECISIONS',
+    'QOS_PROFILES',
+    'VARIANTS',
+    'EngineConfig',
+    'ExtrinsicConfig',
+    'NodeConfig',
+    'ProjectionConfig',
+    'SyncConfig',
+    'flatten_params',
+    'load_node_params_yaml',
+]
+
+VARIANTS = ('auto', 'seed', 'official')
+DEVICES = ('auto', 'cuda', 'cpu')
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
+DEPTH_ENCODINGS = ('32FC1', '16UC1')
+
+
+def _require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        msg = f'parameter {name!r} must be one of {", ".join(choices)}; got {value!r}'
+        raise ConfigError(msg)
+
+
+def _require_finite(name: str, value: Any, *, low: float | None = None,
+                    high: float | None = None, low_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        lo = '' if low is None else f'{"> " if low_open else ">= "}{low}'
+        hi = '' if high is None else f'<= {high}'
+        allowed = ' and '.join(part for part in (lo, hi) if part) or 'finite'
+        msg = f'parameter {name!r} must be a finite number {allowed}; got {value!r}'
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How to build and run the depth network.
+
+    Attributes:
+        weights: checkpoint path (ours or the official release's). Empty is an error.
+        variant: ``seed`` | ``official`` | ``auto`` (as recorded in our checkpoint; the official
+            release's bare state dict needs ``official``).
+        device: ``auto`` (CUDA when available) | ``cuda`` | ``cpu``.
+        precision: ``fp32`` | ``fp16`` | ``bf16`` (autocast for the network only).
+        input_height: network input height in pixels, a positive multiple of 64.
+        input_width: network input width in pixels, a multiple of 64; 0 keeps the camera's
+            aspect ratio (rounded to a multiple of 64).
+        max_depth: metres that map to 1.0 at the network input/output; 0 uses the value
+            recorded in the checkpoint.
+    """
+
+    weights: str = ''
+    variant: str = 'auto'
+    device: str = 'auto'
+    precision: str = 'fp32'
+    input_height: int = 320
+    input_width: int = 0
+    max_depth: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.weights, str) or not self.weights.strip():
+            msg = ("parameter 'weights' is empty: set it to a checkpoint path "
+                   '(our .pt or the official G2-MonoDepth epoch_100.pth); '
+                   'refusing to run with random weights')
+            raise ConfigError(msg)
+        _require_choice('variant', self.variant, VARIANTS)
+        _require_choice('device', self.device, DEVICES)
+        _require_choice('precision', self.precision, PRECISIONS)
+        if not (isinstance(self.input_height, int) and self.input_height > 0
+                and self.input_height % 64 == 0):
+            msg = f"parameter 'input_height' must be a positive multiple of 64; got {self.input_height!r}"
+            raise ConfigError(msg)
+        if not (isinstance(self.input_width, int) and self.input_width >= 0
+                and self.input_width % 64 == 0):
+            msg = (f"parameter 'input_width' must be 0 (keep aspect) or a positive multiple of 64;"
+                   f' got {self.input_width!r}')
+            raise ConfigError(msg)
+        _require_finite('max_depth', self.max_depth, low=0.0)
+
+
+@dataclass(frozen=True)
+class ProjectionConfig:
+    """Which LiDAR points become sparse depth.
+
+    Attributes:
+        min_range: metres; points nearer than this to the camera (depth) are dropped.
+        max_range: metres; points farther than this are dropped.
+    """
+
+    min_range: float = 0.5
+    max_range: float = 100.0
+
+    def __post_init__(self) -> None:
+        _require_finite('min_range', self.min_range, low=0.0)
+        _require_finite('max_range', self.max_range, low=self.min_range, low_open=True)
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Camera/LiDAR pairing policy.
+
+    Attributes:
+        sync_max_offset: seconds; an image pairs with the scan nearest in time within this.
+        sync_max_wait: seconds; how long an image may wait for a later scan.
+        sync_queue_size: bound on buffered images and scans, each.
+    """
+
+    sync_max_offset: float = 0.06
+    sync_max_wait: float = 0.15
+    sync_queue_size: int = 10
+
+    def __post_init__(self) -> None:
+        _require_finite('sync_max_offset', self.sync_max_offset, low=0.0, low_open=True)
+        _require_finite('sync_max_wait', self.sync_max_wait, low=0.0)
+        if not (isinstance(self.sync_queue_size, int) and self.sync_queue_size >= 1):
+            msg = f"parameter 'sync_queue_size' must be an integer >= 1; got {self.sync_queue_size!r}"
+            raise ConfigError(msg)
+
+    @property
+    def max_offset_ns(self) -> int:
+        return round(self.sync_max_offset * 1e9)
+
+    @property
+    def max_wait_ns(self) -> int:
+        return round(self.sync_max_wait * 1e9)
+
+
+@dataclass(frozen=True)
+class ExtrinsicConfig:
+    """Rigid transform from the LiDAR frame to the camera optical frame (REP 103 optical: z fwd).
+
+    A point p_lidar maps to p_cam = R(rotation) @ p_lidar + translation.
+
+    Attributes:
+        translation: (3,) metres, [x, y, z].
+        rotation: (4,) unit quaternion [x, y, z, w]; normalised here if its norm is near 1.
+    """
+
+    translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    rotation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        t = tuple(self.translation)
+        if len(t) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in t):
+            msg = f"parameter 'extrinsic.translation' must be 3 finite numbers [x, y, z]; got {self.translation!r}"
+            raise ConfigError(msg)
+        q = tuple(self.rotation)
+        if len(q) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in q):
+            msg = f"parameter 'extrinsic.rotation' must be 4 finite numbers [x, y, z, w]; got {self.rotation!r}"
+            raise ConfigError(msg)
+        norm = math.sqrt(sum(v * v for v in q))
+        if abs(norm - 1.0) > 1e-3:
+            msg = (f"parameter 'extrinsic.rotation' must be a unit quaternion [x, y, z, w]"
+                   f' (norm 1); got norm {norm:.6g} for {self.rotation!r}')
+            raise ConfigError(msg)
+        object.__setattr__(self, 'translation', tuple(float(v) for v in t))
+        object.__setattr__(self, 'rotation', tuple(float(v) / norm for v in q))
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything the depth node needs; built from its ROS parameters (same names).
+
+    Nested records keep their own parameter names; ``extrinsic.*`` are dotted ROS parameters.
+    """
+
+    engine: EngineConfig
+    image_topic: str = '/camera/image_raw'
+    camera_info_topic: str = '/camera/camera_info'
+    points_topic: str = '/lidar/points'
+    depth_topic: str = '/g2mono/depth'
+    output_encoding: str = '32FC1'
+    publish_colorized: bool = False
+    publish_sparse: bool = False
+    input_qos: str = 'sensor_data'
+    output_qos: str = 'reliable'
+    diagnostics_period: float = 1.0
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    extrinsic: ExtrinsicConfig = field(default_factory=ExtrinsicConfig)
+
+    def __post_init__(self) -> None:
+        for name in ('image_topic', 'camera_info_topic', 'points_topic', 'depth_topic'):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                msg = f'parameter {name!r} must be a non-empty topic name; got {value!r}'
+                raise ConfigError(msg)
+        _require_choice('output_encoding', self.output_encoding, DEPTH_ENCODINGS)
+        _require_choice('input_qos', self.input_qos, QOS_PROFILES)
+        _require_choice('output_qos', self.output_qos, QOS_PROFILES)
+        _require_finite('diagnostics_period', self.diagnostics_period, low=0.0, low_open=True)
+
+    @classmethod
+    def from_flat(cls, params: Mapping[str, Any]) -> NodeConfig:
+        """Build from flat ROS parameter names (``extrinsic.translation`` dotted).
+
+        Raises:
+            ConfigError: unknown parameter name, or any value out of range.
+        """
+        nested = {f.name for f in fields(EngineConfig)}
+        projection = {f.name for f in fields(ProjectionConfig)}
+        sync = {f.name for f in fields(SyncConfig)}
+        top = {f.name for f in fields(cls)} - {'engine', 'projection', 'sync', 'extrinsic'}
+        parts: dict[str, dict[str, Any]] = {'engine': {}, 'projection': {}, 'sync': {},
+                                            'extrinsic': {}, 'top': {}}
+        for name, value in params.items():
+            if name in nested:
+                parts['engine'][name] = value
+            elif name in projection:
+                parts['projection'][name] = value
+            elif name in sync:
+                parts['sync'][name] = value
+            elif name in ('extrinsic.translation', 'extrinsic.rotation'):
+                parts['extrinsic'][name.split('.', 1)[1]] = tuple(value)
+            elif name in top:
+                parts['top'][name] = value
+            elif name == 'use_sim_time':
+                continue  # rclpy's own parameter
+            else:
+                msg = f'unknown parameter {name!r}'
+                raise ConfigError(msg)
+        return cls(engine=EngineConfig(**parts['engine']),
+                   projection=ProjectionConfig(**parts['projection']),
+                   sync=SyncConfig(**parts['sync']),
+                   extrinsic=ExtrinsicConfig(**parts['extrinsic']),
+                   **parts['top'])
+
+
+def flatten_params(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+    """Flatten nested YAML mappings into dotted ROS parameter names."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f'{prefix}{key}'
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, prefix=f'{name}.'))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_node_params_yaml(path: str | Path, node_name: str = 'depth_node') -> dict[str, Any]:
+    """Read a ROS 2 parameters YAML (``node: ros__parameters: {...}``) into flat names.
+
+    Accepts the node's own name, ``/**`` and ``/node`` keys, like the ROS parameter loader.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or has no section for ``node_name``.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        msg = f'cannot read parameters file {str(path)!r}: {exc}'
+        raise ConfigError(msg) from exc
+    if not isinstance(document, Mapping):
+        msg = f'parameters file {str(path)!r} is not a YAML mapping'
+        raise ConfigError(msg)
+    flat: dict[str, Any] = {}
+    for key in ('/**', node_name, f'/{node_name}'):
+        section = document.get(key)
+        if isinstance(section, Mapping) and isinstance(section.get('ros__parameters'), Mapping):
+            flat.update(flatten_params(section['ros__parameters']))
+    if not flat:
+        msg = f'parameters file {str(path)!r} has no "{node_name}: ros__parameters:" section'
+        raise ConfigError(msg)
+    return flat
