@@ -1,0 +1,515 @@
+"""The ROS 2 depth node ``depth_node``: camera + CameraInfo + LiDAR in, dense metric depth out.
+
+Callbacks only decode and feed the camera/LiDAR synchroniser; a worker thread runs the network
+on the newest complete pair. Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, NodeConfig, ProjectionConfig,
+                               SyncConfig)
+from g2mono_ros.errors import ConfigError, G2MonoError
+from g2mono_ros.node_pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
+                                      StampGuard, classify_image_error, process_pair)
+
+__all__ = ['NODE_NAME', 'PARAMETERS', 'DepthNode', 'add_arguments', 'main', 'output_topics', 'run']
+
+NODE_NAME = 'depth_node'
+
+
+class ParameterSpec(NamedTuple):
+    """One declared ROS parameter: its default (which fixes the type) and its description."""
+
+    default: Any
+    description: str
+    dynamic: bool = False  # floats: also accept integers written without a decimal point
+
+
+def _defaults() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for record in (EngineConfig, ProjectionConfig, SyncConfig):
+        for f in fields(record):
+            values[f.name] = f.default
+    values['weights'] = ''
+    for f in fields(NodeConfig):
+        if f.name not in ('engine', 'projection', 'sync', 'extrinsic'):
+            values[f.name] = f.default
+    extrinsic = ExtrinsicConfig()
+    values['extrinsic.translation'] = [float(v) for v in extrinsic.translation]
+    values['extrinsic.rotation'] = [float(v) for v in extrinsic.rotation]
+    return values
+
+
+_D = _defaults()
+
+#: Every parameter the node declares; names equal the fields of ``NodeConfig`` and its records.
+PARAMETERS: dict[str, ParameterSpec] = {
+    'weights': ParameterSpec(_D['weights'], 'Checkpoint path: ours (.pt) or the official '
+                             'G2-MonoDepth epoch_100.pth. Required.'),
+    'variant': ParameterSpec(_D['variant'], 'Network: auto (as recorded in the checkpoint) | seed '
+                             '| official (needed for the official bare state dict).'),
+    'device': ParameterSpec(_D['device'], 'auto (CUDA when available) | cuda | cpu.'),
+    'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (autocast, network only).'),
+    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; a positive '
+                                  'multiple of 64 (about 320 recommended).'),
+    'input_width': ParameterSpec(_D['input_width'], 'Network input width, px; a multiple of 64, '
+                                 "or 0 to keep the camera's aspect ratio."),
+    'max_depth': ParameterSpec(_D['max_depth'], 'Metres mapped to 1.0 at the network; 0 = the '
+                               "checkpoint's value.", True),
+    'min_range': ParameterSpec(_D['min_range'], 'LiDAR points nearer than this (m, camera depth) '
+                               'are ignored.', True),
+    'max_range': ParameterSpec(_D['max_range'], 'LiDAR points farther than this (m) are ignored.',
+                               True),
+    'sync_max_offset': ParameterSpec(_D['sync_max_offset'], 'An image pairs with the LiDAR scan '
+                                     'nearest in time within this many seconds.', True),
+    'sync_max_wait': ParameterSpec(_D['sync_max_wait'], 'Seconds an image may wait for a later '
+                                   'scan before it is dropped.', True),
+    'sync_queue_size': ParameterSpec(_D['sync_queue_size'], 'Images and scans buffered for '
+                                     'pairing, each (>= 1).'),
+    'extrinsic.translation': ParameterSpec(_D['extrinsic.translation'], 'LiDAR -> camera optical '
+                                           'frame translation [x, y, z], m: '
+                                           'p_cam = R p_lidar + t.', True),
+    'extrinsic.rotation': ParameterSpec(_D['extrinsic.rotation'], 'LiDAR -> camera optical frame '
+                                        'rotation, unit quaternion [x, y, z, w].', True),
+    'image_topic': ParameterSpec(_D['image_topic'], 'Camera image input (rgb8, bgr8, mono8, ...).'),
+    'camera_info_topic': ParameterSpec(_D['camera_info_topic'], 'CameraInfo of that camera.'),
+    'points_topic': ParameterSpec(_D['points_topic'], 'LiDAR sensor_msgs/PointCloud2 input.'),
+    'depth_topic': ParameterSpec(_D['depth_topic'], 'Depth output; camera_info, sparse_depth, '
+                                 'depth/colorized and depth/timing are published beside it.'),
+    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres) | 16UC1 '
+                                     '(millimetres); 0 = no estimate.'),
+    'publish_colorized': ParameterSpec(_D['publish_colorized'], 'Also publish an rgb8 rendering '
+                                       'on <depth_topic>/colorized.'),
+    'publish_sparse': ParameterSpec(_D['publish_sparse'], 'Also publish the projected LiDAR '
+                                    'input (32FC1, image size) on <ns>/sparse_depth.'),
+    'input_qos': ParameterSpec(_D['input_qos'], 'Subscriptions: sensor_data (best effort; matches '
+                               'best-effort and reliable drivers) | reliable | best_effort.'),
+    'output_qos': ParameterSpec(_D['output_qos'], 'Publishers: reliable (matches every '
+                                'subscriber) | sensor_data | best_effort.'),
+    'diagnostics_period': ParameterSpec(_D['diagnostics_period'], 'Seconds between /diagnostics '
+                                        'messages.', True),
+    'publish_timing': ParameterSpec(_D['publish_timing'], 'Publish per-pair stage timings on '
+                                    '<depth_topic>/timing (for benchmarks).'),
+}
+
+_FLUSH_PERIOD_S = 0.05
+_WORKER_POLL_S = 0.2
+
+
+def output_topics(depth_topic: str) -> dict[str, str]:
+    """Names of every output derived from ``depth_topic`` (``/g2mono/depth`` -> ``/g2mono/...``)."""
+    parent = depth_topic.rsplit('/', 1)[0] if '/' in depth_topic else ''
+    prefix = f'{parent}/' if parent or depth_topic.startswith('/') else ''
+    return {
+        'depth': depth_topic,
+        'camera_info': f'{prefix}camera_info',
+        'sparse_depth': f'{prefix}sparse_depth',
+        'colorized': f'{depth_topic}/colorized',
+        'timing': f'{depth_topic}/timing',
+    }
+
+
+def _qos(name: str, *, output: bool) -> QoSProfile:
+    if name == 'sensor_data':
+        return qos_profile_sensor_data
+    reliability = ReliabilityPolicy.RELIABLE if name == 'reliable' else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5 if output else 10,
+                      reliability=reliability)
+
+
+def _stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class _ImageItem(NamedTuple):
+    msg: Image
+    rgb: np.ndarray
+    received_wall_ns: int
+
+
+class _ScanItem(NamedTuple):
+    points: np.ndarray
+    received_wall_ns: int
+
+
+class DepthNode(Node):
+    """Dense metric depth from a camera image, its CameraInfo and a LiDAR cloud.
+
+    Raises:
+        ConfigError: a parameter is out of range, or the weights file is missing.
+        CheckpointError: the weights cannot be loaded as the requested variant.
+    """
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self.config = NodeConfig.from_flat(self._declare_parameters())
+        weights = Path(self.config.engine.weights).expanduser()
+        if not weights.is_file():
+            msg = f"parameter 'weights': no checkpoint file at {str(weights)!r}"
+            raise ConfigError(msg)
+
+        # Imported only after the parameters are valid: a typo fails before torch loads.
+        from g2mono_ros import codecs
+        from g2mono_ros.camera import camera_info_to_model
+        from g2mono_ros.engine import DepthEngine
+        from g2mono_ros.sync import PairSynchronizer
+        from g2mono_ros.transforms import transform_from_translation_quaternion
+
+        self._codecs = codecs
+        self._camera_info_to_model = camera_info_to_model
+        self._make_sync = lambda: PairSynchronizer(self.config.sync)
+        self.engine = DepthEngine(self.config.engine)
+        ext = self.config.extrinsic
+        self._T_cam_lidar = transform_from_translation_quaternion(
+            np.asarray(ext.translation, dtype=np.float64), np.asarray(ext.rotation, dtype=np.float64))
+
+        self.faults = FaultLog()
+        self.stages = StageStats()
+        self.rates = {'image': RateMeter(), 'points': RateMeter(), 'camera_info': RateMeter()}
+        self.pairs_processed = 0
+        self._sync = self._make_sync()
+        self._sync_drops_base: dict[str, int] = {}
+        self._image_guard = StampGuard()
+        self._scan_guard = StampGuard()
+        self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
+        self._camera_lock = threading.Lock()
+        self._camera: tuple[Any, CameraInfo] | None = None
+        self._slot: LatestSlot[tuple[Any, float]] = LatestSlot()
+        self._superseded_seen = 0
+        self._published_since_diag = 0
+        self._faults_at_last_diag: dict[str, int] = {}
+
+        topics = output_topics(self.config.depth_topic)
+        out_qos = _qos(self.config.output_qos, output=True)
+        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos)
+        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos)
+        self._pub_sparse = (self.create_publisher(Image, topics['sparse_depth'], out_qos)
+                            if self.config.publish_sparse else None)
+        self._pub_color = (self.create_publisher(Image, topics['colorized'], out_qos)
+                           if self.config.publish_colorized else None)
+        self._pub_timing = (self.create_publisher(DiagnosticStatus, topics['timing'], 10)
+                            if self.config.publish_timing else None)
+        self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+        in_qos = _qos(self.config.input_qos, output=False)
+        self.create_subscription(Image, self.config.image_topic, self._on_image, in_qos)
+        self.create_subscription(CameraInfo, self.config.camera_info_topic, self._on_camera_info,
+                                 in_qos)
+        self.create_subscription(PointCloud2, self.config.points_topic, self._on_points, in_qos)
+        self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer)
+        self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+
+        self._worker = threading.Thread(target=self._work, name='g2mono_depth_worker', daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'depth node ready: {self.config.image_topic} + {self.config.points_topic} -> '
+            f'{topics["depth"]} ({self.config.output_encoding}) on {self.engine.device}')
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def _declare_parameters(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, spec in PARAMETERS.items():
+            descriptor = ParameterDescriptor(description=spec.description, read_only=True,
+                                             dynamic_typing=spec.dynamic)
+            try:
+                value = self.declare_parameter(name, spec.default, descriptor).value
+            except InvalidParameterTypeException as exc:
+                kind = type(spec.default).__name__
+                msg = f'parameter {name!r} must be of type {kind} (default {spec.default!r}): {exc}'
+                raise ConfigError(msg) from exc
+            if spec.dynamic and isinstance(spec.default, float) and isinstance(value, int) \
+                    and not isinstance(value, bool):
+                value = float(value)
+            if spec.dynamic and isinstance(spec.default, list) and isinstance(value, (list, tuple)):
+                value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                         for v in value]
+            values[name] = value
+        return values
+
+    # --- callbacks (executor thread): decode, count, pair; never infer -------------------------
+
+    def _log_fault(self, kind: str, detail: str = '', count: int = 1) -> None:
+        line = self.faults.record(kind, detail, count)
+        if line:
+            self.get_logger().warning(line)
+
+    def _note_stamp(self, stamp_ns: int) -> None:
+        if self._newest_stamp is None or stamp_ns > self._newest_stamp[0]:
+            self._newest_stamp = (stamp_ns, time.monotonic())
+
+    def _time_jumped_back(self, stream: str, stamp_ns: int) -> None:
+        self._log_fault(f'{stream}_time_jump_back',
+                        f'stamp {stamp_ns * 1e-9:.3f} s is older than earlier {stream} messages; '
+                        'pairing restarts')
+        for name, count in self._sync.drops.items():
+            self._sync_drops_base[name] = self._sync_drops_base.get(name, 0) + int(count)
+        self._sync = self._make_sync()
+        self._image_guard.reset()
+        self._scan_guard.reset()
+        self._newest_stamp = None
+        self._slot.clear()
+
+    def _on_image(self, msg: Image) -> None:
+        received = time.time_ns()
+        self.rates['image'].tick()
+        stamp = _stamp_ns(msg.header)
+        try:
+            rgb = self._codecs.rgb_from_image(msg)
+        except G2MonoError as exc:
+            kind = classify_image_error(exc, msg.encoding, self._supported_encodings())
+            self._log_fault(kind, f'{exc}')
+            return
+        if self._image_guard.check(stamp):
+            self._time_jumped_back('image', stamp)
+            self._image_guard.check(stamp)
+        self._note_stamp(stamp)
+        self._offer(self._sync.add_image(stamp, _ImageItem(msg, rgb, received)))
+
+    def _on_points(self, msg: PointCloud2) -> None:
+        received = time.time_ns()
+        self.rates['points'].tick()
+        stamp = _stamp_ns(msg.header)
+        try:
+            xyz, _ = self._codecs.pointcloud2_to_xyz(msg)
+        except G2MonoError as exc:
+            self._log_fault('malformed_cloud', f'{exc}')
+            return
+        if xyz.shape[0] == 0:
+            self._log_fault('empty_cloud', 'a PointCloud2 with no points')
+            return
+        if self._scan_guard.check(stamp):
+            self._time_jumped_back('points', stamp)
+            self._scan_guard.check(stamp)
+        self._note_stamp(stamp)
+        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received)))
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.rates['camera_info'].tick()
+        try:
+            model = self._camera_info_to_model(msg)
+        except G2MonoError as exc:
+            self._log_fault('malformed_camera_info', f'{exc}')
+            return
+        with self._camera_lock:
+            self._camera = (model, msg)
+
+    def _on_flush_timer(self) -> None:
+        # Data time, not the node clock: a bag replayed without sim time still pairs correctly,
+        # and images still time out when every stream has stopped.
+        if self._newest_stamp is not None:
+            stamp, seen = self._newest_stamp
+            self._offer(self._sync.flush(stamp + int((time.monotonic() - seen) * 1e9)))
+        totals = dict(self._sync_drops_base)
+        for name, count in self._sync.drops.items():
+            totals[name] = totals.get(name, 0) + int(count)
+        for line in self.faults.sync_counts('sync_', totals):
+            self.get_logger().warning(line)
+
+    def _offer(self, pairs: Sequence[Any]) -> None:
+        for pair in pairs:
+            self._slot.put((pair, time.time_ns()))
+        superseded = self._slot.superseded
+        if superseded > self._superseded_seen:
+            self.faults.record('superseded', count=superseded - self._superseded_seen)
+            self._superseded_seen = superseded
+
+    def _supported_encodings(self) -> frozenset[str]:
+        table = getattr(self._codecs, 'ENCODINGS', None) or getattr(self._codecs, 'ENCODING_TABLE',
+                                                                    {})
+        return frozenset(table)
+
+    # --- worker thread ------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while not self._slot.closed:
+            taken = self._slot.take(_WORKER_POLL_S)
+            if taken is None:
+                continue
+            pair, paired_wall_ns = taken
+            try:
+                self._process(pair, paired_wall_ns)
+            except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the node
+                if self._slot.closed or not self.context.ok():
+                    return
+                self._log_fault('processing_error', f'{type(exc).__name__}: {exc}')
+
+    def _process(self, pair: Any, paired_wall_ns: int) -> None:
+        start_wall_ns = time.time_ns()
+        image: _ImageItem = pair.image
+        scan: _ScanItem = pair.scan
+        with self._camera_lock:
+            camera = self._camera
+        if camera is None:
+            self._log_fault('no_camera_info', f'no CameraInfo on {self.config.camera_info_topic} '
+                                              'yet; pair skipped')
+            return
+        model, info = camera
+        rgb = image.rgb
+        if (model.height, model.width) != rgb.shape[:2]:
+            self._log_fault('camera_info_mismatch',
+                            f'CameraInfo is {model.width}x{model.height}, image is '
+                            f'{rgb.shape[1]}x{rgb.shape[0]}; pair skipped')
+            return
+        proj = self.config.projection
+        work = process_pair(self.engine, PairInputs(rgb, scan.points, model), self._T_cam_lidar,
+                            min_range=proj.min_range, max_range=proj.max_range,
+                            want_sparse=self._pub_sparse is not None,
+                            want_colorized=self._pub_color is not None)
+        t0 = time.perf_counter()
+        header = image.msg.header
+        codecs = self._codecs
+        self._pub_depth.publish(codecs.depth_to_image(work.depth_m, header,
+                                                      encoding=self.config.output_encoding))
+        self._pub_info.publish(_camera_info_with_header(info, header))
+        if self._pub_sparse is not None and work.sparse_m is not None:
+            self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header, encoding='32FC1'))
+        if self._pub_color is not None and work.colorized is not None:
+            self._pub_color.publish(codecs.numpy_to_image(work.colorized, 'rgb8', header))
+        published_wall_ns = time.time_ns()
+        timings = dict(work.timings_s)
+        timings['post'] += time.perf_counter() - t0
+        timings['sync_wait'] = (paired_wall_ns - image.received_wall_ns) * 1e-9
+        timings['queue'] = (start_wall_ns - paired_wall_ns) * 1e-9
+        timings['total'] = (published_wall_ns - image.received_wall_ns) * 1e-9
+        for stage, seconds in timings.items():
+            self.stages.add(stage, seconds)
+        self.pairs_processed += 1
+        self._published_since_diag += 1
+        if self._pub_timing is not None:
+            self._pub_timing.publish(_timing_status(_stamp_ns(header), {
+                'received_wall_ns': image.received_wall_ns, 'paired_wall_ns': paired_wall_ns,
+                'start_wall_ns': start_wall_ns, 'published_wall_ns': published_wall_ns,
+                'scan_received_wall_ns': scan.received_wall_ns}, timings))
+
+    # --- diagnostics --------------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        counts = self.faults.counts()
+        new_faults = {k: v - self._faults_at_last_diag.get(k, 0) for k, v in counts.items()
+                      if v > self._faults_at_last_diag.get(k, 0) and k != 'superseded'}
+        self._faults_at_last_diag = counts
+        published, self._published_since_diag = self._published_since_diag, 0
+        status = DiagnosticStatus()
+        status.name = f'{self.get_name()}: depth completion'
+        status.hardware_id = str(self.engine.device)
+        status.level = DiagnosticStatus.OK
+        status.message = 'ok'
+        if self.rates['image'].rate_hz() > 0 and published == 0:
+            status.level = DiagnosticStatus.WARN
+            status.message = 'images arrive but no depth was published'
+        elif new_faults:
+            status.level = DiagnosticStatus.WARN
+            status.message = 'dropped input: ' + ', '.join(f'{k} x{v}'
+                                                          for k, v in sorted(new_faults.items()))
+        values = {
+            'device': str(self.engine.device),
+            'image_rate_hz': f'{self.rates["image"].rate_hz():.2f}',
+            'points_rate_hz': f'{self.rates["points"].rate_hz():.2f}',
+            'camera_info_rate_hz': f'{self.rates["camera_info"].rate_hz():.2f}',
+            'images_received': str(self.rates['image'].total),
+            'clouds_received': str(self.rates['points'].total),
+            'pairs_processed': str(self.pairs_processed),
+        }
+        for stage, (p50, p95, worst) in sorted(self.stages.summary_ms().items()):
+            values[f'{stage}_ms_p50'] = f'{p50:.2f}'
+            values[f'{stage}_ms_p95'] = f'{p95:.2f}'
+            values[f'{stage}_ms_max'] = f'{worst:.2f}'
+        for kind, count in sorted(counts.items()):
+            values[f'drops.{kind}'] = str(count)
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [status]
+        self._pub_diag.publish(array)
+
+    def close(self) -> None:
+        """Stop the worker thread (after its current pair)."""
+        self._slot.close()
+        if self._worker.is_alive() and threading.current_thread() is not self._worker:
+            self._worker.join(timeout=5.0)
+
+
+def _camera_info_with_header(info: CameraInfo, header: Any) -> CameraInfo:
+    out = CameraInfo()
+    out.header = header
+    out.height, out.width = info.height, info.width
+    out.distortion_model = info.distortion_model
+    out.d, out.k, out.r, out.p = info.d, info.k, info.r, info.p
+    out.binning_x, out.binning_y, out.roi = info.binning_x, info.binning_y, info.roi
+    return out
+
+
+def _timing_status(stamp_ns: int, wall_ns: dict[str, int],
+                   timings_s: dict[str, float]) -> DiagnosticStatus:
+    status = DiagnosticStatus()
+    status.name = 'g2mono depth timing'
+    status.message = str(stamp_ns)
+    values = [KeyValue(key='stamp_ns', value=str(stamp_ns))]
+    values += [KeyValue(key=k, value=str(v)) for k, v in wall_ns.items()]
+    values += [KeyValue(key=f'{k}_s', value=f'{v:.9f}') for k, v in timings_s.items()]
+    status.values = values
+    return status
+
+
+def _run_node(argv: Sequence[str]) -> int:
+    """Init rclpy with ``argv`` (ROS arguments), spin the node until shutdown; raises on config."""
+    rclpy.init(args=list(argv))
+    node = None
+    try:
+        node = DepthNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console entry point ``depth_node``: exit 0 on a clean shutdown, 2 on a bad setting."""
+    argv = list(sys.argv if args is None else args)
+    try:
+        return _run_node(argv)
+    except G2MonoError as exc:
+        print(f'{NODE_NAME}: error: {exc}', file=sys.stderr)
+        return 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``g2mono node [--ros-args ...]``: everything after ``node`` goes to rclpy."""
+    parser.add_argument('ros_args', nargs=argparse.REMAINDER,
+                        help='ROS arguments, e.g. --ros-args --params-file config/depth.yaml '
+                             '-p weights:=model.pt -r /camera/image_raw:=/cam/image')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the node from the ``g2mono`` CLI; errors propagate to the CLI's handler."""
+    return _run_node([NODE_NAME, *args.ros_args])
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""The depth node's ROS-free machinery: the newest-pair mailbox, fault/drop bookkeeping, rates, stage
+timings, and the per-pair work (decode, project, infer, encode) that the worker thread runs.
+
+Nothing here imports rclpy; the node wires these to subscriptions, timers and publishers, so the
+policies (what is dropped, what is counted, when a fault is logged) are testable without a graph.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, NamedTuple, TypeVar
+
+import numpy as np
+
+from g2mono_ros.errors import MessageError, ShapeError
+
+__all__ = [
+    'FaultLog',
+    'LatestSlot',
+    'PairInputs',
+    'PairWork',
+    'RateMeter',
+    'StageStats',
+    'StampGuard',
+    'classify_image_error',
+    'process_pair',
+    'sparse_at_network_size',
+]
+
+T = TypeVar('T')
+
+
+class LatestSlot(Generic[T]):
+    """A one-item mailbox between the executor thread and the worker: the newest item wins.
+
+    ``put`` replaces an item the worker has not taken yet; the replaced one is counted in
+    ``superseded``. Memory stays flat whatever the input rate, and the worker always starts on the
+    freshest pair, which bounds latency to about one processing period.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._closed = False
+        self.superseded = 0
+
+    def put(self, item: T) -> bool:
+        """Offer ``item``; returns True when it replaced an item nobody had taken."""
+        with self._cond:
+            replaced = self._item is not None
+            if replaced:
+                self.superseded += 1
+            self._item = item
+            self._cond.notify()
+            return replaced
+
+    def take(self, timeout: float | None = None) -> T | None:
+        """Wait up to ``timeout`` seconds for an item; None on timeout or once closed."""
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return None if self._closed else item
+
+    def clear(self) -> bool:
+        """Discard a waiting item (e.g. after time jumped back); True when one was discarded."""
+        with self._cond:
+            had, self._item = self._item is not None, None
+            return had
+
+    def close(self) -> None:
+        """Wake the worker and make every later ``take`` return None."""
+        with self._cond:
+            self._closed = True
+            self._item = None
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class FaultLog:
+    """Counts faults and drops by kind and decides when each kind is worth a log line.
+
+    The first occurrence of a kind is logged at once; later ones at most every
+    ``throttle_s`` seconds, with the count since the last line, so a bad driver flooding the node
+    does not flood the log.
+
+    Args:
+        throttle_s: seconds between two log lines of the same kind.
+        clock: monotonic clock in seconds (injectable for tests).
+    """
+
+    def __init__(self, throttle_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._throttle_s = throttle_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._last_log: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    def record(self, kind: str, detail: str = '', count: int = 1) -> str | None:
+        """Count ``count`` events of ``kind``; returns the line to log now, or None (throttled)."""
+        if count <= 0:
+            return None
+        with self._lock:
+            self._counts[kind] = self._counts.get(kind, 0) + count
+            self._unlogged[kind] = self._unlogged.get(kind, 0) + count
+            now = self._clock()
+            last = self._last_log.get(kind)
+            if last is not None and now - last < self._throttle_s:
+                return None
+            self._last_log[kind] = now
+            pending, self._unlogged[kind] = self._unlogged[kind], 0
+        suffix = '' if last is None else f' ({pending} since the last report)'
+        sep = ': ' if detail else ''
+        return f'{kind}{sep}{detail}{suffix}; total {self._counts[kind]}'
+
+    def sync_counts(self, kind_prefix: str, counts: dict[str, int]) -> list[str]:
+        """Fold in absolute counters kept elsewhere (e.g. the synchroniser's drops).
+
+        Each ``counts[name]`` is a running total; the increase since the last call is recorded
+        as kind ``kind_prefix + name``. Returns the lines to log.
+        """
+        lines = []
+        for name, total in counts.items():
+            kind = f'{kind_prefix}{name}'
+            with self._lock:
+                delta = int(total) - self._counts.get(kind, 0)
+            line = self.record(kind, 'dropped by the camera/LiDAR synchroniser', delta)
+            if line:
+                lines.append(line)
+        return lines
+
+    def counts(self) -> dict[str, int]:
+        """A copy of the totals by kind."""
+        with self._lock:
+            return dict(self._counts)
+
+
+class RateMeter:
+    """Message rate over the last ``window`` arrivals (Hz; 0 when fewer than two, or stale)."""
+
+    def __init__(self, window: int = 30, clock: Callable[[], float] = time.monotonic) -> None:
+        self._times: deque[float] = deque(maxlen=window)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.total = 0
+
+    def tick(self) -> None:
+        with self._lock:
+            self._times.append(self._clock())
+            self.total += 1
+
+    def rate_hz(self, stale_after_s: float = 2.0) -> float:
+        with self._lock:
+            if len(self._times) < 2:
+                return 0.0
+            now = self._clock()
+            span = self._times[-1] - self._times[0]
+            if now - self._times[-1] > stale_after_s or span <= 0:
+                return 0.0
+            return (len(self._times) - 1) / span
+
+
+class StageStats:
+    """Recent durations (seconds) per named stage, summarised as percentiles in milliseconds."""
+
+    def __init__(self, window: int = 100) -> None:
+        self._window = window
+        self._lock = threading.Lock()
+        self._values: dict[str, deque[float]] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self._values.setdefault(stage, deque(maxlen=self._window)).append(seconds)
+
+    def summary_ms(self) -> dict[str, tuple[float, float, float]]:
+        """stage -> (p50, p95, max) in milliseconds over the window."""
+        with self._lock:
+            copies = {k: np.asarray(v, dtype=np.float64) for k, v in self._values.items() if v}
+        return {k: (float(np.percentile(v, 50)) * 1e3, float(np.percentile(v, 95)) * 1e3,
+                    float(v.max()) * 1e3) for k, v in copies.items()}
+
+
+class StampGuard:
+    """Detects time jumping back on one input stream (a bag loop, a clock reset, a driver bug).
+
+    ``check(stamp_ns)`` returns True when ``stamp_ns`` is older than the newest seen by more
+    than ``tolerance_ns``; it then re-anchors on the new stamp so the stream can go on.
+    Repeated stamps and small reorderings within the tolerance are fine.
+    """
+
+    def __init__(self, tolerance_ns: int = 0) -> None:
+        self._tolerance_ns = tolerance_ns
+        self._newest: int | None = None
+
+    def check(self, stamp_ns: int) -> bool:
+        jumped = self._newest is not None and stamp_ns < self._newest - self._tolerance_ns
+        if jumped or self._newest is None or stamp_ns > self._newest:
+            self._newest = stamp_ns
+        return jumped
+
+    def reset(self) -> None:
+        self._newest = None
+
+
+class PairWork(NamedTuple):
+    """The result of one camera/LiDAR pair (arrays; the node turns them into messages).
+
+    Attributes:
+        depth_m: (H, W) float32 metres at the camera image size; 0 = no estimate.
+        sparse_m: (H, W) float32 metres, the projected LiDAR input at image size, or None.
+        colorized: (H, W, 3) uint8 rendering of ``depth_m``, or None.
+        timings_s: stage -> seconds (``pre``, ``model``, ``post``).
+    """
+
+    depth_m: np.ndarray
+    sparse_m: np.ndarray | None
+    colorized: np.ndarray | None
+    timings_s: dict[str, float]
+
+
+def sparse_at_network_size(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: Any,
+                           net_hw: tuple[int, int], *, min_range: float,
+                           max_range: float) -> np.ndarray:
+    """Project LiDAR points straight into the network input grid (no full-size detour).
+
+    Args:
+        points_lidar: (N, 3) float32, LiDAR frame, metres.
+        T_cam_lidar: (4, 4) float64, LiDAR -> camera optical.
+        camera: the camera's ``CameraModel`` at the image size.
+        net_hw: (h, w) of the network input.
+
+    Returns:
+        (h, w) float32 metres, 0 where no point landed; nearest point wins.
+    """
+    from g2mono_ros.projection import project_points_to_depth
+
+    depth, _ = project_points_to_depth(points_lidar, T_cam_lidar, camera, out_hw=net_hw,
+                                       min_range=min_range, max_range=max_range)
+    return depth
+
+
+@dataclass
+class PairInputs:
+    """What the worker needs for one pair, already decoded by the callbacks.
+
+    Attributes:
+        rgb: (H, W, 3) uint8 camera image.
+        points_lidar: (N, 3) float32, LiDAR frame, metres.
+        camera: ``CameraModel`` matching the image size.
+    """
+
+    rgb: np.ndarray
+    points_lidar: np.ndarray
+    camera: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, min_range: float,
+                 max_range: float, want_sparse: bool, want_colorized: bool,
+                 clock: Callable[[], float] = time.perf_counter) -> PairWork:
+    """Run one pair through projection, the network and the output conversions.
+
+    Args:
+        engine: a ``DepthEngine`` (``infer``, ``network_input_size``, ``max_depth``).
+        inputs: the decoded image, points and camera model.
+        T_cam_lidar: (4, 4) float64 extrinsic, LiDAR -> camera optical.
+        want_sparse: also project at image size for ``/g2mono/sparse_depth``.
+        want_colorized: also render the depth for ``/g2mono/depth/colorized``.
+
+    Returns:
+        The arrays and the ``pre``/``model``/``post`` stage times.
+
+    Raises:
+        ShapeError: the image and camera model sizes differ.
+    """
+    height, width = inputs.rgb.shape[:2]
+    camera = inputs.camera
+    if (camera.height, camera.width) != (height, width):
+        msg = (f'CameraInfo is {camera.width}x{camera.height} but the image is {width}x{height};'
+               ' they must describe the same image')
+        raise ShapeError(msg)
+    t0 = clock()
+    net_hw = engine.network_input_size(height, width)
+    sparse_net = sparse_at_network_size(inputs.points_lidar, T_cam_lidar, camera, net_hw,
+                                        min_range=min_range, max_range=max_range)
+    t1 = clock()
+    depth = engine.infer(inputs.rgb, sparse_net)
+    t2 = clock()
+    sparse_full = None
+    if want_sparse:
+        from g2mono_ros.projection import project_points_to_depth
+
+        sparse_full, _ = project_points_to_depth(inputs.points_lidar, T_cam_lidar, camera,
+                                                 min_range=min_range, max_range=max_range)
+    colorized = None
+    if want_colorized:
+        from g2mono_ros.visualize import colorize_depth
+
+        colorized = colorize_depth(depth, engine.max_depth)
+    depth = np.ascontiguousarray(depth, dtype=np.float32)
+    if depth.shape != (height, width):
+        msg = f'engine returned depth of shape {depth.shape}; expected {(height, width)}'
+        raise ShapeError(msg)
+    t3 = clock()
+    return PairWork(depth, sparse_full, colorized,
+                    {'pre': t1 - t0, 'model': t2 - t1, 'post': t3 - t2})
+
+
+def classify_image_error(exc: Exception, encoding: str, supported: frozenset[str]) -> str:
+    """Fault kind for an image that failed to decode: unsupported encoding or malformed."""
+    if isinstance(exc, MessageError) and encoding not in supported:
+        return 'unsupported_encoding'
+    return 'malformed_image'

@@ -1,0 +1,126 @@
+"""The depth node's ROS-free policies: newest-pair mailbox, fault throttling, rates, stamps."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from g2mono_ros.errors import MessageError, ShapeError
+from g2mono_ros.node_pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
+                                      StampGuard, classify_image_error, process_pair)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_latest_slot_keeps_newest_and_counts_superseded():
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True
+    assert slot.put(3) is True
+    assert slot.superseded == 2
+    assert slot.take(0.0) == 3
+    assert slot.take(0.0) is None
+
+
+def test_latest_slot_wakes_a_waiting_worker_and_close_stops_it():
+    slot: LatestSlot[str] = LatestSlot()
+    got: list[str | None] = []
+    worker = threading.Thread(target=lambda: got.append(slot.take(5.0)))
+    worker.start()
+    slot.put('pair')
+    worker.join(2.0)
+    assert got == ['pair']
+    slot.put('late')
+    slot.close()
+    assert slot.take(5.0) is None
+    assert slot.closed
+
+
+def test_latest_slot_clear_discards_waiting_item():
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.clear() is False
+    slot.put(7)
+    assert slot.clear() is True
+    assert slot.take(0.0) is None
+
+
+def test_fault_log_logs_first_then_throttles_with_counts():
+    clock = FakeClock()
+    log = FaultLog(throttle_s=10.0, clock=clock)
+    first = log.record('malformed_cloud', 'point_step 0')
+    assert first is not None and first.startswith('malformed_cloud: point_step 0')
+    assert log.record('malformed_cloud') is None
+    assert log.record('empty_cloud') is not None, 'each kind has its own throttle'
+    clock.now += 10.5
+    again = log.record('malformed_cloud', 'x')
+    assert again is not None and '(2 since the last report)' in again and 'total 3' in again
+    assert log.counts() == {'malformed_cloud': 3, 'empty_cloud': 1}
+
+
+def test_fault_log_folds_in_running_totals_once():
+    log = FaultLog(clock=FakeClock())
+    assert log.sync_counts('sync_', {'no_scan': 2})
+    assert log.sync_counts('sync_', {'no_scan': 2}) == []
+    log.sync_counts('sync_', {'no_scan': 5})
+    assert log.counts() == {'sync_no_scan': 5}
+
+
+def test_rate_meter_reports_rate_and_goes_stale():
+    clock = FakeClock()
+    meter = RateMeter(window=10, clock=clock)
+    assert meter.rate_hz() == 0.0
+    for _ in range(5):
+        meter.tick()
+        clock.now += 0.1
+    assert meter.rate_hz() == pytest.approx(10.0)
+    assert meter.total == 5
+    clock.now += 5.0
+    assert meter.rate_hz() == 0.0
+
+
+def test_stage_stats_percentiles_in_ms():
+    stats = StageStats(window=100)
+    for ms in range(1, 101):
+        stats.add('model', ms / 1000)
+    p50, p95, worst = stats.summary_ms()['model']
+    assert p50 == pytest.approx(50.5)
+    assert p95 == pytest.approx(95.05)
+    assert worst == pytest.approx(100.0)
+
+
+def test_stamp_guard_flags_a_jump_back_and_reanchors():
+    guard = StampGuard(tolerance_ns=10)
+    assert guard.check(1000) is False
+    assert guard.check(995) is False, 'reordering within the tolerance is fine'
+    assert guard.check(2000) is False
+    assert guard.check(100) is True
+    assert guard.check(200) is False, 're-anchored on the new timeline'
+    guard.reset()
+    assert guard.check(0) is False
+
+
+def test_classify_image_error():
+    supported = frozenset({'rgb8', 'bgr8'})
+    assert classify_image_error(MessageError('x'), 'yuv422', supported) == 'unsupported_encoding'
+    assert classify_image_error(MessageError('x'), 'rgb8', supported) == 'malformed_image'
+
+
+class _Camera:
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+
+
+def test_process_pair_refuses_camera_of_another_size():
+    inputs = PairInputs(np.zeros((64, 128, 3), np.uint8), np.zeros((10, 3), np.float32),
+                        _Camera(width=640, height=480))
+    with pytest.raises(ShapeError, match='CameraInfo is 640x480 but the image is 128x64'):
+        process_pair(object(), inputs, np.eye(4), min_range=0.5, max_range=100.0,
+                     want_sparse=False, want_colorized=False)
