@@ -200,6 +200,7 @@ class NodeConfig:
     input_qos: str = 'sensor_data'
     output_qos: str = 'reliable'
     diagnostics_period: float = 1.0
+    publish_timing: bool = False  # per-pair stage timings on <depth_topic>/timing (benchmarks)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     extrinsic: ExtrinsicConfig = field(default_factory=ExtrinsicConfig)
