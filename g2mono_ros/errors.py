@@ -13,6 +13,7 @@ __all__ = [
     'DatasetError',
     'G2MonoError',
     'MessageError',
+    'NodeError',
     'ShapeError',
 ]
 
@@ -46,3 +47,7 @@ class DatasetError(G2MonoError):
 
 class BagError(G2MonoError):
     """A rosbag cannot be read or written, or lacks a topic/message the caller needs."""
+
+
+class NodeError(G2MonoError):
+    """A depth node started for a live run (evaluation, demo) failed to start or to answer."""
