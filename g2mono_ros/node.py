@@ -500,15 +500,17 @@ def main(args: Sequence[str] | None = None) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``g2mono node [--ros-args ...]``: everything after ``node`` goes to rclpy."""
-    parser.add_argument('ros_args', nargs=argparse.REMAINDER,
+    """``g2mono node --ros-args ...``: everything after ``--ros-args`` goes to rclpy."""
+    parser.add_argument('--ros-args', dest='ros_args', nargs=argparse.REMAINDER, default=[],
+                        metavar='ROS_ARGS',
                         help='ROS arguments, e.g. --ros-args --params-file config/depth.yaml '
                              '-p weights:=model.pt -r /camera/image_raw:=/cam/image')
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the node from the ``g2mono`` CLI; errors propagate to the CLI's handler."""
-    return _run_node([NODE_NAME, *args.ros_args])
+    ros_args = list(args.ros_args or [])
+    return _run_node([NODE_NAME, *(['--ros-args', *ros_args] if ros_args else [])])
 
 
 if __name__ == '__main__':

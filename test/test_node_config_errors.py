@@ -1,0 +1,69 @@
+"""A bad setting stops depth_node at start-up: non-zero exit, the parameter named in stderr."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEPTH_NODE = shutil.which('depth_node') or str(Path(sys.executable).parent / 'depth_node')
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope='module')
+def fake_weights(tmp_path_factory) -> Path:
+    """A file that exists, so only the parameter under test is wrong (never loaded)."""
+    path = tmp_path_factory.mktemp('weights') / 'present.pt'
+    path.write_bytes(b'not reached: validation fails first')
+    return path
+
+
+def run_node(repo_root: Path, *params: str, command: list[str] | None = None):
+    args = ['--ros-args', '--params-file', str(repo_root / 'config' / 'depth.yaml')]
+    for param in params:
+        args += ['-p', param]
+    return subprocess.run((command or [DEPTH_NODE]) + args, capture_output=True, text=True,
+                          timeout=90)
+
+
+def test_missing_weights_parameter(repo_root):
+    result = run_node(repo_root)
+    assert result.returncode == 2
+    assert "depth_node: error: parameter 'weights' is empty" in result.stderr
+
+
+def test_weights_file_not_found(repo_root, tmp_path):
+    result = run_node(repo_root, f'weights:={tmp_path / "nope.pt"}')
+    assert result.returncode == 2
+    assert "parameter 'weights': no checkpoint file at" in result.stderr
+    assert 'nope.pt' in result.stderr
+
+
+@pytest.mark.parametrize(('param', 'expected'), [
+    ('variant:=resnet', "parameter 'variant' must be one of auto, seed, official; got 'resnet'"),
+    ('device:=tpu', "parameter 'device' must be one of auto, cuda, cpu; got 'tpu'"),
+    ('input_height:=100', "parameter 'input_height' must be a positive multiple of 64; got 100"),
+    ('output_encoding:=mono8', "parameter 'output_encoding' must be one of 32FC1, 16UC1"),
+    ('input_qos:=fast', "parameter 'input_qos' must be one of sensor_data, reliable, best_effort"),
+    ('extrinsic.rotation:=[0.0, 0.0, 0.0, 2.0]',
+     "parameter 'extrinsic.rotation' must be a unit quaternion"),
+    ('extrinsic.translation:=[1.0, 2.0]',
+     "parameter 'extrinsic.translation' must be 3 finite numbers"),
+    ('max_range:=0.1', "parameter 'max_range' must be a finite number > 0.5"),
+    ('input_height:=tall', "parameter 'input_height' must be of type int"),
+])
+def test_bad_value_names_parameter_and_allowed_values(repo_root, fake_weights, param, expected):
+    result = run_node(repo_root, f'weights:={fake_weights}', param)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+
+
+def test_g2mono_node_subcommand_reports_the_same_error(repo_root, fake_weights):
+    result = run_node(repo_root, f'weights:={fake_weights}', 'variant:=resnet',
+                      command=[sys.executable, '-m', 'g2mono_ros', 'node'])
+    assert result.returncode == 2
+    assert "g2mono node: error: parameter 'variant' must be one of" in result.stderr

@@ -1,0 +1,421 @@
+"""depth_node over real DDS: the installed console script in a subprocess, fed by a test node.
+
+One node process serves the whole module (start-up costs seconds); the tests run in file order
+and each leaves the feed running normally. The first test runs before any CameraInfo was sent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from g2mono_ros.camera import camera_info_to_model  # noqa: E402
+from g2mono_ros.checkpoint import save_checkpoint  # noqa: E402
+from g2mono_ros.codecs import image_to_numpy, numpy_to_image, xyz_to_pointcloud2  # noqa: E402
+from g2mono_ros.models import create_model  # noqa: E402
+from g2mono_ros.projection import project_points_to_depth  # noqa: E402
+from g2mono_ros.transforms import transform_from_translation_quaternion  # noqa: E402
+
+HEIGHT, WIDTH = 96, 160
+N_POINTS = 2000
+FRAME_ID = 'test_camera_optical'
+TRANSLATION = (0.05, -0.10, 0.02)
+ROTATION = (0.5, -0.5, 0.5, 0.5)  # REP 103 LiDAR -> camera optical
+CAMERA_HZ = 30.0
+LIDAR_EVERY = 3  # 10 Hz LiDAR
+LIDAR_OFFSET_NS = -7_000_000
+TOPICS = {'image': '/test/cam/image', 'camera_info': '/test/cam/info', 'points': '/test/lidar'}
+DEPTH_NODE = shutil.which('depth_node') or str(Path(sys.executable).parent / 'depth_node')
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def stamp_ns(header: Header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def make_header(stamp: int, frame_id: str) -> Header:
+    header = Header()
+    header.stamp.sec, header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+    header.frame_id = frame_id
+    return header
+
+
+def make_camera_info(header: Header) -> CameraInfo:
+    info = CameraInfo()
+    info.header = header
+    info.height, info.width = HEIGHT, WIDTH
+    fx = fy = 120.0
+    info.distortion_model = 'plumb_bob'
+    info.d = [0.0] * 5
+    info.k = [fx, 0.0, WIDTH / 2, 0.0, fy, HEIGHT / 2, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [fx, 0.0, WIDTH / 2, 0.0, 0.0, fy, HEIGHT / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+def make_points(rng: np.random.Generator) -> np.ndarray:
+    """(N, 3) float32 LiDAR frame: a wall 4-12 m ahead, spread across the camera's view."""
+    x = rng.uniform(4.0, 12.0, N_POINTS)
+    y = rng.uniform(-0.6, 0.6, N_POINTS) * x
+    z = rng.uniform(-0.35, 0.35, N_POINTS) * x
+    return np.stack([x, y, z], axis=1).astype(np.float32)
+
+
+class Feeder:
+    """Publishes the synthetic camera (30 Hz), CameraInfo and LiDAR (10 Hz) from a thread."""
+
+    def __init__(self, node: Node, reliable_points: bool) -> None:
+        self.node = node
+        self.pub_image = node.create_publisher(Image, TOPICS['image'], qos_profile_sensor_data)
+        self.pub_info = node.create_publisher(CameraInfo, TOPICS['camera_info'],
+                                              qos_profile_sensor_data)
+        # A reliable LiDAR publisher, a best-effort camera: the node must match both.
+        self.pub_points = node.create_publisher(PointCloud2, TOPICS['points'],
+                                                10 if reliable_points else qos_profile_sensor_data)
+        self.rng = np.random.default_rng(7)
+        self.lock = threading.Lock()
+        self.send_camera_info = False
+        self.send_points = True
+        self.stamp_offset_ns = 0
+        self.sent_images: dict[int, np.ndarray] = {}
+        self.sent_scans: dict[int, np.ndarray] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
+
+    def _run(self) -> None:
+        frame = 0
+        period = 1.0 / CAMERA_HZ
+        next_time = time.monotonic()
+        while not self._stop.is_set():
+            with self.lock:
+                self._publish_frame(frame)
+            frame += 1
+            next_time += period
+            time.sleep(max(0.0, next_time - time.monotonic()))
+
+    def _publish_frame(self, frame: int) -> None:
+        stamp = time.time_ns() + self.stamp_offset_ns
+        header = make_header(stamp, FRAME_ID)
+        rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+        rgb[..., 0] = (np.arange(WIDTH) * 255 // WIDTH).astype(np.uint8)
+        rgb[..., 1] = frame % 256
+        self.sent_images[stamp] = rgb
+        self.pub_image.publish(numpy_to_image(rgb, 'rgb8', header))
+        if self.send_camera_info:
+            self.pub_info.publish(make_camera_info(header))
+        if self.send_points and frame % LIDAR_EVERY == 0:
+            scan_stamp = stamp + LIDAR_OFFSET_NS
+            xyz = make_points(self.rng)
+            self.sent_scans[scan_stamp] = xyz
+            self.pub_points.publish(xyz_to_pointcloud2(xyz, make_header(scan_stamp, 'test_lidar')))
+
+    def publish_raw_points(self, msg: PointCloud2) -> None:
+        self.pub_points.publish(msg)
+
+    def publish_raw_image(self, msg: Image) -> None:
+        self.pub_image.publish(msg)
+
+
+class Sink:
+    """Collects what the depth node publishes."""
+
+    def __init__(self, node: Node) -> None:
+        self.lock = threading.Lock()
+        self.depth: list[Image] = []
+        self.sparse: list[Image] = []
+        self.colorized: list[Image] = []
+        self.info: list[CameraInfo] = []
+        self.diagnostics: list[dict[str, str]] = []
+        node.create_subscription(Image, '/g2mono/depth', self._keep(self.depth), 10)
+        node.create_subscription(Image, '/g2mono/sparse_depth', self._keep(self.sparse), 10)
+        node.create_subscription(Image, '/g2mono/depth/colorized', self._keep(self.colorized), 10)
+        node.create_subscription(CameraInfo, '/g2mono/camera_info', self._keep(self.info), 10)
+        node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+
+    def _keep(self, store: list):
+        def callback(msg) -> None:
+            with self.lock:
+                store.append(msg)
+                del store[:-50]  # bounded, newest kept
+        return callback
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if 'depth_node' in status.name:
+                values = {kv.key: kv.value for kv in status.values}
+                values['_level'] = str(int.from_bytes(status.level, 'little')
+                                       if isinstance(status.level, bytes) else status.level)
+                values['_hardware_id'] = status.hardware_id
+                with self.lock:
+                    self.diagnostics.append(values)
+
+    def clear(self) -> None:
+        with self.lock:
+            for store in (self.depth, self.sparse, self.colorized, self.info, self.diagnostics):
+                store.clear()
+
+    def wait_for(self, predicate, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                result = predicate(self)
+            if result:
+                return result
+            time.sleep(0.05)
+        pytest.fail(f'timed out after {timeout} s waiting for {what}')
+
+    def drops(self, kind: str) -> int:
+        with self.lock:
+            latest = self.diagnostics[-1] if self.diagnostics else {}
+        return int(latest.get(f'drops.{kind}', 0))
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp('weights') / 'seed_small.pt'
+    save_checkpoint(path, create_model('seed_small'), variant='seed_small', model_kwargs={},
+                    max_depth=20.0, input_height=64, input_width=128)
+    return path
+
+
+@pytest.fixture(scope='module')
+def graph():
+    """A test node in its own rclpy context, spun by a background executor."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = Node('g2mono_test_io', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    feeder = Feeder(node, reliable_points=True)
+    sink = Sink(node)
+    spinner.start()
+    feeder.start()
+    yield feeder, sink
+    feeder.stop()
+    executor.shutdown()
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    spinner.join(5.0)
+
+
+def node_command(repo_root: Path, checkpoint: Path, *extra: str) -> list[str]:
+    """The command line launch/depth.launch.py would build (params file, overrides, remaps)."""
+    return [DEPTH_NODE, '--ros-args', '--params-file', str(repo_root / 'config' / 'depth.yaml'),
+            '-p', f'weights:={checkpoint}', '-p', 'device:=cpu', '-p', 'input_height:=64',
+            '-p', 'publish_sparse:=true', '-p', 'publish_colorized:=true',
+            '-p', 'diagnostics_period:=0.25', '-p', 'max_depth:=20',
+            '-p', f'extrinsic.translation:={list(TRANSLATION)}',
+            '-p', f'extrinsic.rotation:={list(ROTATION)}',
+            '-r', f'/camera/image_raw:={TOPICS["image"]}',
+            '-r', f'/camera/camera_info:={TOPICS["camera_info"]}',
+            '-r', f'/lidar/points:={TOPICS["points"]}', *extra]
+
+
+@pytest.fixture(scope='module')
+def depth_node(repo_root, checkpoint, graph, tmp_path_factory):
+    log_path = tmp_path_factory.mktemp('node') / 'depth_node.log'
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(node_command(repo_root, checkpoint), stdout=log,
+                                stderr=subprocess.STDOUT, env=env)
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    yield proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def assert_alive(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        pytest.fail(f'depth_node exited with {proc.returncode}:\n{proc.log_path.read_text()}')
+
+
+def test_no_camera_info_is_counted_and_nothing_is_published(depth_node, graph):
+    feeder, sink = graph
+    sink.wait_for(lambda s: len(s.diagnostics) > 0 and s.drops('no_camera_info') >= 3, 90,
+                  'diagnostics counting pairs without CameraInfo')
+    assert_alive(depth_node)
+    assert sink.depth == []
+    latest = sink.diagnostics[-1]
+    assert latest['device'] == 'cpu' and latest['_hardware_id'] == 'cpu'
+    assert latest['_level'] == '1', 'WARN while images arrive and nothing is published'
+
+
+def test_depth_has_the_image_header_size_encoding_and_finite_values(depth_node, graph):
+    feeder, sink = graph
+    feeder.send_camera_info = True
+    sink.wait_for(lambda s: len(s.depth) >= 5, 60, 'five depth images')
+    assert_alive(depth_node)
+    with sink.lock:
+        depth_msgs = list(sink.depth)
+    for msg in depth_msgs:
+        assert stamp_ns(msg.header) in feeder.sent_images
+        assert msg.header.frame_id == FRAME_ID
+        assert (msg.height, msg.width, msg.encoding) == (HEIGHT, WIDTH, '32FC1')
+        depth = image_to_numpy(msg)
+        assert depth.shape == (HEIGHT, WIDTH) and depth.dtype == np.float32
+        assert np.isfinite(depth).all() and (depth >= 0).all()
+
+
+def test_camera_info_and_colorized_carry_the_image_header(depth_node, graph):
+    feeder, sink = graph
+    sink.wait_for(lambda s: len(s.info) >= 3 and len(s.colorized) >= 3, 30, 'info + colorized')
+    with sink.lock:
+        info, colorized = sink.info[-1], sink.colorized[-1]
+    assert stamp_ns(info.header) in feeder.sent_images and info.header.frame_id == FRAME_ID
+    assert (info.width, info.height) == (WIDTH, HEIGHT)
+    assert list(info.k) == list(make_camera_info(info.header).k)
+    assert colorized.encoding == 'rgb8' and (colorized.height, colorized.width) == (HEIGHT, WIDTH)
+    assert stamp_ns(colorized.header) in feeder.sent_images
+
+
+def test_sparse_depth_equals_the_core_projection_of_the_nearest_scan(depth_node, graph):
+    feeder, sink = graph
+    sink.wait_for(lambda s: len(s.sparse) >= 3, 30, 'sparse depth')
+    camera = camera_info_to_model(make_camera_info(make_header(0, FRAME_ID)))
+    T = transform_from_translation_quaternion(np.asarray(TRANSLATION), np.asarray(ROTATION))
+    with sink.lock:
+        sparse_msgs = list(sink.sparse)
+    for msg in sparse_msgs:
+        image_stamp = stamp_ns(msg.header)
+        scan_stamp = min(feeder.sent_scans, key=lambda s: abs(s - image_stamp))
+        expected, _ = project_points_to_depth(feeder.sent_scans[scan_stamp], T, camera,
+                                              min_range=0.5, max_range=100.0)
+        got = image_to_numpy(msg)
+        assert msg.encoding == '32FC1' and got.shape == (HEIGHT, WIDTH)
+        assert np.count_nonzero(got) > 100
+        np.testing.assert_array_equal(got, expected)
+
+
+def _faults_then_resume(sink: Sink, kind: str, inject, proc: subprocess.Popen) -> None:
+    before = sink.drops(kind)
+    inject()
+    sink.wait_for(lambda s: s.drops(kind) > before, 20, f'diagnostics counting {kind}')
+    assert_alive(proc)
+    sink.clear()
+    sink.wait_for(lambda s: len(s.depth) >= 2, 30, f'depth output to resume after {kind}')
+
+
+def test_malformed_cloud_is_counted_and_output_resumes(depth_node, graph):
+    feeder, sink = graph
+
+    def inject() -> None:
+        msg = xyz_to_pointcloud2(make_points(feeder.rng), make_header(time.time_ns(), 'lidar'))
+        msg.data = bytes(msg.data)[: len(msg.data) // 2]  # truncated: row_step says otherwise
+        feeder.publish_raw_points(msg)
+
+    _faults_then_resume(sink, 'malformed_cloud', inject, depth_node)
+
+
+def test_empty_cloud_is_counted_and_output_resumes(depth_node, graph):
+    feeder, sink = graph
+    empty = np.zeros((0, 3), np.float32)
+    _faults_then_resume(sink, 'empty_cloud', lambda: feeder.publish_raw_points(
+        xyz_to_pointcloud2(empty, make_header(time.time_ns(), 'lidar'))), depth_node)
+
+
+def test_unsupported_image_encoding_is_counted_and_output_resumes(depth_node, graph):
+    feeder, sink = graph
+
+    def inject() -> None:
+        msg = numpy_to_image(np.zeros((HEIGHT, WIDTH, 3), np.uint8), 'rgb8',
+                             make_header(time.time_ns(), FRAME_ID))
+        msg.encoding = 'yuv444_not_an_encoding'
+        feeder.publish_raw_image(msg)
+
+    _faults_then_resume(sink, 'unsupported_encoding', inject, depth_node)
+
+
+def test_malformed_image_is_counted_and_output_resumes(depth_node, graph):
+    feeder, sink = graph
+
+    def inject() -> None:
+        msg = numpy_to_image(np.zeros((HEIGHT, WIDTH, 3), np.uint8), 'rgb8',
+                             make_header(time.time_ns(), FRAME_ID))
+        msg.data = bytes(msg.data)[:100]
+        feeder.publish_raw_image(msg)
+
+    _faults_then_resume(sink, 'malformed_image', inject, depth_node)
+
+
+def test_lidar_stopping_drops_images_and_output_resumes(depth_node, graph):
+    feeder, sink = graph
+    before = {k: v for k, v in sink.diagnostics[-1].items() if k.startswith('drops.sync_')}
+    feeder.send_points = False
+    time.sleep(1.0)
+    with sink.lock:
+        sink.depth.clear()
+    time.sleep(0.5)
+    assert len(sink.depth) == 0, 'no depth without LiDAR'
+    latest = sink.wait_for(lambda s: s.diagnostics and any(
+        int(v) > int(before.get(k, 0)) for k, v in s.diagnostics[-1].items()
+        if k.startswith('drops.sync_')) and s.diagnostics[-1], 10, 'sync drops counted')
+    assert latest['_level'] == '1'
+    assert_alive(depth_node)
+    feeder.send_points = True
+    sink.wait_for(lambda s: len(s.depth) >= 2, 30, 'depth output to resume with LiDAR')
+
+
+def test_time_jumping_back_is_counted_and_output_resumes(depth_node, graph):
+    feeder, sink = graph
+    before = sink.drops('image_time_jump_back') + sink.drops('points_time_jump_back')
+    with feeder.lock:
+        feeder.stamp_offset_ns = -30_000_000_000  # a bag loop: 30 s back
+    sink.wait_for(lambda s: s.drops('image_time_jump_back') + s.drops('points_time_jump_back')
+                  > before, 20, 'a counted time jump')
+    sink.clear()
+    depth = sink.wait_for(lambda s: s.depth[-1] if s.depth else None, 30, 'depth after the jump')
+    assert stamp_ns(depth.header) < time.time_ns() - 20_000_000_000, 'on the new timeline'
+    assert_alive(depth_node)
+
+
+def test_diagnostics_report_rates_latency_and_pairs(depth_node, graph):
+    feeder, sink = graph
+    sink.clear()
+    latest = sink.wait_for(lambda s: s.diagnostics[-1] if len(s.diagnostics) >= 4 else None,
+                           20, 'diagnostics')
+    assert float(latest['image_rate_hz']) == pytest.approx(CAMERA_HZ, rel=0.35)
+    assert float(latest['points_rate_hz']) == pytest.approx(CAMERA_HZ / LIDAR_EVERY, rel=0.35)
+    assert int(latest['pairs_processed']) > 10
+    for stage in ('pre', 'model', 'post', 'total'):
+        assert float(latest[f'{stage}_ms_p95']) > 0.0
+    assert float(latest['total_ms_p95']) >= float(latest['model_ms_p50'])
+
+
+def test_sigterm_exits_cleanly(depth_node):
+    assert_alive(depth_node)
+    depth_node.send_signal(signal.SIGTERM)
+    assert depth_node.wait(15) == 0, depth_node.log_path.read_text()
+    log = depth_node.log_path.read_text()
+    assert 'Traceback' not in log, log
