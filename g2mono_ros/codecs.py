@@ -407,8 +407,9 @@ def pointcloud2_to_xyz(msg: Any, extra_fields: Sequence[str] = ()
         xyz = np.array(records).view(np.float32).reshape(n, 3)
     else:
         xyz = np.empty((n, 3), dtype=np.float32)
-        for i, name in enumerate('xyz'):
-            xyz[:, i] = column(name)
+        with np.errstate(over='ignore', invalid='ignore'):  # float64 beyond float32 -> inf
+            for i, name in enumerate('xyz'):
+                xyz[:, i] = column(name)
     keep_all = bool(np.isfinite(xyz).all())
     if not keep_all:
         finite = np.isfinite(xyz[:, 0]) & np.isfinite(xyz[:, 1]) & np.isfinite(xyz[:, 2])
