@@ -1,0 +1,568 @@
+"""Offline bag evaluation: the node's pairing, projection and engine on a bag, scored per frame.
+
+Owns the evaluation options and result records, turning a bag into scored frames (ground truth
+from a depth topic or the LiDAR hold-out protocol) and the offline run; ``live`` reuses the
+frame stream and scoring with the real node's outputs in place of the local engine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from g2mono_ros.config import EngineConfig, ProjectionConfig, SyncConfig
+from g2mono_ros.errors import BagError, ConfigError
+from g2mono_ros.evaluation.baselines import morphological_fill, nearest_fill
+from g2mono_ros.evaluation.holdout import (
+    choose_holdout_rows,
+    cloud_rows,
+    holdout_targets,
+    select_cloud_rows,
+)
+from g2mono_ros.evaluation.metrics import (
+    DEFAULT_RANGE_BINS_M,
+    METRIC_NAMES,
+    MetricSums,
+    range_bin_labels,
+    range_bin_sums,
+)
+
+__all__ = [
+    'METHODS',
+    'EvaluationOptions',
+    'EvaluationResult',
+    'FrameInputs',
+    'FrameRecord',
+    'BagSequence',
+    'SampleFrame',
+    'ScoreBook',
+    'evaluate_offline',
+    'expected_frames',
+    'header_stamp_ns',
+    'iter_frames',
+    'open_sequence',
+    'progress_bar',
+    'sample_indices_for',
+    'split_scan',
+]
+
+#: Scored methods, in table order: the network, then the classical baselines.
+METHODS: tuple[str, ...] = ('model', 'nearest', 'morphological')
+
+GroundTruthMode = Literal['auto', 'topic', 'holdout']
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """What to evaluate and how (the ``g2mono evaluate`` options).
+
+    Attributes:
+        engine: the network, as the node would build it (``weights`` required).
+        mode: ``offline`` (local engine, no DDS) or ``live`` (the real node over DDS).
+        ground_truth: ``topic`` (``gt_topic`` must exist), ``holdout`` (LiDAR hold-out), or
+            ``auto`` (the topic when the bag has it, else hold-out).
+        gt_topic: depth image topic with ground truth (32FC1 m or 16UC1 mm), image stamps.
+        holdout_fraction: share of the projected points withheld per scan, in (0, 1).
+        seed: hold-out seed (with each scan's stamp it fixes the split).
+        max_frames: stop after this many paired frames; 0 = all.
+        rate: live replay speed factor (1 = recorded rate).
+        projection, sync: as the node's parameters of the same names.
+        extrinsic: None = the bag's stored extrinsic (error if it has none); else an
+            ``ExtrinsicConfig`` that overrides it.
+        range_bins_m: ground-truth range bin edges for the per-range metrics.
+        node_params_file: extra parameters YAML for the live node (after ``config/depth.yaml``).
+        progress: show tqdm progress bars.
+    """
+
+    engine: EngineConfig
+    mode: Literal['offline', 'live'] = 'offline'
+    ground_truth: GroundTruthMode = 'auto'
+    gt_topic: str = '/ground_truth/depth'
+    holdout_fraction: float = 0.2
+    seed: int = 0
+    max_frames: int = 0
+    rate: float = 1.0
+    image_topic: str = '/camera/image_raw'
+    camera_info_topic: str = '/camera/camera_info'
+    points_topic: str = '/lidar/points'
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    extrinsic: Any = None
+    range_bins_m: tuple[float, ...] = DEFAULT_RANGE_BINS_M
+    node_params_file: str = ''
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in ('offline', 'live'):
+            msg = f"mode must be 'offline' or 'live'; got {self.mode!r}"
+            raise ConfigError(msg)
+        if self.ground_truth not in ('auto', 'topic', 'holdout'):
+            msg = f"ground_truth must be 'auto', 'topic' or 'holdout'; got {self.ground_truth!r}"
+            raise ConfigError(msg)
+        if not (isinstance(self.holdout_fraction, (int, float))
+                and 0.0 < self.holdout_fraction < 1.0):
+            msg = f'holdout fraction must be in (0, 1); got {self.holdout_fraction!r}'
+            raise ConfigError(msg)
+        if not (isinstance(self.max_frames, int) and self.max_frames >= 0):
+            msg = f'max_frames must be an integer >= 0 (0 = all); got {self.max_frames!r}'
+            raise ConfigError(msg)
+        if not (isinstance(self.rate, (int, float)) and math.isfinite(self.rate)
+                and self.rate > 0):
+            msg = f'rate must be a positive factor of the recorded rate; got {self.rate!r}'
+            raise ConfigError(msg)
+
+
+class BagSequence(NamedTuple):
+    """An opened bag: what every frame shares, and how to stream its messages.
+
+    Attributes:
+        path: the bag.
+        camera: ``CameraModel`` of the image stream (from the first CameraInfo).
+        camera_info: that CameraInfo message (rosbags), replayed first in live mode.
+        T_cam_lidar: (4, 4) float64 LiDAR -> camera optical.
+        extrinsic: the ``ExtrinsicConfig`` it came from (passed to the live node).
+        ground_truth: ``'topic'`` or ``'holdout'`` (resolved from the options).
+        topic_counts: topic -> number of messages.
+        messages: callable returning an iterator of ``(topic, log_time_ns, msg, raw)`` in log
+            time order over the topics the evaluation needs (``raw``: serialized CDR bytes).
+    """
+
+    path: Path
+    camera: Any
+    camera_info: Any
+    T_cam_lidar: np.ndarray
+    extrinsic: Any
+    ground_truth: str
+    topic_counts: dict[str, int]
+    messages: Callable[[], Iterator[tuple[str, int, Any, bytes]]]
+
+
+def header_stamp_ns(msg: Any) -> int:
+    stamp = msg.header.stamp
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
+    """Open ``bag`` and check it has what the evaluation needs.
+
+    Raises:
+        BagError: the bag is missing or corrupt, lacks the image, CameraInfo or points topic,
+            lacks ground truth when ``ground_truth='topic'``, or stores no extrinsic (and
+            none was given).
+    """
+    from g2mono_ros import bagio
+    from g2mono_ros.config import ExtrinsicConfig
+    from g2mono_ros.transforms import quaternion_from_rotation
+
+    path = Path(bag)
+    with bagio.BagReader(path) as reader:
+        topic_counts = {name: topic.count for name, topic in reader.topics.items()}
+        required = {'image': options.image_topic, 'CameraInfo': options.camera_info_topic,
+                    'point cloud': options.points_topic}
+        missing = [f'{what} topic {topic}' for what, topic in required.items()
+                   if topic_counts.get(topic, 0) == 0]
+        if missing:
+            present = ', '.join(sorted(topic_counts)) or 'none'
+            msg = (f'bag {str(path)!r} has no messages on {"; ".join(missing)}'
+                   f' (topics present: {present})')
+            raise BagError(msg)
+        has_gt = topic_counts.get(options.gt_topic, 0) > 0
+        if options.ground_truth == 'topic' and not has_gt:
+            msg = (f'bag {str(path)!r} has no ground-truth topic {options.gt_topic}; name another'
+                   ' with --gt-topic, or use the LiDAR hold-out (--ground-truth holdout)')
+            raise BagError(msg)
+        camera = reader.camera_model(options.camera_info_topic)
+        camera_info = reader.first_message(options.camera_info_topic).msg
+        extrinsic = options.extrinsic
+        if extrinsic is None:
+            try:
+                T = bagio.read_extrinsic(reader, camera_info_topic=options.camera_info_topic,
+                                         points_topic=options.points_topic)
+            except BagError as exc:
+                msg = f'{exc}; or give the LiDAR -> camera extrinsic with --extrinsic'
+                raise BagError(msg) from exc
+            extrinsic = ExtrinsicConfig(tuple(float(v) for v in T[:3, 3]),
+                                        tuple(float(v) for v in quaternion_from_rotation(T[:3, :3])))
+    from g2mono_ros.transforms import transform_from_translation_quaternion
+
+    T = transform_from_translation_quaternion(np.asarray(extrinsic.translation, np.float64),
+                                              np.asarray(extrinsic.rotation, np.float64))
+    ground_truth = 'topic' if options.ground_truth == 'topic' or (
+        options.ground_truth == 'auto' and has_gt) else 'holdout'
+    topics = [options.image_topic, options.camera_info_topic, options.points_topic]
+    if ground_truth == 'topic':
+        topics.append(options.gt_topic)
+
+    def messages() -> Iterator[tuple[str, int, Any, bytes]]:
+        from rosbags.typesys import Stores, get_typestore
+
+        store = get_typestore(Stores.ROS2_HUMBLE)
+        with bagio.BagReader(path) as reader:
+            for topic, msgtype, log_ns, raw in reader.raw_messages(topics):
+                try:
+                    msg = store.deserialize_cdr(raw, msgtype)
+                except Exception as exc:  # rosbags raises assorted types on bad CDR
+                    err = f'cannot deserialise a {msgtype} on {topic} in {str(path)!r}: {exc}'
+                    raise BagError(err) from exc
+                yield topic, log_ns, msg, raw
+
+    return BagSequence(path, camera, camera_info, T, extrinsic, ground_truth, topic_counts,
+                       messages)
+
+
+class FrameInputs(NamedTuple):
+    """One camera/LiDAR pair ready for scoring.
+
+    Attributes:
+        index: frame number in pairing order.
+        image_stamp_ns, scan_stamp_ns: header stamps of the pair.
+        rgb: (H, W, 3) uint8.
+        points_lidar: (M, 3) float32 points the network receives (hold-out removed).
+        sparse_m: (H, W) float32 metres, those points projected at image size (baselines' input).
+        target_m: (H, W) float32 metres of ground truth, 0 = not scored.
+    """
+
+    index: int
+    image_stamp_ns: int
+    scan_stamp_ns: int
+    rgb: np.ndarray
+    points_lidar: np.ndarray
+    sparse_m: np.ndarray
+    target_m: np.ndarray
+
+
+class _Scan(NamedTuple):
+    kept_xyz: np.ndarray
+    held_xyz: np.ndarray | None
+    kept_msg: Any
+
+
+def split_scan(msg: Any, sequence: BagSequence, options: EvaluationOptions) -> _Scan:
+    """Decode one cloud; under hold-out, remove the withheld points (shared with ``live``)."""
+    from g2mono_ros.codecs import pointcloud2_to_xyz
+
+    if sequence.ground_truth != 'holdout':
+        xyz, _ = pointcloud2_to_xyz(msg)
+        return _Scan(xyz, None, msg)
+    rows, all_xyz = cloud_rows(msg)
+    held = choose_holdout_rows(all_xyz, sequence.T_cam_lidar, sequence.camera,
+                               fraction=options.holdout_fraction, seed=options.seed,
+                               stamp_ns=header_stamp_ns(msg), min_range=options.projection.min_range,
+                               max_range=options.projection.max_range)
+    kept_msg = select_cloud_rows(msg, ~held, rows)
+    # The network's points are decoded from the filtered message, exactly as the node would.
+    kept_xyz, _ = pointcloud2_to_xyz(kept_msg)
+    held_xyz = all_xyz[held].astype(np.float32)
+    return _Scan(kept_xyz, held_xyz, kept_msg)
+
+
+#: Ground-truth images wait at most this long (bag time) for their pair, and vice versa.
+_GT_PATIENCE_NS = 2_000_000_000
+
+
+def iter_frames(sequence: BagSequence, options: EvaluationOptions,
+                drops: dict[str, int]) -> Iterator[FrameInputs]:
+    """Stream the bag through the node's synchroniser and yield scorable frames.
+
+    Pairing is the node's ``PairSynchronizer`` with the same config, flushed by data time.
+    ``drops`` (reason -> count) receives the synchroniser's drops and the frames lost here
+    (``no_ground_truth``: no depth image with the image's stamp; ``empty_target``: no target
+    pixel, e.g. no withheld point in view).
+
+    Raises:
+        BagError: a message cannot be decoded (wrapped with its topic).
+    """
+    from g2mono_ros.codecs import depth_from_image, rgb_from_image
+    from g2mono_ros.errors import G2MonoError
+    from g2mono_ros.sync import PairSynchronizer
+
+    sync = PairSynchronizer(options.sync)
+    camera = sequence.camera
+    proj = options.projection
+    gt_buffer: dict[int, np.ndarray] = {}
+    pending: list[Any] = []
+    index = 0
+    newest_ns = 0
+
+    def ready(now_ns: int, final: bool) -> Iterator[FrameInputs]:
+        nonlocal index
+        still: list[Any] = []
+        for pair in pending:
+            target: np.ndarray | None
+            scan: _Scan = pair.scan
+            if sequence.ground_truth == 'topic':
+                target = gt_buffer.pop(pair.image_stamp_ns, None)
+                if target is None:
+                    if final or now_ns - pair.image_stamp_ns > _GT_PATIENCE_NS:
+                        drops['no_ground_truth'] = drops.get('no_ground_truth', 0) + 1
+                    else:
+                        still.append(pair)
+                    continue
+                from g2mono_ros.projection import project_points_to_depth
+
+                sparse, _ = project_points_to_depth(scan.kept_xyz, sequence.T_cam_lidar, camera,
+                                                    min_range=proj.min_range,
+                                                    max_range=proj.max_range)
+            else:
+                split = holdout_targets(scan.held_xyz, scan.kept_xyz, sequence.T_cam_lidar,
+                                        camera, min_range=proj.min_range,
+                                        max_range=proj.max_range)
+                target, sparse = split.target_m, split.kept_sparse_m
+            if target.shape != (camera.height, camera.width):
+                msg = (f'ground truth on {options.gt_topic!r} is {target.shape[1]}x'
+                       f'{target.shape[0]} but the camera is {camera.width}x{camera.height}')
+                raise BagError(msg)
+            if not np.any(target > 0):
+                drops['empty_target'] = drops.get('empty_target', 0) + 1
+                continue
+            yield FrameInputs(index, pair.image_stamp_ns, pair.scan_stamp_ns, pair.image,
+                              scan.kept_xyz, sparse.astype(np.float32),
+                              target.astype(np.float32))
+            index += 1
+        pending[:] = still
+        for stamp in [s for s in gt_buffer if now_ns - s > _GT_PATIENCE_NS]:
+            del gt_buffer[stamp]
+
+    def finished() -> bool:
+        return bool(options.max_frames) and index >= options.max_frames
+
+    for topic, _log_ns, msg, _raw in sequence.messages():
+        try:
+            if topic == options.image_topic:
+                stamp = header_stamp_ns(msg)
+                rgb = rgb_from_image(msg)
+                if rgb.shape[:2] != (camera.height, camera.width):
+                    msg_ = (f'image on {topic!r} is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo'
+                            f' is {camera.width}x{camera.height}')
+                    raise BagError(msg_)
+                pending.extend(sync.add_image(stamp, rgb))
+            elif topic == options.points_topic:
+                stamp = header_stamp_ns(msg)
+                pending.extend(sync.add_scan(stamp, split_scan(msg, sequence, options)))
+            elif topic == options.gt_topic and sequence.ground_truth == 'topic':
+                stamp = header_stamp_ns(msg)
+                gt_buffer[stamp] = depth_from_image(msg).astype(np.float32)
+            else:
+                continue
+        except BagError:
+            raise
+        except G2MonoError as exc:
+            msg_ = f'cannot decode a message on {topic!r} in {str(sequence.path)!r}: {exc}'
+            raise BagError(msg_) from exc
+        newest_ns = max(newest_ns, stamp)
+        pending.extend(sync.flush(newest_ns))
+        for frame in ready(newest_ns, final=False):
+            yield frame
+            if finished():
+                return
+    pending.extend(sync.flush(newest_ns + 10 * options.sync.max_wait_ns + 1_000_000_000))
+    for frame in ready(newest_ns, final=True):
+        yield frame
+        if finished():
+            break
+    for reason, count in sync.drops.items():
+        drops[f'sync_{reason}'] = drops.get(f'sync_{reason}', 0) + int(count)
+
+
+class SampleFrame(NamedTuple):
+    """Arrays kept for the report's panel plots (model prediction and its inputs)."""
+
+    index: int
+    rgb: np.ndarray
+    sparse_m: np.ndarray
+    pred_m: np.ndarray
+    target_m: np.ndarray
+
+
+@dataclass
+class FrameRecord:
+    """One frame's row in the per-frame CSV."""
+
+    index: int
+    image_stamp_ns: int
+    scan_stamp_ns: int
+    cloud_points: int
+    input_pixels: int
+    target_pixels: int
+    latency_ms: float
+    metrics: dict[str, dict[str, float]]
+
+
+class ScoreBook:
+    """Scores the model and the baselines on the same target pixels and keeps the records.
+
+    Args:
+        range_bins_m: ground-truth range bin edges.
+        baseline_max_depth: the IP-Basic inversion constant (metres, >= every input depth).
+        sample_indices: frame indices whose arrays are kept for panel plots.
+    """
+
+    def __init__(self, range_bins_m: Sequence[float], baseline_max_depth: float,
+                 sample_indices: Sequence[int] = (0,)) -> None:
+        self.range_bins_m = tuple(range_bins_m)
+        self.baseline_max_depth = float(baseline_max_depth)
+        self.sample_indices = set(sample_indices)
+        self.frames: list[FrameRecord] = []
+        self.totals = {method: MetricSums() for method in METHODS}
+        self.by_range = {method: {label: MetricSums() for label in range_bin_labels(range_bins_m)}
+                         for method in METHODS}
+        self.latencies_ms: list[float] = []
+        self.samples: list[SampleFrame] = []
+        self._last_sample: SampleFrame | None = None
+
+    def add(self, frame: FrameInputs, pred_m: np.ndarray, latency_ms: float) -> FrameRecord:
+        """Score one frame's prediction and both baselines against ``frame.target_m``."""
+        predictions = {
+            'model': pred_m,
+            'nearest': nearest_fill(frame.sparse_m),
+            'morphological': morphological_fill(frame.sparse_m, self.baseline_max_depth),
+        }
+        valid = frame.target_m > 0
+        per_frame: dict[str, dict[str, float]] = {}
+        for method, pred in predictions.items():
+            bins = range_bin_sums(pred, frame.target_m, valid, self.range_bins_m)
+            frame_sums = MetricSums()
+            for label, sums in bins.items():
+                self.by_range[method][label].merge(sums)
+                frame_sums.merge(sums)
+            self.totals[method].merge(frame_sums)
+            per_frame[method] = frame_sums.finalize()
+        record = FrameRecord(frame.index, frame.image_stamp_ns, frame.scan_stamp_ns,
+                             int(frame.points_lidar.shape[0]), int((frame.sparse_m > 0).sum()),
+                             int(valid.sum()),
+                             float(latency_ms), per_frame)
+        self.frames.append(record)
+        if math.isfinite(latency_ms):
+            self.latencies_ms.append(float(latency_ms))
+        sample = SampleFrame(frame.index, frame.rgb, frame.sparse_m, pred_m, frame.target_m)
+        if frame.index in self.sample_indices:
+            self.samples.append(sample)
+        self._last_sample = sample
+        return record
+
+    def finish_samples(self) -> None:
+        """Make sure the last scored frame is among the samples (when frames were dropped)."""
+        last = self._last_sample
+        if last is not None and all(s.index != last.index for s in self.samples):
+            self.samples.append(last)
+
+    def method_summary(self, method: str) -> dict[str, Any]:
+        """Frame-mean metrics (KITTI convention), pixel-pooled metrics, and per range bin."""
+        frames = [f.metrics[method] for f in self.frames if f.metrics[method]['count'] > 0]
+        mean = {name: (float(np.mean([f[name] for f in frames if not math.isnan(f[name])]))
+                       if any(not math.isnan(f[name]) for f in frames) else math.nan)
+                for name in METRIC_NAMES}
+        return {
+            **mean,
+            'frames': len(frames),
+            'pixels': int(self.totals[method].count),
+            'pooled': self.totals[method].finalize(),
+            'by_range': {label: sums.finalize()
+                         for label, sums in self.by_range[method].items()},
+        }
+
+
+@dataclass
+class EvaluationResult:
+    """Everything the report needs."""
+
+    bag: str
+    mode: str
+    weights: str
+    ground_truth: str
+    book: ScoreBook
+    latency_kind: str
+    counts: dict[str, int]
+    drops: dict[str, int]
+    node_diagnostics: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def latency_summary_ms(self) -> dict[str, float]:
+        values = np.asarray(self.book.latencies_ms, dtype=np.float64)
+        if values.size == 0:
+            return {'p50': math.nan, 'p95': math.nan, 'mean': math.nan, 'count': 0}
+        return {'p50': float(np.percentile(values, 50)), 'p95': float(np.percentile(values, 95)),
+                'mean': float(values.mean()), 'count': int(values.size)}
+
+    def ground_truth_description(self, options: EvaluationOptions) -> str:
+        if self.ground_truth == 'topic':
+            return f'depth images on {options.gt_topic}'
+        return (f'LiDAR hold-out: {options.holdout_fraction:g} of the projected points per scan'
+                f' withheld from the network (seed {options.seed})')
+
+
+def expected_frames(sequence: BagSequence, options: EvaluationOptions) -> int:
+    images = sequence.topic_counts.get(options.image_topic, 0)
+    return min(images, options.max_frames) if options.max_frames else images
+
+
+def sample_indices_for(expected: int) -> tuple[int, ...]:
+    """First, middle and last frame of ``expected`` frames (the panel plots)."""
+    if expected <= 0:
+        return (0,)
+    return tuple(sorted({0, expected // 2, expected - 1}))
+
+
+def progress_bar(total: int, enabled: bool, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, disable=not enabled, desc=desc, unit='frame',
+                dynamic_ncols=True, leave=False)
+
+
+def evaluate_offline(bag: str | Path, options: EvaluationOptions,
+                     engine: Any | None = None) -> EvaluationResult:
+    """Score the local engine on every paired frame of ``bag``; no DDS.
+
+    Each pair goes through ``node_pipeline.process_pair`` (the node's projection at the
+    network input size and ``DepthEngine.infer``). Latency is that call's wall time.
+
+    Args:
+        bag: rosbag2 directory or file.
+        options: see ``EvaluationOptions``.
+        engine: a ready ``DepthEngine``-like object (tests); default builds one from
+            ``options.engine``.
+
+    Raises:
+        BagError, ConfigError, CheckpointError: see ``open_sequence`` and ``DepthEngine``.
+    """
+    from g2mono_ros.node_pipeline import PairInputs, process_pair
+
+    started = time.perf_counter()
+    sequence = open_sequence(bag, options)
+    if engine is None:
+        from g2mono_ros.engine import DepthEngine
+
+        engine = DepthEngine(options.engine)
+    expected = expected_frames(sequence, options)
+    book = ScoreBook(options.range_bins_m, options.projection.max_range,
+                     sample_indices_for(expected))
+    drops: dict[str, int] = {}
+    proj = options.projection
+    with progress_bar(expected, options.progress, 'evaluate (offline)') as bar:
+        for frame in iter_frames(sequence, options, drops):
+            t0 = time.perf_counter()
+            work = process_pair(engine, PairInputs(frame.rgb, frame.points_lidar,
+                                                   sequence.camera),
+                                sequence.T_cam_lidar, min_range=proj.min_range,
+                                max_range=proj.max_range, want_sparse=False,
+                                want_colorized=False)
+            latency_ms = (time.perf_counter() - t0) * 1e3
+            book.add(frame, work.depth_m, latency_ms)
+            bar.update(1)
+    book.finish_samples()
+    counts = {'images': sequence.topic_counts.get(options.image_topic, 0),
+              'scans': sequence.topic_counts.get(options.points_topic, 0),
+              'scored_frames': len(book.frames)}
+    return EvaluationResult(
+        bag=str(bag), mode='offline', weights=options.engine.weights,
+        ground_truth=sequence.ground_truth, book=book,
+        latency_kind='engine call (projection + network + resize), wall clock, per pair',
+        counts=counts, drops=drops, wall_s=time.perf_counter() - started)

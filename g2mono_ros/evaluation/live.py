@@ -1,0 +1,411 @@
+"""Live evaluation: the real ``depth_node`` process, a bag replayed into DDS, its depth scored.
+
+Owns starting the node (console script, the launch file's YAML plus this run's parameters, a
+localhost-only DDS domain), the timed replay with rclpy publishers, recording ``/g2mono/depth``
+and ``/diagnostics``, and stopping the node. Scoring reuses the offline frame stream.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from g2mono_ros.errors import ConfigError, NodeError
+from g2mono_ros.evaluation.evaluator import (
+    BagSequence,
+    EvaluationOptions,
+    EvaluationResult,
+    ScoreBook,
+    expected_frames,
+    header_stamp_ns,
+    iter_frames,
+    open_sequence,
+    progress_bar,
+    sample_indices_for,
+    split_scan,
+)
+
+__all__ = ['DEPTH_TOPIC', 'LiveRecording', 'NodeProcess', 'default_params_file',
+           'evaluate_live', 'node_command', 'node_overrides', 'replay']
+
+DEPTH_TOPIC = '/g2mono/depth'
+_LATENCY_KIND = ('publish -> receive: wall time from the replayer publishing an image to the '
+                 'evaluator receiving its depth (pairing wait, queue, network, DDS both ways)')
+
+
+def default_params_file() -> Path:
+    """``config/depth.yaml`` of the source tree, else of the installed package share."""
+    source = Path(__file__).resolve().parents[2] / 'config' / 'depth.yaml'
+    if source.is_file():
+        return source
+    return Path(sys.prefix) / 'share' / 'g2mono_ros' / 'config' / 'depth.yaml'
+
+
+def node_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[str, Any]:
+    """The node parameters this run sets on top of ``config/depth.yaml``."""
+    engine, proj, sync = options.engine, options.projection, options.sync
+    return {
+        'weights': str(Path(engine.weights).expanduser().resolve()),
+        'variant': engine.variant,
+        'device': engine.device,
+        'precision': engine.precision,
+        'input_height': engine.input_height,
+        'input_width': engine.input_width,
+        'max_depth': float(engine.max_depth),
+        'min_range': float(proj.min_range),
+        'max_range': float(proj.max_range),
+        'extrinsic': {'translation': [float(v) for v in sequence.extrinsic.translation],
+                      'rotation': [float(v) for v in sequence.extrinsic.rotation]},
+        'sync_max_offset': float(sync.sync_max_offset),
+        'sync_max_wait': float(sync.sync_max_wait),
+        'sync_queue_size': int(sync.sync_queue_size),
+        'image_topic': options.image_topic,
+        'camera_info_topic': options.camera_info_topic,
+        'points_topic': options.points_topic,
+        'depth_topic': DEPTH_TOPIC,
+        'output_encoding': '32FC1',
+        'input_qos': 'sensor_data',
+        'output_qos': 'reliable',
+    }
+
+
+def node_command(params_files: Sequence[Path]) -> list[str]:
+    """The ``depth_node`` console script next to this Python (a venv's bin), else on PATH."""
+    beside = Path(sys.executable).parent / 'depth_node'
+    exe = str(beside) if beside.is_file() else shutil.which('depth_node')
+    command = [exe] if exe else [sys.executable, '-c',
+                                 'import sys; from g2mono_ros.node import main; sys.exit(main())']
+    command.append('--ros-args')
+    for path in params_files:
+        command += ['--params-file', str(path)]
+    return command
+
+
+class NodeProcess:
+    """The depth node as a child process, its output in ``log_path``.
+
+    Args:
+        command: argv to run.
+        env: the full environment of the child.
+        log_path: file receiving its stdout and stderr.
+    """
+
+    def __init__(self, command: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open('wb')
+        self.process = subprocess.Popen(command, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        self._log.flush()
+        try:
+            text = self.log_path.read_text(errors='replace')
+        except OSError:
+            return ''
+        return '\n'.join(text.splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """SIGINT (a clean ROS shutdown), then SIGTERM, then SIGKILL; returns the exit code."""
+        if self.alive():
+            for sig, wait in ((signal.SIGINT, timeout_s), (signal.SIGTERM, 5.0),
+                              (signal.SIGKILL, 5.0)):
+                self.process.send_signal(sig)
+                try:
+                    self.process.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        self._log.close()
+        return int(self.process.returncode if self.process.returncode is not None else -1)
+
+
+@dataclass
+class LiveRecording:
+    """What one replay produced.
+
+    Attributes:
+        depth: image stamp (ns) -> (H, W) float32 metres received on the depth topic.
+        received_wall_ns: image stamp -> wall time the depth arrived.
+        published_wall_ns: image stamp -> wall time the replayer published that image.
+        scans_published: clouds sent.
+        diagnostics: the node's last /diagnostics key/values.
+    """
+
+    depth: dict[int, np.ndarray] = field(default_factory=dict)
+    received_wall_ns: dict[int, int] = field(default_factory=dict)
+    published_wall_ns: dict[int, int] = field(default_factory=dict)
+    scans_published: int = 0
+    diagnostics: dict[str, str] = field(default_factory=dict)
+
+
+def _serialize(msg: Any, msgtype: str) -> bytes:
+    """CDR bytes of a rosbags message (a filtered cloud, the first CameraInfo)."""
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    return bytes(store.serialize_cdr(msg, msgtype))
+
+
+def _replay_messages(sequence: BagSequence, options: EvaluationOptions
+                     ) -> Iterator[tuple[str, int, bytes, int | None]]:
+    """(topic, log time, payload bytes, image stamp or None) to send, hold-out applied."""
+    topics = (options.image_topic, options.camera_info_topic, options.points_topic)
+    images = 0
+    stop_after_ns: int | None = None
+    for topic, log_ns, msg, raw in sequence.messages():
+        if topic not in topics:
+            continue
+        stamp = header_stamp_ns(msg)
+        if stop_after_ns is not None and stamp > stop_after_ns:
+            return
+        if topic == options.image_topic:
+            if options.max_frames and images >= options.max_frames:
+                continue
+            images += 1
+            if options.max_frames and images == options.max_frames:
+                stop_after_ns = stamp + options.sync.max_wait_ns + options.sync.max_offset_ns
+            yield topic, log_ns, bytes(raw), stamp
+        elif topic == options.points_topic and sequence.ground_truth == 'holdout':
+            # The node must never see the withheld points: send the filtered cloud.
+            kept = split_scan(msg, sequence, options).kept_msg
+            yield topic, log_ns, _serialize(kept, 'sensor_msgs/msg/PointCloud2'), None
+        else:
+            yield topic, log_ns, bytes(raw), None
+
+
+def replay(sequence: BagSequence, options: EvaluationOptions, *, startup_timeout_s: float = 180.0,
+           drain_s: float = 4.0, node_log: Path | None = None) -> LiveRecording:
+    """Start the node, replay the bag into DDS at ``options.rate``, record its depth, stop it.
+
+    Raises:
+        NodeError: the node exits or does not subscribe within ``startup_timeout_s``.
+    """
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+    from g2mono_ros.codecs import depth_from_image
+    from g2mono_ros.dds_env import localhost_dds_env
+
+    dds = localhost_dds_env(int(os.environ['ROS_DOMAIN_ID'])
+                            if os.environ.get('ROS_DOMAIN_ID', '').isdigit()
+                            and os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE') == 'LOCALHOST'
+                            else None)
+    os.environ.update(dds)  # this process's rclpy context must share the node's domain
+    os.environ.pop('FASTDDS_BUILTIN_TRANSPORTS', None)
+    workdir = Path(tempfile.mkdtemp(prefix='g2mono_live_'))
+    overrides = workdir / 'overrides.yaml'
+    import yaml
+
+    overrides.write_text(yaml.safe_dump(
+        {'depth_node': {'ros__parameters': node_overrides(sequence, options)}}))
+    env = dict(os.environ)
+    env['PYTHONUNBUFFERED'] = '1'
+    log_path = node_log or workdir / 'depth_node.log'
+    node_proc = NodeProcess(node_command([default_params_file(), overrides]), env, log_path)
+
+    recording = LiveRecording()
+    lock = threading.Lock()
+    context = Context()
+    rclpy.init(args=[], context=context)
+    node = rclpy.create_node('g2mono_eval_replay', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+
+    def on_depth(msg: Any) -> None:
+        now = time.time_ns()
+        depth = depth_from_image(msg).astype(np.float32, copy=True)
+        with lock:
+            stamp = header_stamp_ns(msg)
+            recording.depth[stamp] = depth
+            recording.received_wall_ns[stamp] = now
+
+    def on_diagnostics(msg: Any) -> None:
+        for status in msg.status:
+            if 'depth_node' in status.name:
+                with lock:
+                    recording.diagnostics = {kv.key: kv.value for kv in status.values}
+
+    out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50,
+                         reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Image, DEPTH_TOPIC, on_depth, out_qos)
+    node.create_subscription(_diagnostic_array_type(), '/diagnostics', on_diagnostics, 10)
+    publishers = {
+        options.image_topic: node.create_publisher(Image, options.image_topic,
+                                                   qos_profile_sensor_data),
+        options.camera_info_topic: node.create_publisher(CameraInfo, options.camera_info_topic,
+                                                         qos_profile_sensor_data),
+        options.points_topic: node.create_publisher(PointCloud2, options.points_topic,
+                                                    qos_profile_sensor_data),
+    }
+    spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
+    spinner.start()
+    try:
+        _wait_ready(node, node_proc, publishers, startup_timeout_s)
+        # The node skips pairs until it has a CameraInfo: give it one before the first image.
+        publishers[options.camera_info_topic].publish(
+            _serialize(sequence.camera_info, 'sensor_msgs/msg/CameraInfo'))
+        time.sleep(0.2)
+        total_images = expected_frames(sequence, options)
+        with progress_bar(total_images, options.progress, 'replay (live)') as bar:
+            start_wall = time.monotonic()
+            first_log: int | None = None
+            for topic, log_ns, payload, image_stamp in _replay_messages(sequence, options):
+                if first_log is None:
+                    first_log = log_ns
+                due = start_wall + (log_ns - first_log) * 1e-9 / options.rate
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                if not node_proc.alive():
+                    msg = (f'depth_node exited with status {node_proc.process.returncode} during'
+                           f' the replay; its log:\n{node_proc.log_tail()}')
+                    raise NodeError(msg)
+                publishers[topic].publish(payload)
+                if image_stamp is not None:
+                    with lock:
+                        recording.published_wall_ns[image_stamp] = time.time_ns()
+                    bar.update(1)
+                elif topic == options.points_topic:
+                    recording.scans_published += 1
+        _drain(recording, lock, total_images, drain_s)
+    finally:
+        node_proc.stop()
+        executor.shutdown(timeout_sec=2.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        spinner.join(timeout=5.0)
+        if node_log is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return recording
+
+
+def _diagnostic_array_type() -> Any:
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    return DiagnosticArray
+
+
+def _spin(executor: Any) -> None:
+    try:
+        executor.spin()
+    except Exception:  # noqa: BLE001 - the context was shut down under the executor
+        pass
+
+
+def _wait_ready(node: Any, node_proc: NodeProcess, publishers: dict[str, Any],
+                timeout_s: float) -> None:
+    """Until the node subscribes to every input and publishes depth (engine loaded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not node_proc.alive():
+            msg = (f'depth_node exited with status {node_proc.process.returncode} before it was'
+                   f' ready; its log:\n{node_proc.log_tail()}')
+            raise NodeError(msg)
+        subscribed = all(pub.get_subscription_count() > 0 for pub in publishers.values())
+        if subscribed and node.count_publishers(DEPTH_TOPIC) > 0:
+            time.sleep(0.5)  # let discovery finish on both sides of the depth topic
+            return
+        time.sleep(0.1)
+    msg = (f'depth_node did not subscribe to its inputs within {timeout_s:.0f} s; its log:\n'
+           f'{node_proc.log_tail()}')
+    raise NodeError(msg)
+
+
+def _drain(recording: LiveRecording, lock: threading.Lock, expected: int,
+           quiet_s: float, cap_s: float = 120.0) -> None:
+    """Wait for the last outputs: until all arrived, or none for ``quiet_s`` seconds."""
+    deadline = time.monotonic() + cap_s
+    last_count, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        with lock:
+            count = len(recording.depth)
+        if count >= expected:
+            return
+        if count != last_count:
+            last_count, last_change = count, time.monotonic()
+        elif time.monotonic() - last_change > quiet_s:
+            return
+        time.sleep(0.05)
+
+
+def evaluate_live(bag: str | Path, options: EvaluationOptions, *,
+                  startup_timeout_s: float = 180.0, node_log: Path | None = None
+                  ) -> EvaluationResult:
+    """Replay ``bag`` through the real node over DDS and score what it publishes.
+
+    Frames are paired for the targets and baselines with the node's synchroniser policy; a
+    frame counts as ``not_published`` when the node sent no depth for its image (superseded
+    while busy, dropped by pairing, ...). Under the hold-out protocol the withheld points are
+    removed from the clouds before they are replayed, so the node never sees them.
+
+    Raises:
+        BagError: see ``open_sequence``.
+        ConfigError: the weights file does not exist.
+        NodeError: the node failed to start or died during the replay.
+    """
+    started = time.perf_counter()
+    weights = Path(options.engine.weights).expanduser()
+    if not weights.is_file():
+        msg = f'--weights: no checkpoint file at {str(weights)!r}'
+        raise ConfigError(msg)
+    sequence = open_sequence(bag, options)
+    recording = replay(sequence, options, startup_timeout_s=startup_timeout_s,
+                       node_log=node_log)
+    expected = expected_frames(sequence, options)
+    book = ScoreBook(options.range_bins_m, options.projection.max_range,
+                     sample_indices_for(expected))
+    drops: dict[str, int] = {}
+    scored_stamps = set()
+    with progress_bar(expected, options.progress, 'score (live)') as bar:
+        for frame in iter_frames(sequence, options, drops):
+            depth = recording.depth.get(frame.image_stamp_ns)
+            if depth is None:
+                drops['not_published'] = drops.get('not_published', 0) + 1
+                continue
+            if depth.shape != frame.target_m.shape:
+                msg = (f'the node published depth of shape {depth.shape} for an image of shape'
+                       f' {frame.target_m.shape}')
+                raise NodeError(msg)
+            published = recording.published_wall_ns.get(frame.image_stamp_ns)
+            latency_ms = ((recording.received_wall_ns[frame.image_stamp_ns] - published) * 1e-6
+                          if published is not None else float('nan'))
+            book.add(frame, depth, latency_ms)
+            scored_stamps.add(frame.image_stamp_ns)
+            bar.update(1)
+    book.finish_samples()
+    unscored = len(set(recording.depth) - scored_stamps)
+    counts = {'images': len(recording.published_wall_ns),
+              'scans': recording.scans_published,
+              'depth_received': len(recording.depth),
+              'scored_frames': len(book.frames)}
+    if unscored:
+        counts['outputs_not_scored'] = unscored
+    for key, value in recording.diagnostics.items():
+        if key.startswith('drops.'):
+            drops[f'node_{key[len("drops."):]}'] = int(value) if value.isdigit() else value
+    notes = [f'replayed at {options.rate:g}x the recorded rate']
+    if sequence.ground_truth == 'holdout':
+        notes.append('withheld points were removed from each cloud before it was replayed')
+    return EvaluationResult(
+        bag=str(bag), mode='live', weights=options.engine.weights,
+        ground_truth=sequence.ground_truth, book=book, latency_kind=_LATENCY_KIND,
+        counts=counts, drops=drops, node_diagnostics=dict(recording.diagnostics),
+        wall_s=time.perf_counter() - started, notes=notes)
