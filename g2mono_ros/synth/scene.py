@@ -16,8 +16,8 @@ from g2mono_ros.synth.textures import TEXTURE_KINDS, TextureKind, texture_mix
 __all__ = ['Material', 'RayHits', 'Scene', 'make_scene']
 
 _EPS = 1e-6
-# Rays are cast in blocks so that the (rays, objects, 3) slab arrays stay a few MB.
-_BLOCK = 16384
+# Rays are cast in blocks so that the (rays, objects) candidate matrix stays a few MB.
+_BLOCK = 65536
 _SUN = np.array([0.45, 0.3, 0.84]) / np.linalg.norm([0.45, 0.3, 0.84])
 _SKY_HORIZON = np.array([0.80, 0.86, 0.93])
 _SKY_ZENITH = np.array([0.35, 0.52, 0.82])
@@ -76,10 +76,15 @@ def _box_range(origin: np.ndarray, dirs: np.ndarray, center: np.ndarray, half: n
     o_loc = _rotate_z(rel, c, s)
     d_loc = _rotate_z(dirs, c, s)
     d_safe = np.where(np.abs(d_loc) < 1e-12, 1e-12, d_loc)
-    t1 = (-half - o_loc) / d_safe
-    t2 = (half - o_loc) / d_safe
-    t_near = np.minimum(t1, t2).max(axis=-1)
-    t_far = np.maximum(t1, t2).min(axis=-1)
+    # Per-axis slabs as separate arrays: numpy reductions over a length-3 last axis are slow.
+    t_near = np.full(d_loc.shape[:-1], -np.inf)
+    t_far = np.full(d_loc.shape[:-1], np.inf)
+    for axis in range(3):
+        inv = 1.0 / d_safe[..., axis]
+        t1 = (-half[..., axis] - o_loc[..., axis]) * inv
+        t2 = (half[..., axis] - o_loc[..., axis]) * inv
+        t_near = np.maximum(t_near, np.minimum(t1, t2))
+        t_far = np.minimum(t_far, np.maximum(t1, t2))
     hit = (t_far >= t_near) & (t_near > _EPS)
     return np.where(hit, t_near, np.inf), o_loc, d_loc
 
@@ -167,35 +172,52 @@ class Scene:
             return RayHits(np.zeros(0), np.zeros(0, dtype=np.int64), empty, empty)
         return RayHits(*(np.concatenate(field) for field in zip(*parts)))
 
+    def _bounding_spheres(self) -> tuple[np.ndarray, np.ndarray]:
+        """(centres (M, 3), radii (M,)) of every object after the ground, in id order."""
+        b, cy, sp = self.boxes, self.cylinders, self.spheres
+        centres = np.concatenate([
+            b[:, :3],
+            np.stack([cy[:, 0], cy[:, 1], cy[:, 2] + 0.5 * cy[:, 4]], axis=1),
+            sp[:, :3]]) if self.num_objects > 1 else np.zeros((0, 3))
+        radii = np.concatenate([np.linalg.norm(b[:, 3:6], axis=1),
+                                np.hypot(cy[:, 3], 0.5 * cy[:, 4]), sp[:, 3]])
+        return centres, radii
+
     def _cast_block(self, origin: np.ndarray, dirs: np.ndarray) -> RayHits:
-        n = len(dirs)
         with np.errstate(divide='ignore'):
             t_ground = np.where(dirs[:, 2] < -1e-12, -origin[2] / dirs[:, 2], np.inf)
         best = np.where(t_ground > _EPS, t_ground, np.inf)
         best_id = np.where(np.isfinite(best), 0, -1).astype(np.int64)
-        candidates = []
-        if len(self.boxes):
-            b = self.boxes
-            t, _, _ = _box_range(origin, dirs[:, None, :], b[None, :, :3], b[None, :, 3:6],
-                                 b[None, :, 6])
-            candidates.append((t, 1))
-        if len(self.cylinders):
-            cy = self.cylinders
-            t, _ = _cylinder_range(origin, dirs[:, None, :], cy[None, :, :3], cy[None, :, 3],
-                                   cy[None, :, 4])
-            candidates.append((t, self._first_cyl))
-        if len(self.spheres):
-            sp = self.spheres
-            t = _sphere_range(origin, dirs[:, None, :], sp[None, :, :3], sp[None, :, 3])
-            candidates.append((t, self._first_sph))
-        for t, first in candidates:
-            idx = np.argmin(t, axis=1)
-            t_min = t[np.arange(n), idx]
-            closer = t_min < best
-            best = np.where(closer, t_min, best)
-            best_id = np.where(closer, first + idx, best_id)
+        # All rays share one origin: a ray can only hit an object whose bounding sphere it
+        # enters, i.e. whose angular radius seen from the origin covers the ray (one matmul).
+        centres, radii = self._bounding_spheres()
+        rel = centres - origin
+        dist = np.linalg.norm(rel, axis=1)
+        inside = dist <= radii
+        cos_limit = np.sqrt(np.clip(1.0 - (radii / np.maximum(dist, 1e-9)) ** 2, 0.0, 1.0))
+        cosine = dirs @ (rel / np.maximum(dist, 1e-9)[:, None]).T
+        candidate = (cosine >= cos_limit - 1e-9) | inside
+        for k in range(len(radii)):
+            rows = np.flatnonzero(candidate[:, k])
+            if rows.size == 0:
+                continue
+            t = self._object_range(k + 1, origin, dirs[rows])
+            closer = t < best[rows]
+            best[rows[closer]] = t[closer]
+            best_id[rows[closer]] = k + 1
         normal, local = self._surface(origin, dirs, best, best_id)
         return RayHits(best, best_id, normal, local)
+
+    def _object_range(self, obj: int, origin: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+        """Range (N,) of unit rays to object ``obj`` (>= 1), inf on miss."""
+        if obj < self._first_cyl:
+            b = self.boxes[obj - 1]
+            return _box_range(origin, dirs, b[:3], b[3:6], b[6])[0]
+        if obj < self._first_sph:
+            cy = self.cylinders[obj - self._first_cyl]
+            return _cylinder_range(origin, dirs, cy[:3], cy[3], cy[4])[0]
+        sp = self.spheres[obj - self._first_sph]
+        return _sphere_range(origin, dirs, sp[:3], sp[3])
 
     def _surface(self, origin: np.ndarray, dirs: np.ndarray, rng: np.ndarray,
                  ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
