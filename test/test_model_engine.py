@@ -1,0 +1,270 @@
+"""DepthEngine, sparse resizing and colorizing, on small real checkpoints saved to tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from g2mono_ros.checkpoint import save_checkpoint
+from g2mono_ros.config import EngineConfig
+from g2mono_ros.engine import DepthEngine, resize_sparse_depth
+from g2mono_ros.errors import CheckpointError, ConfigError, ShapeError
+from g2mono_ros.models import create_model, default_model_kwargs, to_release_state_dict
+from g2mono_ros.visualize import colorize_depth
+
+MAX_DEPTH = 40.0
+
+
+def _with_alphas(model: nn.Module, value: float = 0.3) -> nn.Module:
+    """Non-zero ReZero scalars, and a head conv rescaled so that random weights give depths
+    inside (0, 1): raw random outputs are O(1-10) and would all clip, hiding any difference."""
+    captured = []
+    hook = model.head.register_forward_hook(lambda mod, args, out: captured.append(out))
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith('alpha'):
+                param.fill_(value)
+        gen = torch.Generator().manual_seed(0)
+        rgb = torch.rand(2, 3, 64, 128, generator=gen)
+        hole = (torch.rand(2, 1, 64, 128, generator=gen) < 0.1).float()
+        model.eval()(rgb, hole * torch.rand(2, 1, 64, 128, generator=gen), hole)
+        hook.remove()
+        raw = captured[0]
+        scale = 0.15 / float(raw.std())
+        model.head.weight.mul_(scale)
+        model.head.bias.mul_(scale).add_(0.5 - scale * float(raw.mean()))
+    return model
+
+
+@pytest.fixture(scope='module')
+def seed_small_weights(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    kwargs = default_model_kwargs('seed_small')
+    model = _with_alphas(create_model('seed_small', **kwargs))
+    path = tmp_path_factory.mktemp('weights') / 'seed_small.pt'
+    return save_checkpoint(path, model, variant='seed_small', model_kwargs=kwargs,
+                           max_depth=MAX_DEPTH, input_height=64, input_width=0)
+
+
+def _frame(height: int, width: int, points: int = 200, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    sparse = np.zeros((height, width), np.float32)
+    rows = rng.integers(0, height, points)
+    cols = rng.integers(0, width, points)
+    sparse[rows, cols] = rng.uniform(1.0, 60.0, points).astype(np.float32)
+    return rgb, sparse
+
+
+# --------------------------------------------------------------------------- engine
+
+
+def test_engine_on_size_not_multiple_of_64(seed_small_weights: Path) -> None:
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=64))
+    assert engine.max_depth == MAX_DEPTH
+    assert engine.device == torch.device('cpu')
+    assert engine.network_input_size(70, 130) == (64, 128)
+    rgb, sparse = _frame(70, 130)
+    depth = engine.infer(rgb, sparse)
+    assert depth.shape == (70, 130) and depth.dtype == np.float32
+    assert np.isfinite(depth).all()
+    assert depth.min() >= 0.0 and depth.max() <= MAX_DEPTH
+
+
+def test_engine_zero_point_input(seed_small_weights: Path) -> None:
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=64))
+    rgb, _ = _frame(70, 130)
+    depth = engine.infer(rgb, np.zeros((70, 130), np.float32))
+    assert depth.shape == (70, 130) and np.isfinite(depth).all()
+
+
+def test_engine_follows_release_conventions(seed_small_weights: Path) -> None:
+    """At the network size nothing is resized: compare with a hand-normalised forward pass."""
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=64, input_width=128))
+    rgb, sparse = _frame(64, 128, seed=3)
+    sparse[0, 0] = 500.0  # beyond max depth: clipped to 1.0 at the input
+    sparse[1, 1] = np.nan  # not a point
+    depth = engine.infer(rgb, sparse)
+
+    model = engine.model
+    clean = np.where(np.isfinite(sparse), sparse, 0.0)
+    rgb_t = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+    point = torch.from_numpy(np.clip(clean / MAX_DEPTH, 0, 1)).float()[None, None]
+    hole = torch.from_numpy(clean > 0).float()[None, None]
+    with torch.no_grad():
+        expected = model(rgb_t, point, hole).clamp(0, 1)[0, 0].numpy() * MAX_DEPTH
+    np.testing.assert_allclose(depth, expected, rtol=1e-5, atol=1e-5 * MAX_DEPTH)
+
+
+def test_engine_accepts_sparse_at_network_size(seed_small_weights: Path) -> None:
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=64))
+    rgb, _ = _frame(70, 130)
+    _, sparse_net = _frame(64, 128, seed=1)
+    depth = engine.infer(rgb, sparse_net)
+    assert depth.shape == (70, 130)
+    with pytest.raises(ShapeError, match=r'sparse_depth must be \(70, 130\) .* or \(64, 128\)'):
+        engine.infer(rgb, np.zeros((10, 10), np.float32))
+    with pytest.raises(ShapeError, match=r'rgb must be \(H, W, 3\) uint8'):
+        engine.infer(rgb.astype(np.float32), sparse_net)
+
+
+def test_engine_bf16_close_to_fp32(seed_small_weights: Path) -> None:
+    rgb, sparse = _frame(64, 128, seed=2)
+    results = {}
+    for precision in ('fp32', 'bf16'):
+        engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                          precision=precision, input_height=64))
+        results[precision] = engine.infer(rgb, sparse)
+    assert np.isfinite(results['bf16']).all()
+    assert 0.1 * MAX_DEPTH < results['fp32'].mean() < 0.9 * MAX_DEPTH  # not clipped away
+    error = np.abs(results['bf16'] - results['fp32'])
+    assert error.mean() < 0.01 * MAX_DEPTH and error.max() < 0.1 * MAX_DEPTH
+
+
+def test_engine_infer_tensors(seed_small_weights: Path) -> None:
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=64))
+    rgb = torch.randint(0, 256, (2, 3, 64, 128), dtype=torch.uint8)
+    sparse = torch.zeros(2, 1, 64, 128)
+    sparse[:, :, ::7, ::5] = 12.0
+    out = engine.infer_tensors(rgb, sparse)
+    assert out.shape == (2, 1, 64, 128) and out.dtype == torch.float32
+    assert float(out.min()) >= 0.0 and float(out.max()) <= MAX_DEPTH
+    as_float = engine.infer_tensors(rgb.float() / 255.0, sparse)
+    torch.testing.assert_close(out, as_float)
+    with pytest.raises(ShapeError, match=r'sparse must be \(B, 1, h, w\)'):
+        engine.infer_tensors(rgb, sparse[:, 0])
+
+
+def test_engine_needs_weights_setting() -> None:
+    with pytest.raises(ConfigError, match="parameter 'weights' is empty"):
+        DepthEngine(EngineConfig(weights=''))
+
+
+def test_engine_missing_weights_file_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / 'missing.pt'
+    with pytest.raises(CheckpointError, match='not found: .*missing.pt'):
+        DepthEngine(EngineConfig(weights=str(missing), device='cpu'))
+
+
+def test_engine_release_weights_need_max_depth(tmp_path: Path) -> None:
+    small = {'widths': (8, 16, 16, 32, 32, 32, 32)}
+    release = to_release_state_dict(create_model('official', **small))
+    # The release file itself is full-size; a small bare dict needs the variant's kwargs, so
+    # this goes through our format to keep the test small, then the bare path separately.
+    path = tmp_path / 'bare.pth'
+    torch.save({'network': to_release_state_dict(create_model('official'))}, path)
+    with pytest.raises(ConfigError, match="parameter 'max_depth' must be > 0"):
+        DepthEngine(EngineConfig(weights=str(path), device='cpu', variant='official'))
+    engine = DepthEngine(EngineConfig(weights=str(path), device='cpu', variant='official',
+                                      max_depth=20.0, input_height=64))
+    assert engine.max_depth == 20.0
+    assert engine.loaded.variant == 'official'
+    assert release  # the small dict is a valid release-format dict too
+    rgb, sparse = _frame(64, 64)
+    assert engine.infer(rgb, sparse).shape == (64, 64)
+
+
+def test_engine_cuda_unavailable_is_config_error(seed_small_weights: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip('CUDA is available here')
+    with pytest.raises(ConfigError, match="parameter 'device' is 'cuda'"):
+        DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cuda'))
+
+
+def test_engine_with_in_memory_model() -> None:
+    model = create_model('seed_small')
+    engine = DepthEngine(EngineConfig(weights='<in-memory>', device='cpu', max_depth=10.0,
+                                      input_height=64), model=model)
+    rgb, sparse = _frame(64, 64)
+    assert engine.infer(rgb, sparse).shape == (64, 64)
+
+
+def test_network_input_size_keeps_aspect(seed_small_weights: Path) -> None:
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu'))
+    assert engine.network_input_size(480, 640) == (320, 448)  # 426.7 -> 448
+    assert engine.network_input_size(375, 1242) == (320, 1088)  # KITTI
+    assert engine.network_input_size(1000, 50) == (320, 64)  # never below one block
+    fixed = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                     input_height=256, input_width=512))
+    assert fixed.network_input_size(480, 640) == (256, 512)
+
+
+# --------------------------------------------------------------------------- sparse resize
+
+
+def test_resize_keeps_nearest_point_per_target_pixel() -> None:
+    depth = np.zeros((4, 4), np.float32)
+    depth[0, 0] = 9.0
+    depth[1, 1] = 3.0  # same target pixel (0, 0) at 2x2: the nearer survives
+    depth[0, 1] = 5.0
+    depth[3, 3] = 7.0
+    out = resize_sparse_depth(depth, (2, 2))
+    np.testing.assert_array_equal(out, [[3.0, 0.0], [0.0, 7.0]])
+
+
+def test_resize_never_invents_or_blends() -> None:
+    rng = np.random.default_rng(0)
+    depth = np.zeros((97, 203), np.float32)
+    idx = rng.choice(depth.size, 3000, replace=False)
+    depth.reshape(-1)[idx] = rng.uniform(0.5, 80.0, idx.size)
+    for out_hw in ((32, 64), (64, 128), (200, 400)):
+        out = resize_sparse_depth(depth, out_hw)
+        assert out.shape == out_hw and out.dtype == np.float32
+        values = out[out > 0]
+        assert np.isin(values, depth[depth > 0]).all()
+        # every kept value is the minimum of the input points mapped to its pixel
+        assert values.size == min(np.count_nonzero(depth > 0), values.size)
+    up = resize_sparse_depth(depth, (194, 406))
+    assert np.count_nonzero(up) == np.count_nonzero(depth)  # upsampling loses no point
+
+
+def test_resize_min_matches_brute_force() -> None:
+    rng = np.random.default_rng(1)
+    depth = np.where(rng.random((30, 50)) < 0.3, rng.uniform(1, 9, (30, 50)), 0).astype(np.float32)
+    out = resize_sparse_depth(depth, (7, 11))
+    expected = np.zeros((7, 11), np.float32)
+    for r, c in zip(*np.nonzero(depth)):
+        tr = min(int((r + 0.5) * 7 / 30), 6)
+        tc = min(int((c + 0.5) * 11 / 50), 10)
+        v = depth[r, c]
+        expected[tr, tc] = v if expected[tr, tc] == 0 else min(expected[tr, tc], v)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_resize_ignores_invalid_and_checks_shapes() -> None:
+    depth = np.array([[np.nan, -1.0], [np.inf, 2.0]], np.float32)
+    np.testing.assert_array_equal(resize_sparse_depth(depth, (2, 2)), [[0, 0], [0, 2.0]])
+    np.testing.assert_array_equal(resize_sparse_depth(depth, (1, 1)), [[2.0]])
+    assert not resize_sparse_depth(np.zeros((8, 8)), (4, 4)).any()
+    with pytest.raises(ShapeError, match=r'sparse depth must be \(H, W\)'):
+        resize_sparse_depth(np.zeros((2, 2, 1)), (1, 1))
+    with pytest.raises(ShapeError, match='out_hw must be two positive sizes'):
+        resize_sparse_depth(np.zeros((2, 2)), (0, 1))
+
+
+# --------------------------------------------------------------------------- colorize
+
+
+def test_colorize_depth() -> None:
+    depth = np.array([[0.0, 1.0, 10.0, 100.0], [np.nan, -1.0, 5.0, 20.0]], np.float32)
+    image = colorize_depth(depth, 10.0)
+    assert image.shape == (2, 4, 3) and image.dtype == np.uint8
+    assert (image[0, 0] == 0).all() and (image[1, 0] == 0).all() and (image[1, 1] == 0).all()
+    assert (image[0, 2] == image[0, 3]).all()  # saturates beyond max depth
+    assert image[0, 2].any()  # the far end is dark but not the no-data black
+    # near is brighter than far (monotone luminance of the colormap)
+    luminance = image.astype(float) @ np.array([0.299, 0.587, 0.114])
+    assert luminance[0, 1] > luminance[1, 2] > luminance[0, 2]
+    with pytest.raises(ShapeError, match='max_depth must be a positive'):
+        colorize_depth(depth, 0.0)
+    with pytest.raises(ShapeError, match=r'depth_m must be \(H, W\)'):
+        colorize_depth(depth[None], 10.0)
