@@ -70,6 +70,11 @@ class PairSynchronizer:
           backwards: everything buffered is dropped (``time_jump``), ``time_jumps`` is
           incremented, ``last_time_jump`` is set, and the new message starts a fresh stream.
 
+    Counters: ``drops`` (reason -> count, all inputs), ``image_drops`` and ``scan_drops`` per
+    input, ``pairs_emitted``, ``scans_used`` (distinct scans paired), ``time_jumps``. Every
+    message is accounted for: images in = pairs + image drops + pending images; scans in =
+    scans used + scan drops + pending unused scans.
+
     Not thread-safe: call from one thread (one callback group / executor thread).
 
     Args:
@@ -89,8 +94,11 @@ class PairSynchronizer:
         self._wait = config.max_wait_ns
         self._size = config.sync_queue_size
         self._jump = backwards_jump_ns
-        self.drops: Counter[str] = Counter()
+        self.image_drops: Counter[str] = Counter()
+        self.scan_drops: Counter[str] = Counter()
+        self._caller_drops: Counter[str] = Counter()
         self.pairs_emitted = 0
+        self.scans_used = 0
         self.time_jumps = 0
         self.last_time_jump: TimeJump | None = None
         self._reset_stream()
@@ -107,6 +115,11 @@ class PairSynchronizer:
     # -- public ------------------------------------------------------------------------------
 
     @property
+    def drops(self) -> Counter[str]:
+        """reason -> count over images, scans and ``record_drop`` (a fresh Counter)."""
+        return self.image_drops + self.scan_drops + self._caller_drops
+
+    @property
     def pending_images(self) -> int:
         return len(self._images)
 
@@ -114,30 +127,35 @@ class PairSynchronizer:
     def pending_scans(self) -> int:
         return len(self._scans)
 
+    @property
+    def pending_unused_scans(self) -> int:
+        return sum(not scan.used for scan in self._scans)
+
     def record_drop(self, reason: str, count: int = 1) -> None:
         """Count a drop decided by the caller (e.g. ``malformed`` for undecodable messages)."""
-        self.drops[reason] += count
+        self._caller_drops[reason] += count
 
     def add_image(self, stamp_ns: int, item: Any) -> list[Pair]:
         """Buffer an image; returns the pairs completed by it (in stamp order, maybe empty)."""
         stamp = int(stamp_ns)
         self._check_jump(stamp)
         if self._last_decided is not None and stamp <= self._last_decided:
-            self.drops['duplicate' if stamp == self._last_decided else 'late'] += 1
+            self.image_drops['duplicate' if stamp == self._last_decided else 'late'] += 1
             return []
         pos = bisect.bisect_left(self._image_stamps, stamp)
         if pos < len(self._image_stamps) and self._image_stamps[pos] == stamp:
-            self.drops['duplicate'] += 1
+            self.image_drops['duplicate'] += 1
             return []
         self._image_stamps.insert(pos, stamp)
         self._images.insert(pos, item)
         self._advance(stamp)
-        if len(self._images) > self._size:
+        pairs = self._decide(self._newest)
+        while len(self._images) > self._size:
             # Keep the newest: the oldest image has waited longest and is least useful.
             self._image_stamps.pop(0)
             self._images.pop(0)
-            self.drops['queue_full'] += 1
-        return self._decide(self._newest)
+            self.image_drops['queue_full'] += 1
+        return pairs
 
     def add_scan(self, stamp_ns: int, item: Any) -> list[Pair]:
         """Buffer a LiDAR scan; returns the pairs completed by it (in stamp order, maybe empty)."""
@@ -145,11 +163,11 @@ class PairSynchronizer:
         self._check_jump(stamp)
         floor = self._usable_floor()
         if floor is not None and stamp < floor - self._offset:
-            self.drops['late'] += 1
+            self.scan_drops['late'] += 1
             return []
         pos = bisect.bisect_left(self._scan_stamps, stamp)
         if pos < len(self._scan_stamps) and self._scan_stamps[pos] == stamp:
-            self.drops['duplicate'] += 1
+            self.scan_drops['duplicate'] += 1
             return []
         self._scan_stamps.insert(pos, stamp)
         self._scans.insert(pos, _Scan(stamp, item))
@@ -171,7 +189,8 @@ class PairSynchronizer:
 
     def clear(self) -> None:
         """Forget everything buffered (counted as ``time_jump`` drops) and start afresh."""
-        self.drops['time_jump'] += len(self._images) + sum(not s.used for s in self._scans)
+        self.image_drops['time_jump'] += len(self._images)
+        self.scan_drops['time_jump'] += sum(not s.used for s in self._scans)
         self._reset_stream()
 
     # -- internals ---------------------------------------------------------------------------
@@ -187,9 +206,8 @@ class PairSynchronizer:
             self._newest = stamp
 
     def _usable_floor(self) -> int | None:
-        """Lowest image stamp that can still be paired (pending or yet to come)."""
-        if self._image_stamps:
-            return self._image_stamps[0]
+        """Lowest image stamp that can still be paired: images may arrive out of order until
+        a newer one is decided, so only decisions raise it."""
         if self._last_decided is not None:
             return self._last_decided + 1
         return None
@@ -207,9 +225,11 @@ class PairSynchronizer:
             self._last_decided = stamp
             scan = self._nearest_scan(stamp)
             if scan is None:
-                self.drops['no_partner'] += 1
+                self.image_drops['no_partner'] += 1
                 continue
-            scan.used = True
+            if not scan.used:
+                scan.used = True
+                self.scans_used += 1
             pairs.append(Pair(stamp, image, scan.stamp, scan.item))
         self.pairs_emitted += len(pairs)
         if pairs or not self._image_stamps:
@@ -231,7 +251,7 @@ class PairSynchronizer:
         self._scan_stamps.pop(index)
         scan = self._scans.pop(index)
         if not scan.used:
-            self.drops[reason] += 1
+            self.scan_drops[reason] += 1
 
     def _prune_scans(self) -> None:
         floor = self._usable_floor()
