@@ -1,0 +1,162 @@
+"""``g2mono evaluate BAG --weights W``: score the network (offline or through the live node).
+
+Builds the same config records as the node (engine, projection, sync) from the options, runs
+the evaluation, writes the report folder and prints the summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from g2mono_ros.config import EngineConfig, ExtrinsicConfig, ProjectionConfig, SyncConfig
+from g2mono_ros.errors import ConfigError
+from g2mono_ros.evaluation.evaluator import EvaluationOptions, EvaluationResult
+from g2mono_ros.evaluation.metrics import DEFAULT_RANGE_BINS_M
+
+__all__ = ['add_arguments', 'add_common_arguments', 'default_report_dir', 'options_from_args', 'run',
+           'run_evaluation']
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``evaluate`` and ``demo``: the network and the live replay."""
+    net = parser.add_argument_group('network (as the node parameters of the same names)')
+    net.add_argument('--variant', default='auto', help='auto | seed | official (default auto)')
+    net.add_argument('--device', default='auto', help='auto | cuda | cpu (default auto)')
+    net.add_argument('--precision', default='fp32', help='fp32 | fp16 | bf16 (default fp32)')
+    net.add_argument('--input-height', type=int, default=None,
+                     help='network input height, a multiple of 64 (default: 320)')
+    net.add_argument('--input-width', type=int, default=0,
+                     help='network input width, a multiple of 64; 0 keeps the aspect (default)')
+    net.add_argument('--max-depth', type=float, default=0.0,
+                     help="metres mapped to 1.0; 0 = the checkpoint's value (default)")
+    parser.add_argument('--rate', type=float, default=1.0,
+                        help='live mode: replay speed factor of the recorded rate (default 1)')
+    parser.add_argument('--max-frames', type=int, default=0,
+                        help='stop after this many frames (default 0 = all)')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``g2mono evaluate`` options."""
+    parser.add_argument('bag', help='rosbag2 directory or .mcap/.db3 file')
+    parser.add_argument('--weights', required=True, help='checkpoint (.pt or release .pth)')
+    parser.add_argument('--mode', choices=('offline', 'live'), default='offline',
+                        help='offline: local engine, no DDS (default); live: the real depth_node '
+                             'over DDS, the bag replayed at its recorded rate')
+    parser.add_argument('--report', default=None,
+                        help='report folder (default: reports/<bag name>_<mode>)')
+    gt = parser.add_argument_group('ground truth')
+    gt.add_argument('--gt-topic', default='/ground_truth/depth',
+                    help='depth image topic with ground truth (default /ground_truth/depth)')
+    gt.add_argument('--ground-truth', choices=('auto', 'topic', 'holdout'), default='auto',
+                    help='auto: the gt topic when present, else LiDAR hold-out (default)')
+    gt.add_argument('--holdout-fraction', type=float, default=0.2,
+                    help='hold-out: share of the projected points withheld per scan (default 0.2)')
+    gt.add_argument('--seed', type=int, default=0, help='hold-out seed (default 0)')
+    topics = parser.add_argument_group('topics and geometry')
+    topics.add_argument('--image-topic', default='/camera/image_raw')
+    topics.add_argument('--camera-info-topic', default='/camera/camera_info')
+    topics.add_argument('--points-topic', default='/lidar/points')
+    topics.add_argument('--extrinsic', nargs=7, type=float, default=None,
+                        metavar=('TX', 'TY', 'TZ', 'QX', 'QY', 'QZ', 'QW'),
+                        help="LiDAR -> camera optical (default: the bag's /tf_static)")
+    topics.add_argument('--min-range', type=float, default=ProjectionConfig.min_range)
+    topics.add_argument('--max-range', type=float, default=ProjectionConfig.max_range)
+    topics.add_argument('--sync-max-offset', type=float, default=SyncConfig.sync_max_offset)
+    topics.add_argument('--sync-max-wait', type=float, default=SyncConfig.sync_max_wait)
+    topics.add_argument('--range-bins', type=float, nargs='+', default=None, metavar='M',
+                        help='range bin edges in metres (default 0 5 10 20 40; a last bin is '
+                             'open-ended)')
+    add_common_arguments(parser)
+
+
+def _engine_config(args: argparse.Namespace, weights: str) -> EngineConfig:
+    kwargs: dict[str, Any] = {'weights': weights, 'variant': args.variant, 'device': args.device,
+                              'precision': args.precision, 'input_width': args.input_width,
+                              'max_depth': args.max_depth}
+    if args.input_height is not None:
+        kwargs['input_height'] = args.input_height
+    return EngineConfig(**kwargs)
+
+
+def options_from_args(args: argparse.Namespace, *, weights: str | None = None,
+                      mode: str | None = None) -> EvaluationOptions:
+    """Build ``EvaluationOptions`` from parsed options (``evaluate``'s, or ``demo``'s).
+
+    Raises:
+        ConfigError: any value out of range, named.
+    """
+    extrinsic = None
+    if getattr(args, 'extrinsic', None) is not None:
+        values = args.extrinsic
+        extrinsic = ExtrinsicConfig(tuple(values[:3]), tuple(values[3:]))
+    bins: tuple[float, ...] = DEFAULT_RANGE_BINS_M
+    if getattr(args, 'range_bins', None):
+        bins = tuple(args.range_bins)
+        if bins[-1] != math.inf:
+            bins = (*bins, math.inf)
+        if any(b <= a for a, b in zip(bins[:-1], bins[1:])) or bins[0] < 0:
+            msg = f'--range-bins must be increasing metres >= 0; got {list(args.range_bins)}'
+            raise ConfigError(msg)
+    return EvaluationOptions(
+        engine=_engine_config(args, weights or args.weights),
+        mode=mode or args.mode,
+        ground_truth=getattr(args, 'ground_truth', 'auto'),
+        gt_topic=getattr(args, 'gt_topic', '/ground_truth/depth'),
+        holdout_fraction=getattr(args, 'holdout_fraction', 0.2),
+        seed=getattr(args, 'seed', 0),
+        max_frames=args.max_frames,
+        rate=args.rate,
+        image_topic=getattr(args, 'image_topic', '/camera/image_raw'),
+        camera_info_topic=getattr(args, 'camera_info_topic', '/camera/camera_info'),
+        points_topic=getattr(args, 'points_topic', '/lidar/points'),
+        projection=ProjectionConfig(getattr(args, 'min_range', ProjectionConfig.min_range),
+                                    getattr(args, 'max_range', ProjectionConfig.max_range)),
+        sync=SyncConfig(sync_max_offset=getattr(args, 'sync_max_offset',
+                                                SyncConfig.sync_max_offset),
+                        sync_max_wait=getattr(args, 'sync_max_wait', SyncConfig.sync_max_wait)),
+        extrinsic=extrinsic,
+        range_bins_m=bins,
+        progress=not args.no_progress,
+    )
+
+
+def run_evaluation(bag: str | Path, options: EvaluationOptions) -> EvaluationResult:
+    """Offline or live, as ``options.mode`` says."""
+    if options.mode == 'live':
+        from g2mono_ros.evaluation.live import evaluate_live
+
+        return evaluate_live(bag, options)
+    from g2mono_ros.evaluation.evaluator import evaluate_offline
+
+    return evaluate_offline(bag, options)
+
+
+def default_report_dir(bag: str | Path, mode: str) -> Path:
+    """``reports/<bag name>_<mode>`` under the current directory."""
+    name = Path(bag).resolve().name
+    for suffix in ('.mcap', '.db3'):
+        name = name.removesuffix(suffix)
+    return Path('reports') / f'{name}_{mode}'
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write the report, print the table and where the report is."""
+    from g2mono_ros.evaluation.report import format_table, write_report
+
+    options = options_from_args(args)
+    weights = Path(options.engine.weights).expanduser()
+    if not weights.is_file():
+        msg = f'--weights: no checkpoint file at {str(weights)!r}'
+        raise ConfigError(msg)
+    result = run_evaluation(args.bag, options)
+    report_dir = Path(args.report) if args.report else default_report_dir(args.bag, options.mode)
+    path, summary = write_report(result, options, report_dir)
+    print(f'g2mono evaluate: {args.bag} ({options.mode}), weights {weights}')
+    print(f"ground truth: {summary['ground_truth']}")
+    print(format_table(summary))
+    print(f'report: {path}')
+    return 0

@@ -1,0 +1,138 @@
+"""``g2mono demo``: generate the built-in synthetic sequence, replay it through the live node,
+evaluate, and print the summary and the report path. The README's main job.
+
+The sequence uses ``DEMO_SEED``, which the shipped weights were not trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import shutil
+import time
+from pathlib import Path
+
+from g2mono_ros.errors import ConfigError
+from g2mono_ros.evaluation.cli import add_common_arguments, options_from_args, run_evaluation
+
+__all__ = ['DEMO_SEED', 'add_arguments', 'generate_demo_bag', 'run', 'shipped_weights']
+
+#: Seed of the demo sequence: not one of the training or validation seeds.
+DEMO_SEED = 4242
+
+
+def shipped_weights() -> Path | None:
+    """The demo checkpoint shipped in ``g2mono_ros/weights`` (``DEMO_WEIGHTS`` there, else the
+    only ``.pt`` file), or None when the package ships none."""
+    try:
+        import g2mono_ros.weights as weights_pkg
+    except ImportError:
+        return None
+    folder = Path(str(importlib.resources.files('g2mono_ros.weights')))
+    named = getattr(weights_pkg, 'DEMO_WEIGHTS', None)
+    if named:
+        candidate = Path(named)
+        candidate = candidate if candidate.is_absolute() else folder / candidate
+        return candidate if candidate.is_file() else None
+    files = sorted(folder.glob('*.pt'))
+    return files[0] if len(files) == 1 else None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``g2mono demo`` options."""
+    parser.add_argument('--weights', default=None,
+                        help='checkpoint to demonstrate (default: the shipped demo weights)')
+    parser.add_argument('--out', default='g2mono_demo',
+                        help='folder for the generated bag and the report (default g2mono_demo)')
+    parser.add_argument('--frames', type=int, default=90,
+                        help='camera frames to generate, at 30 Hz (default 90 = 3 s)')
+    parser.add_argument('--seed', type=int, default=DEMO_SEED,
+                        help=f'sequence seed (default {DEMO_SEED}, unseen in training)')
+    parser.add_argument('--width', type=int, default=320, help='image width (default 320)')
+    parser.add_argument('--height', type=int, default=240, help='image height (default 240)')
+    parser.add_argument('--beams', type=int, default=32, choices=(16, 32, 64),
+                        help='LiDAR beams (default 32)')
+    parser.add_argument('--mode', choices=('live', 'offline'), default='live',
+                        help='live: through the real depth_node over DDS (default); offline: '
+                             'the same pipeline without DDS')
+    add_common_arguments(parser)
+    parser.set_defaults(rate=0.5)
+    for action in parser._actions:  # the demo replays at half speed on a CPU by default
+        if action.dest == 'rate':
+            action.help = 'replay speed factor of the recorded rate (default 0.5)'
+
+
+def generate_demo_bag(path: Path, *, seed: int, frames: int, width: int, height: int, beams: int,
+                      progress: bool = True) -> None:
+    """Write the synthetic sequence to ``path``, replacing an earlier demo bag there.
+
+    Raises:
+        ConfigError: ``path`` exists and is not a bag this command wrote.
+        BagError: writing fails.
+    """
+    from tqdm import tqdm
+
+    from g2mono_ros.synth import write_synthetic_bag
+    from g2mono_ros.synth.bag import METADATA_KEY
+
+    if path.exists():
+        metadata = path / 'metadata.yaml'
+        if not (metadata.is_file() and METADATA_KEY in metadata.read_text(errors='replace')):
+            msg = f'{str(path)!r} exists and is not a g2mono synthetic bag; choose another --out'
+            raise ConfigError(msg)
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=None, disable=not progress, desc='generate', unit='msg',
+              dynamic_ncols=True, leave=False) as bar:
+        def on_progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        write_synthetic_bag(path, seed, frames, width=width, height=height, beams=beams,
+                            progress=on_progress)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate, evaluate (live by default), report; print which weights were used."""
+    from g2mono_ros.checkpoint import load_checkpoint
+    from g2mono_ros.evaluation.report import format_table, write_report
+
+    started = time.perf_counter()
+    if args.weights:
+        weights = Path(args.weights).expanduser()
+        origin = 'given with --weights'
+    else:
+        found = shipped_weights()
+        if found is None:
+            msg = ('no demo weights are shipped in g2mono_ros/weights; '
+                   'pass a checkpoint with --weights PATH')
+            raise ConfigError(msg)
+        weights, origin = found, 'the shipped demo weights'
+    if not weights.is_file():
+        msg = f'--weights: no checkpoint file at {str(weights)!r}'
+        raise ConfigError(msg)
+    if args.input_height is None:
+        # The demo runs the network at the size the checkpoint was made for (small on a CPU).
+        args.input_height = int(load_checkpoint(weights).input_height or 320)
+    out = Path(args.out).expanduser().resolve()
+    bag = out / 'synthetic_bag'
+    print(f'g2mono demo: weights {weights} ({origin})')
+    print(f'generating {args.frames} frames (seed {args.seed}, {args.width}x{args.height}, '
+          f'{args.beams}-beam LiDAR) -> {bag}')
+    generate_demo_bag(bag, seed=args.seed, frames=args.frames, width=args.width,
+                      height=args.height, beams=args.beams, progress=not args.no_progress)
+    options = options_from_args(args, weights=str(weights), mode=args.mode)
+    how = (f'replaying into DDS at {options.rate:g}x through the depth_node process'
+           if options.mode == 'live' else 'running the node pipeline offline')
+    print(f'{how} (network input height {options.engine.input_height})')
+    result = run_evaluation(bag, options)
+    path, summary = write_report(result, options, out / 'report')
+    print()
+    print(f"ground truth: {summary['ground_truth']}")
+    print(format_table(summary))
+    print()
+    print(f'weights used: {weights} ({origin})')
+    print(f'report: {path} (report.md, summary.json, frames.csv, plots)')
+    print(f'demo took {time.perf_counter() - started:.0f} s')
+    return 0
