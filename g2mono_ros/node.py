@@ -113,6 +113,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
 }
 
 _FLUSH_PERIOD_S = 0.05
+_JUMP_BACK_NS = 1_000_000_000  # a stamp this much older than the newest = time went back
+# Drops that happen in normal operation (newest pair wins; spare scans): no warning level.
+_ROUTINE_DROPS = frozenset({'pair_superseded', 'sync_superseded'})
 _WORKER_POLL_S = 0.2
 
 
@@ -135,6 +138,13 @@ def _qos(name: str, *, output: bool) -> QoSProfile:
     reliability = ReliabilityPolicy.RELIABLE if name == 'reliable' else ReliabilityPolicy.BEST_EFFORT
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5 if output else 10,
                       reliability=reliability)
+
+
+def _rgb_convertible_encodings(table: dict[str, Any]) -> frozenset[str]:
+    # What codecs.rgb_from_image accepts: 8/16-bit colour or mono, and the generic 8UC1/3/4.
+    generic = ('8UC1', '8UC3', '8UC4')
+    return frozenset(name for name, spec in table.items()
+                     if (spec.layout or name in generic) and spec.dtype in ('u1', 'u2'))
 
 
 def _stamp_ns(header: Any) -> int:
@@ -170,14 +180,12 @@ class DepthNode(Node):
 
         # Imported only after the parameters are valid: a typo fails before torch loads.
         from g2mono_ros import codecs
-        from g2mono_ros.camera import camera_info_to_model
         from g2mono_ros.engine import DepthEngine
         from g2mono_ros.sync import PairSynchronizer
         from g2mono_ros.transforms import transform_from_translation_quaternion
 
         self._codecs = codecs
-        self._camera_info_to_model = camera_info_to_model
-        self._make_sync = lambda: PairSynchronizer(self.config.sync)
+        self._rgb_encodings = _rgb_convertible_encodings(codecs.IMAGE_ENCODINGS)
         self.engine = DepthEngine(self.config.engine)
         ext = self.config.extrinsic
         self._T_cam_lidar = transform_from_translation_quaternion(
@@ -187,10 +195,9 @@ class DepthNode(Node):
         self.stages = StageStats()
         self.rates = {'image': RateMeter(), 'points': RateMeter(), 'camera_info': RateMeter()}
         self.pairs_processed = 0
-        self._sync = self._make_sync()
-        self._sync_drops_base: dict[str, int] = {}
-        self._image_guard = StampGuard()
-        self._scan_guard = StampGuard()
+        self._sync = PairSynchronizer(self.config.sync, backwards_jump_ns=_JUMP_BACK_NS)
+        self._image_guard = StampGuard(_JUMP_BACK_NS)
+        self._scan_guard = StampGuard(_JUMP_BACK_NS)
         self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
         self._camera_lock = threading.Lock()
         self._camera: tuple[Any, CameraInfo] | None = None
@@ -212,18 +219,21 @@ class DepthNode(Node):
         self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
         in_qos = _qos(self.config.input_qos, output=False)
-        self.create_subscription(Image, self.config.image_topic, self._on_image, in_qos)
-        self.create_subscription(CameraInfo, self.config.camera_info_topic, self._on_camera_info,
-                                 in_qos)
-        self.create_subscription(PointCloud2, self.config.points_topic, self._on_points, in_qos)
+        sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image, in_qos)
+        sub_info = self.create_subscription(CameraInfo, self.config.camera_info_topic,
+                                            self._on_camera_info, in_qos)
+        sub_points = self.create_subscription(PointCloud2, self.config.points_topic,
+                                              self._on_points, in_qos)
         self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer)
         self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
 
         self._worker = threading.Thread(target=self._work, name='g2mono_depth_worker', daemon=True)
         self._worker.start()
         self.get_logger().info(
-            f'depth node ready: {self.config.image_topic} + {self.config.points_topic} -> '
-            f'{topics["depth"]} ({self.config.output_encoding}) on {self.engine.device}')
+            f'depth node ready: {sub_image.topic_name} + {sub_info.topic_name} + '
+            f'{sub_points.topic_name} -> {self._pub_depth.topic_name} '
+            f'({self.config.output_encoding}) on {self.engine.device}, network input '
+            f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m')
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -262,9 +272,7 @@ class DepthNode(Node):
         self._log_fault(f'{stream}_time_jump_back',
                         f'stamp {stamp_ns * 1e-9:.3f} s is older than earlier {stream} messages; '
                         'pairing restarts')
-        for name, count in self._sync.drops.items():
-            self._sync_drops_base[name] = self._sync_drops_base.get(name, 0) + int(count)
-        self._sync = self._make_sync()
+        self._sync.clear()  # buffered messages are counted as sync_time_jump drops
         self._image_guard.reset()
         self._scan_guard.reset()
         self._newest_stamp = None
@@ -277,7 +285,7 @@ class DepthNode(Node):
         try:
             rgb = self._codecs.rgb_from_image(msg)
         except G2MonoError as exc:
-            kind = classify_image_error(exc, msg.encoding, self._supported_encodings())
+            kind = classify_image_error(exc, msg.encoding, self._rgb_encodings)
             self._log_fault(kind, f'{exc}')
             return
         if self._image_guard.check(stamp):
@@ -307,7 +315,7 @@ class DepthNode(Node):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
         try:
-            model = self._camera_info_to_model(msg)
+            model = self._codecs.camera_info_to_model(msg)
         except G2MonoError as exc:
             self._log_fault('malformed_camera_info', f'{exc}')
             return
@@ -320,10 +328,7 @@ class DepthNode(Node):
         if self._newest_stamp is not None:
             stamp, seen = self._newest_stamp
             self._offer(self._sync.flush(stamp + int((time.monotonic() - seen) * 1e9)))
-        totals = dict(self._sync_drops_base)
-        for name, count in self._sync.drops.items():
-            totals[name] = totals.get(name, 0) + int(count)
-        for line in self.faults.sync_counts('sync_', totals):
+        for line in self.faults.sync_counts('sync_', dict(self._sync.drops)):
             self.get_logger().warning(line)
 
     def _offer(self, pairs: Sequence[Any]) -> None:
@@ -331,13 +336,8 @@ class DepthNode(Node):
             self._slot.put((pair, time.time_ns()))
         superseded = self._slot.superseded
         if superseded > self._superseded_seen:
-            self.faults.record('superseded', count=superseded - self._superseded_seen)
+            self.faults.record('pair_superseded', count=superseded - self._superseded_seen)
             self._superseded_seen = superseded
-
-    def _supported_encodings(self) -> frozenset[str]:
-        table = getattr(self._codecs, 'ENCODINGS', None) or getattr(self._codecs, 'ENCODING_TABLE',
-                                                                    {})
-        return frozenset(table)
 
     # --- worker thread ------------------------------------------------------------------------
 
@@ -407,7 +407,7 @@ class DepthNode(Node):
     def _publish_diagnostics(self) -> None:
         counts = self.faults.counts()
         new_faults = {k: v - self._faults_at_last_diag.get(k, 0) for k, v in counts.items()
-                      if v > self._faults_at_last_diag.get(k, 0) and k != 'superseded'}
+                      if v > self._faults_at_last_diag.get(k, 0) and k not in _ROUTINE_DROPS}
         self._faults_at_last_diag = counts
         published, self._published_since_diag = self._published_since_diag, 0
         status = DiagnosticStatus()

@@ -27,9 +27,9 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from g2mono_ros.camera import camera_info_to_model  # noqa: E402
 from g2mono_ros.checkpoint import save_checkpoint  # noqa: E402
-from g2mono_ros.codecs import image_to_numpy, numpy_to_image, xyz_to_pointcloud2  # noqa: E402
+from g2mono_ros.codecs import (camera_info_to_model, image_to_numpy, numpy_to_image,  # noqa: E402
+                               xyz_to_pointcloud2)
 from g2mono_ros.models import create_model  # noqa: E402
 from g2mono_ros.projection import project_points_to_depth  # noqa: E402
 from g2mono_ros.transforms import transform_from_translation_quaternion  # noqa: E402
@@ -146,7 +146,7 @@ class Sink:
     """Collects what the depth node publishes."""
 
     def __init__(self, node: Node) -> None:
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # predicates of wait_for call drops() under it
         self.depth: list[Image] = []
         self.sparse: list[Image] = []
         self.colorized: list[Image] = []
@@ -190,10 +190,12 @@ class Sink:
             time.sleep(0.05)
         pytest.fail(f'timed out after {timeout} s waiting for {what}')
 
+    def latest_diagnostics(self, timeout: float = 10.0) -> dict[str, str]:
+        return self.wait_for(lambda s: s.diagnostics[-1] if s.diagnostics else None, timeout,
+                             'a diagnostics message')
+
     def drops(self, kind: str) -> int:
-        with self.lock:
-            latest = self.diagnostics[-1] if self.diagnostics else {}
-        return int(latest.get(f'drops.{kind}', 0))
+        return int(self.latest_diagnostics().get(f'drops.{kind}', 0))
 
 
 @pytest.fixture(scope='module')
@@ -371,7 +373,7 @@ def test_malformed_image_is_counted_and_output_resumes(depth_node, graph):
 
 def test_lidar_stopping_drops_images_and_output_resumes(depth_node, graph):
     feeder, sink = graph
-    before = {k: v for k, v in sink.diagnostics[-1].items() if k.startswith('drops.sync_')}
+    before = {k: v for k, v in sink.latest_diagnostics().items() if k.startswith('drops.sync_')}
     feeder.send_points = False
     time.sleep(1.0)
     with sink.lock:
