@@ -308,9 +308,10 @@ def project_points_to_depth_torch(points_lidar: Any, T_cam_lidar: Any, camera: C
                                   ) -> tuple[Any, Any]:
     """Torch version of ``project_points_to_depth`` (same semantics, float32 maths).
 
-    Works on the device of ``points_lidar`` without leaving it and without host syncs: culled
-    points are routed to a spare slot instead of being compacted, and the z-buffer is a
-    ``scatter_reduce(amin)``.
+    Works on the device of ``points_lidar`` without leaving it and without host syncs: on an
+    accelerator culled points are routed to a spare slot instead of being compacted (on the
+    CPU they are compacted first), and the z-buffer is a ``scatter_reduce(amin)``, whose
+    result does not depend on write order.
 
     Args:
         points_lidar: (N, 3) tensor, LiDAR frame, metres (any float dtype; computed in float32).
@@ -339,9 +340,14 @@ def project_points_to_depth_torch(points_lidar: Any, T_cam_lidar: Any, camera: C
     pts = points_lidar.to(torch.float32)
     lx, ly, lz = pts[:, 0], pts[:, 1], pts[:, 2]
     z = rt[2][0] * lx + rt[2][1] * ly + rt[2][2] * lz + rt[2][3]
+    valid = (z >= float(np.float32(min_range))) & (z <= float(np.float32(max_range))) & (z > 0)
+    if pts.device.type == 'cpu':
+        # On the host compaction is free of syncs and halves the work that follows.
+        keep = torch.nonzero(valid).squeeze(1)
+        lx, ly, lz, z = (t.index_select(0, keep) for t in (lx, ly, lz, z))
+        valid = torch.ones_like(z, dtype=torch.bool)
     x = rt[0][0] * lx + rt[0][1] * ly + rt[0][2] * lz + rt[0][3]
     y = rt[1][0] * lx + rt[1][1] * ly + rt[1][2] * lz + rt[1][3]
-    valid = (z >= float(np.float32(min_range))) & (z <= float(np.float32(max_range))) & (z > 0)
     # Culled points get z = 1 so the maths below stays finite; they are masked out anyway.
     zs = torch.where(valid, z, torch.ones_like(z))
     xn = x / zs
@@ -359,10 +365,9 @@ def project_points_to_depth_torch(points_lidar: Any, T_cam_lidar: Any, camera: C
     cols = (torch.where(valid, u, zero) + 0.5).to(torch.int64)
     rows = (torch.where(valid, v, zero) + 0.5).to(torch.int64)
     lin = torch.where(valid, rows * w + cols, torch.full_like(cols, h * w))
-    flat = torch.full((h * w + 1,), float('inf'), dtype=torch.float32, device=pts.device)
-    flat.scatter_reduce_(0, lin, torch.where(valid, z, torch.full_like(z, float('inf'))),
-                         reduce='amin', include_self=True)
-    depth = flat[: h * w].reshape(h, w)
-    mask = torch.isfinite(depth)
-    depth = torch.where(mask, depth, torch.zeros_like(depth))
-    return depth, mask
+    # include_self=False: touched pixels get the minimum of their points only, the rest stay
+    # 0; the spare last slot collects the culled points and is cut off.
+    flat = torch.zeros(h * w + 1, dtype=torch.float32, device=pts.device)
+    flat.scatter_reduce_(0, lin, z, reduce='amin', include_self=False)
+    depth = flat[: h * w].view(h, w)
+    return depth, depth > 0
