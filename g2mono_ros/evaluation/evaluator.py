@@ -321,10 +321,10 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
             if not np.any(target > 0):
                 drops['empty_target'] = drops.get('empty_target', 0) + 1
                 continue
-            yield FrameInputs(index, pair.image_stamp_ns, pair.scan_stamp_ns, pair.image,
+            index += 1
+            yield FrameInputs(index - 1, pair.image_stamp_ns, pair.scan_stamp_ns, pair.image,
                               scan.kept_xyz, sparse.astype(np.float32),
                               target.astype(np.float32))
-            index += 1
         pending[:] = still
         for stamp in [s for s in gt_buffer if now_ns - s > _GT_PATIENCE_NS]:
             del gt_buffer[stamp]
