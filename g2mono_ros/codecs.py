@@ -7,7 +7,7 @@ layout allows; message classes are imported lazily, inside the encode functions 
 
 from __future__ import annotations
 
-import array
+import array as pyarray
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -95,7 +95,7 @@ def _byte_buffer(data: Any, what: str) -> np.ndarray:
         if data.dtype != np.uint8:
             data = data.view(np.uint8) if data.flags.c_contiguous else data.astype(np.uint8)
         return data.reshape(-1)
-    if isinstance(data, (bytes, bytearray, memoryview, array.array)):
+    if isinstance(data, (bytes, bytearray, memoryview, pyarray.array)):
         return np.frombuffer(data, dtype=np.uint8)
     if isinstance(data, Sequence):
         try:
@@ -226,18 +226,18 @@ def _new_header(header: Any) -> Any:
     return Header()
 
 
-def _as_byte_array(arr: np.ndarray) -> array.array:
+def _as_byte_array(arr: np.ndarray) -> pyarray.array:
     # rclpy's uint8[] setter iterates Python ints unless handed an array.array('B'): one memcpy.
-    data = array.array('B')
+    data = pyarray.array('B')
     data.frombytes(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
     return data
 
 
-def numpy_to_image(array_: np.ndarray, encoding: str, header: Any = None) -> Any:
+def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
     """Encode an array as a sensor_msgs/msg/Image (native byte order, unpadded rows).
 
     Args:
-        array_: (H, W) or (H, W, C) with the dtype and channel count of ``encoding``.
+        array: (H, W) or (H, W, C) with the dtype and channel count of ``encoding``.
         encoding: a key of ``IMAGE_ENCODINGS``.
         header: std_msgs/Header to stamp the message with (a fresh one when None).
 
@@ -248,7 +248,7 @@ def numpy_to_image(array_: np.ndarray, encoding: str, header: Any = None) -> Any
     from sensor_msgs.msg import Image
 
     spec = _encoding(encoding)
-    arr = np.asarray(array_)
+    arr = np.asarray(array)
     expected_dtype = np.dtype(spec.dtype)
     if arr.ndim == 2 and spec.channels == 1:
         arr = arr[:, :, None]
