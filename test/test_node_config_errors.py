@@ -67,3 +67,23 @@ def test_g2mono_node_subcommand_reports_the_same_error(repo_root, fake_weights):
                       command=[sys.executable, '-m', 'g2mono_ros', 'node'])
     assert result.returncode == 2
     assert "g2mono node: error: parameter 'variant' must be one of" in result.stderr
+
+
+def test_weights_of_another_variant(repo_root, tmp_path):
+    from g2mono_ros.checkpoint import save_checkpoint
+    from g2mono_ros.models import create_model
+
+    weights = save_checkpoint(tmp_path / 'small.pt', create_model('seed_small'),
+                              variant='seed_small', model_kwargs={}, max_depth=20.0,
+                              input_height=64, input_width=0)
+    result = run_node(repo_root, f'weights:={weights}', 'variant:=official', 'device:=cpu')
+    assert result.returncode == 2
+    assert "holds variant 'seed_small', but variant 'official' was asked for" in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_not_a_checkpoint(repo_root, fake_weights):
+    result = run_node(repo_root, f'weights:={fake_weights}', 'device:=cpu')
+    assert result.returncode == 2
+    assert 'depth_node: error:' in result.stderr and 'present.pt' in result.stderr
+    assert 'Traceback' not in result.stderr

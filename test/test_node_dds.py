@@ -20,7 +20,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
@@ -83,14 +83,14 @@ def make_points(rng: np.random.Generator) -> np.ndarray:
 class Feeder:
     """Publishes the synthetic camera (30 Hz), CameraInfo and LiDAR (10 Hz) from a thread."""
 
-    def __init__(self, node: Node, reliable_points: bool) -> None:
+    def __init__(self, node: Node, topics: dict[str, str], all_reliable: bool = False) -> None:
         self.node = node
-        self.pub_image = node.create_publisher(Image, TOPICS['image'], qos_profile_sensor_data)
-        self.pub_info = node.create_publisher(CameraInfo, TOPICS['camera_info'],
-                                              qos_profile_sensor_data)
-        # A reliable LiDAR publisher, a best-effort camera: the node must match both.
-        self.pub_points = node.create_publisher(PointCloud2, TOPICS['points'],
-                                                10 if reliable_points else qos_profile_sensor_data)
+        camera_qos = 10 if all_reliable else qos_profile_sensor_data
+        self.pub_image = node.create_publisher(Image, topics['image'], camera_qos)
+        self.pub_info = node.create_publisher(CameraInfo, topics['camera_info'], camera_qos)
+        # By default a reliable LiDAR publisher and a best-effort camera: the node's sensor-data
+        # subscriptions must match both.
+        self.pub_points = node.create_publisher(PointCloud2, topics['points'], 10)
         self.rng = np.random.default_rng(7)
         self.lock = threading.Lock()
         self.send_camera_info = False
@@ -145,17 +145,23 @@ class Feeder:
 class Sink:
     """Collects what the depth node publishes."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, prefix: str = '/g2mono', node_name: str = 'depth_node',
+                 qos=10) -> None:
         self.lock = threading.RLock()  # predicates of wait_for call drops() under it
+        self.node_name = node_name
         self.depth: list[Image] = []
         self.sparse: list[Image] = []
         self.colorized: list[Image] = []
         self.info: list[CameraInfo] = []
+        self.timing: list[DiagnosticStatus] = []
         self.diagnostics: list[dict[str, str]] = []
-        node.create_subscription(Image, '/g2mono/depth', self._keep(self.depth), 10)
-        node.create_subscription(Image, '/g2mono/sparse_depth', self._keep(self.sparse), 10)
-        node.create_subscription(Image, '/g2mono/depth/colorized', self._keep(self.colorized), 10)
-        node.create_subscription(CameraInfo, '/g2mono/camera_info', self._keep(self.info), 10)
+        node.create_subscription(Image, f'{prefix}/depth', self._keep(self.depth), qos)
+        node.create_subscription(Image, f'{prefix}/sparse_depth', self._keep(self.sparse), qos)
+        node.create_subscription(Image, f'{prefix}/depth/colorized', self._keep(self.colorized),
+                                 qos)
+        node.create_subscription(CameraInfo, f'{prefix}/camera_info', self._keep(self.info), qos)
+        node.create_subscription(DiagnosticStatus, f'{prefix}/depth/timing',
+                                 self._keep(self.timing), 10)
         node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
 
     def _keep(self, store: list):
@@ -167,7 +173,7 @@ class Sink:
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if 'depth_node' in status.name:
+            if status.name.startswith(f'{self.node_name}: '):
                 values = {kv.key: kv.value for kv in status.values}
                 values['_level'] = str(int.from_bytes(status.level, 'little')
                                        if isinstance(status.level, bytes) else status.level)
@@ -177,7 +183,8 @@ class Sink:
 
     def clear(self) -> None:
         with self.lock:
-            for store in (self.depth, self.sparse, self.colorized, self.info, self.diagnostics):
+            for store in (self.depth, self.sparse, self.colorized, self.info, self.timing,
+                          self.diagnostics):
                 store.clear()
 
     def wait_for(self, predicate, timeout: float, what: str):
@@ -215,11 +222,11 @@ def graph():
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
-    feeder = Feeder(node, reliable_points=True)
+    feeder = Feeder(node, TOPICS)
     sink = Sink(node)
     spinner.start()
     feeder.start()
-    yield feeder, sink
+    yield feeder, sink, node
     feeder.stop()
     executor.shutdown()
     node.destroy_node()
@@ -227,17 +234,18 @@ def graph():
     spinner.join(5.0)
 
 
-def node_command(repo_root: Path, checkpoint: Path, *extra: str) -> list[str]:
+def node_command(repo_root: Path, checkpoint: Path, *extra: str, topics=TOPICS,
+                 executable: tuple[str, ...] = (DEPTH_NODE,)) -> list[str]:
     """The command line launch/depth.launch.py would build (params file, overrides, remaps)."""
-    return [DEPTH_NODE, '--ros-args', '--params-file', str(repo_root / 'config' / 'depth.yaml'),
+    return [*executable, '--ros-args', '--params-file', str(repo_root / 'config' / 'depth.yaml'),
             '-p', f'weights:={checkpoint}', '-p', 'device:=cpu', '-p', 'input_height:=64',
             '-p', 'publish_sparse:=true', '-p', 'publish_colorized:=true',
             '-p', 'diagnostics_period:=0.25', '-p', 'max_depth:=20',
             '-p', f'extrinsic.translation:={list(TRANSLATION)}',
             '-p', f'extrinsic.rotation:={list(ROTATION)}',
-            '-r', f'/camera/image_raw:={TOPICS["image"]}',
-            '-r', f'/camera/camera_info:={TOPICS["camera_info"]}',
-            '-r', f'/lidar/points:={TOPICS["points"]}', *extra]
+            '-r', f'/camera/image_raw:={topics["image"]}',
+            '-r', f'/camera/camera_info:={topics["camera_info"]}',
+            '-r', f'/lidar/points:={topics["points"]}', *extra]
 
 
 @pytest.fixture(scope='module')
@@ -264,7 +272,7 @@ def assert_alive(proc: subprocess.Popen) -> None:
 
 
 def test_no_camera_info_is_counted_and_nothing_is_published(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
     sink.wait_for(lambda s: len(s.diagnostics) > 0 and s.drops('no_camera_info') >= 3, 90,
                   'diagnostics counting pairs without CameraInfo')
     assert_alive(depth_node)
@@ -275,7 +283,7 @@ def test_no_camera_info_is_counted_and_nothing_is_published(depth_node, graph):
 
 
 def test_depth_has_the_image_header_size_encoding_and_finite_values(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
     feeder.send_camera_info = True
     sink.wait_for(lambda s: len(s.depth) >= 5, 60, 'five depth images')
     assert_alive(depth_node)
@@ -291,7 +299,7 @@ def test_depth_has_the_image_header_size_encoding_and_finite_values(depth_node, 
 
 
 def test_camera_info_and_colorized_carry_the_image_header(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
     sink.wait_for(lambda s: len(s.info) >= 3 and len(s.colorized) >= 3, 30, 'info + colorized')
     with sink.lock:
         info, colorized = sink.info[-1], sink.colorized[-1]
@@ -303,7 +311,7 @@ def test_camera_info_and_colorized_carry_the_image_header(depth_node, graph):
 
 
 def test_sparse_depth_equals_the_core_projection_of_the_nearest_scan(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
     sink.wait_for(lambda s: len(s.sparse) >= 3, 30, 'sparse depth')
     camera = camera_info_to_model(make_camera_info(make_header(0, FRAME_ID)))
     T = transform_from_translation_quaternion(np.asarray(TRANSLATION), np.asarray(ROTATION))
@@ -330,7 +338,7 @@ def _faults_then_resume(sink: Sink, kind: str, inject, proc: subprocess.Popen) -
 
 
 def test_malformed_cloud_is_counted_and_output_resumes(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
 
     def inject() -> None:
         msg = xyz_to_pointcloud2(make_points(feeder.rng), make_header(time.time_ns(), 'lidar'))
@@ -341,14 +349,14 @@ def test_malformed_cloud_is_counted_and_output_resumes(depth_node, graph):
 
 
 def test_empty_cloud_is_counted_and_output_resumes(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
     empty = np.zeros((0, 3), np.float32)
     _faults_then_resume(sink, 'empty_cloud', lambda: feeder.publish_raw_points(
         xyz_to_pointcloud2(empty, make_header(time.time_ns(), 'lidar'))), depth_node)
 
 
 def test_unsupported_image_encoding_is_counted_and_output_resumes(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
 
     def inject() -> None:
         msg = numpy_to_image(np.zeros((HEIGHT, WIDTH, 3), np.uint8), 'rgb8',
@@ -360,7 +368,7 @@ def test_unsupported_image_encoding_is_counted_and_output_resumes(depth_node, gr
 
 
 def test_malformed_image_is_counted_and_output_resumes(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
 
     def inject() -> None:
         msg = numpy_to_image(np.zeros((HEIGHT, WIDTH, 3), np.uint8), 'rgb8',
@@ -372,7 +380,7 @@ def test_malformed_image_is_counted_and_output_resumes(depth_node, graph):
 
 
 def test_lidar_stopping_drops_images_and_output_resumes(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
     before = {k: v for k, v in sink.latest_diagnostics().items() if k.startswith('drops.sync_')}
     feeder.send_points = False
     time.sleep(1.0)
@@ -390,7 +398,7 @@ def test_lidar_stopping_drops_images_and_output_resumes(depth_node, graph):
 
 
 def test_time_jumping_back_is_counted_and_output_resumes(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
     before = sink.drops('image_time_jump_back') + sink.drops('points_time_jump_back')
     with feeder.lock:
         feeder.stamp_offset_ns = -30_000_000_000  # a bag loop: 30 s back
@@ -403,7 +411,7 @@ def test_time_jumping_back_is_counted_and_output_resumes(depth_node, graph):
 
 
 def test_diagnostics_report_rates_latency_and_pairs(depth_node, graph):
-    feeder, sink = graph
+    feeder, sink, _ = graph
     sink.clear()
     latest = sink.wait_for(lambda s: s.diagnostics[-1] if len(s.diagnostics) >= 4 else None,
                            20, 'diagnostics')
@@ -421,3 +429,79 @@ def test_sigterm_exits_cleanly(depth_node):
     assert depth_node.wait(15) == 0, depth_node.log_path.read_text()
     log = depth_node.log_path.read_text()
     assert 'Traceback' not in log, log
+
+
+# --- a second node: the `g2mono node` entry point with the other output/QoS options ---------
+
+TOPICS_B = {'image': '/test_b/cam/image', 'camera_info': '/test_b/cam/info',
+            'points': '/test_b/lidar'}
+
+
+@pytest.fixture(scope='module')
+def options_node(repo_root, checkpoint, graph, tmp_path_factory):
+    """`python -m g2mono_ros node`, 16UC1 output, reliable inputs, best-effort outputs, timing."""
+    _, _, test_node = graph
+    feeder = Feeder(test_node, TOPICS_B, all_reliable=True)
+    feeder.send_camera_info = True
+    sink = Sink(test_node, prefix='/g2mono_b', node_name='depth_node_b',
+                qos=qos_profile_sensor_data)
+    feeder.start()
+    log_path = tmp_path_factory.mktemp('node_b') / 'depth_node_b.log'
+    command = node_command(repo_root, checkpoint, '-p', 'output_encoding:=16UC1',
+                           '-p', 'input_qos:=reliable', '-p', 'output_qos:=best_effort',
+                           '-p', 'publish_timing:=true', '-p', 'publish_sparse:=false',
+                           '-p', 'publish_colorized:=false', '-p', 'depth_topic:=/g2mono_b/depth',
+                           '-r', '__node:=depth_node_b', topics=TOPICS_B,
+                           executable=(sys.executable, '-m', 'g2mono_ros', 'node'))
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    yield proc, feeder, sink, test_node
+    feeder.stop()
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_16uc1_output_with_reliable_inputs(options_node):
+    proc, feeder, sink, _ = options_node
+    sink.wait_for(lambda s: len(s.depth) >= 3, 90, '16UC1 depth images')
+    assert_alive(proc)
+    with sink.lock:
+        msg = sink.depth[-1]
+    assert stamp_ns(msg.header) in feeder.sent_images and msg.header.frame_id == FRAME_ID
+    assert (msg.height, msg.width, msg.encoding) == (HEIGHT, WIDTH, '16UC1')
+    depth_mm = image_to_numpy(msg)
+    assert depth_mm.dtype == np.uint16 and depth_mm.shape == (HEIGHT, WIDTH)
+    assert depth_mm.max() <= 20_000, 'millimetres, at most max_depth'
+
+
+def test_optional_outputs_are_not_advertised(options_node):
+    proc, _, sink, test_node = options_node
+    sink.wait_for(lambda s: len(s.depth) >= 1, 60, 'depth')
+    assert test_node.get_publishers_info_by_topic('/g2mono_b/sparse_depth') == []
+    assert test_node.get_publishers_info_by_topic('/g2mono_b/depth/colorized') == []
+    assert len(test_node.get_publishers_info_by_topic('/g2mono_b/camera_info')) == 1
+
+
+def test_timing_topic_splits_each_pair_into_stages(options_node):
+    proc, feeder, sink, _ = options_node
+    sink.wait_for(lambda s: len(s.timing) >= 3, 30, 'timing messages')
+    with sink.lock:
+        status = sink.timing[-1]
+    values = {kv.key: kv.value for kv in status.values}
+    assert int(values['stamp_ns']) in feeder.sent_images
+    received, published = int(values['received_wall_ns']), int(values['published_wall_ns'])
+    assert int(values['stamp_ns']) <= received <= int(values['start_wall_ns']) <= published
+    for stage in ('pre', 'model', 'post', 'sync_wait', 'queue', 'total'):
+        assert float(values[f'{stage}_s']) >= 0.0
+    assert float(values['total_s']) >= float(values['model_s'])
+
+
+def test_sigint_exits_cleanly(options_node):
+    proc = options_node[0]
+    assert_alive(proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0, proc.log_path.read_text()
+    assert 'Traceback' not in proc.log_path.read_text()
