@@ -103,7 +103,8 @@ def _byte_buffer(data: Any, what: str) -> np.ndarray:
         except (TypeError, ValueError, OverflowError) as exc:
             msg = f'{what}.data is not a byte sequence: {exc}'
             raise MessageError(msg) from exc
-    msg = f'{what}.data must be bytes, bytearray, array.array or a uint8 array; got {type(data).__name__}'
+    msg = (f'{what}.data must be bytes, bytearray, array.array or a uint8 array; '
+           f'got {type(data).__name__}')
     raise MessageError(msg)
 
 
@@ -184,7 +185,8 @@ def rgb_from_image(msg: Any) -> np.ndarray:
     spec = _encoding(encoding)
     layout = spec.layout or {'8UC1': 'mono', '8UC3': 'rgb', '8UC4': 'rgba'}.get(encoding, '')
     if not layout or spec.dtype not in ('u1', 'u2'):
-        msg_ = f'cannot convert image encoding {encoding!r} to RGB (needs a colour or mono encoding)'
+        msg_ = (f'cannot convert image encoding {encoding!r} to RGB '
+                '(needs a colour or mono encoding)')
         raise MessageError(msg_)
     img = image_to_numpy(msg)
     if spec.dtype == 'u2':
@@ -308,7 +310,8 @@ def _cloud_fields(msg: Any) -> dict[str, tuple[int, np.dtype, int]]:
         name = str(f.name)
         code = POINTFIELD_DTYPES.get(int(f.datatype))
         if code is None:
-            msg_ = f'PointCloud2 field {name!r} has unknown datatype {int(f.datatype)} (expected 1..8)'
+            msg_ = (f'PointCloud2 field {name!r} has unknown datatype {int(f.datatype)} '
+                    '(expected 1..8)')
             raise MessageError(msg_)
         if name in out:
             msg_ = f'PointCloud2 field {name!r} appears twice'

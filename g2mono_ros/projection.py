@@ -86,7 +86,8 @@ def distort_normalized(x: np.ndarray, y: np.ndarray, camera: CameraModel
     if model == 'none' or not camera.is_distorted:
         return x, y
     dtype = np.result_type(x, y)
-    c = [dtype.type(v) for v in camera.D] if dtype == np.float64 else [np.float32(v) for v in camera.D]
+    scalar = np.float64 if dtype == np.float64 else np.float32
+    c = [scalar(v) for v in camera.D]
     if model == 'equidistant':
         k1, k2, k3, k4 = c
         r = np.sqrt(x * x + y * y)
@@ -141,7 +142,8 @@ def project_camera_points(points_cam: np.ndarray, camera: CameraModel) -> np.nda
 
 def _check_range(min_range: float, max_range: float) -> None:
     if not (np.isfinite(min_range) and np.isfinite(max_range) and 0 <= min_range < max_range):
-        msg = f'need 0 <= min_range < max_range (metres); got min_range={min_range}, max_range={max_range}'
+        msg = (f'need 0 <= min_range < max_range (metres); got min_range={min_range}, '
+               f'max_range={max_range}')
         raise ConfigError(msg)
 
 
@@ -357,7 +359,8 @@ def project_points_to_depth_torch(points_lidar: Any, T_cam_lidar: Any, camera: C
                                          cam.K[1, 1], cam.K[1, 2])]
     u = k[0] * xd + k[1] * yd + k[2]
     v = k[3] * yd + k[4]
-    valid &= (u >= -0.5) & (u < float(np.float32(w - 0.5))) & (v >= -0.5) & (v < float(np.float32(h - 0.5)))
+    u_end, v_end = float(np.float32(w - 0.5)), float(np.float32(h - 0.5))
+    valid &= (u >= -0.5) & (u < u_end) & (v >= -0.5) & (v < v_end)
     limit = distortion_radius_limit(cam)
     if np.isfinite(limit):
         valid &= xn * xn + yn * yn <= float(np.float32(limit * limit))
