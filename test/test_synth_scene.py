@@ -119,3 +119,25 @@ def test_textures():
 def test_scene_rejects_wrong_material_count():
     with pytest.raises(ValueError, match=r'Scene needs 2 materials \(ground \+ objects\); got 1'):
         Scene([PLAIN], np.zeros((0, 7)), np.zeros((0, 5)), np.array([[0, 0, 1, 1.0]]))
+
+
+def test_shadow_rays_are_blocked_only_under_objects():
+    scene = _scene(spheres=[[0.0, 0.0, 3.0, 1.0]], boxes=[[10.0, 0.0, 2.5, 0.5, 0.5, 0.5, 0.3]])
+    up = np.array([0.0, 0.0, 1.0])
+    ground = np.array([[0.0, 0.0, 1e-4], [0.9, 0.0, 1e-4], [1.1, 0.0, 1e-4],
+                       [10.0, 0.2, 1e-4], [10.0, 0.9, 1e-4]])
+    assert scene.occluded(ground, up).tolist() == [True, True, False, True, False]
+
+
+def test_shadow_culling_equals_brute_force():
+    rng = np.random.default_rng(3)
+    path = LoopTrajectory.random(rng).ground_samples()
+    scene = make_scene(rng, path)
+    points = np.column_stack([rng.uniform(-20, 20, 4000), rng.uniform(-15, 15, 4000),
+                              np.full(4000, 1e-4)])
+    sun = scene.sun_direction
+    brute = np.zeros(len(points), dtype=bool)
+    for obj in range(1, scene.num_objects):
+        brute |= np.isfinite(scene._object_range(obj, points, np.broadcast_to(sun, points.shape)))
+    assert np.array_equal(scene.occluded(points, sun), brute)
+    assert 50 < brute.sum() < len(points) - 50

@@ -134,10 +134,11 @@ class Scene:
         boxes: (M, 7) float64 rows ``[cx, cy, cz, half_x, half_y, half_z, yaw_rad]``.
         cylinders: (K, 5) float64 rows ``[x, y, z0, radius, height]``.
         spheres: (S, 4) float64 rows ``[cx, cy, cz, radius]``.
+        sun_direction: (3,) direction towards the sun (normalised here; z > 0).
     """
 
     def __init__(self, materials: list[Material], boxes: np.ndarray, cylinders: np.ndarray,
-                 spheres: np.ndarray) -> None:
+                 spheres: np.ndarray, *, sun_direction: np.ndarray = _SUN) -> None:
         self.boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
         self.cylinders = np.asarray(cylinders, dtype=np.float64).reshape(-1, 5)
         self.spheres = np.asarray(spheres, dtype=np.float64).reshape(-1, 4)
@@ -149,6 +150,8 @@ class Scene:
             msg = f'Scene needs {expected} materials (ground + objects); got {len(self.materials)}'
             raise ValueError(msg)
         self._salt = np.arange(expected) * 7919
+        sun = np.asarray(sun_direction, dtype=np.float64).reshape(3)
+        self.sun_direction = sun / np.linalg.norm(sun)
 
     @property
     def num_objects(self) -> int:
@@ -219,6 +222,33 @@ class Scene:
         sp = self.spheres[obj - self._first_sph]
         return _sphere_range(origin, dirs, sp[:3], sp[3])
 
+    def occluded(self, points: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """Whether anything lies along ``direction`` from each point (shadow rays).
+
+        Args:
+            points: (N, 3) float64 ray origins, world frame (lifted off their surface already).
+            direction: (3,) unit direction shared by all rays, pointing up (the ground cannot
+                occlude).
+
+        Returns:
+            (N,) bool.
+        """
+        blocked = np.zeros(len(points), dtype=bool)
+        centres, radii = self._bounding_spheres()
+        # Parallel rays reach a bounding sphere when it is ahead and its centre lies within one
+        # radius of the ray's line; all pairs at once with matrix products.
+        along = (centres @ direction)[None, :] - (points @ direction)[:, None]
+        sq_dist = ((centres * centres).sum(axis=1)[None, :] - 2.0 * points @ centres.T
+                   + (points * points).sum(axis=1)[:, None])
+        near = (along > -radii) & (sq_dist - along * along <= radii ** 2 + 1e-9)
+        for k in range(len(radii)):
+            rows = np.flatnonzero(near[:, k] & ~blocked)
+            if rows.size:
+                dirs = np.broadcast_to(direction, (rows.size, 3))
+                t = self._object_range(k + 1, points[rows], dirs)
+                blocked[rows[np.isfinite(t)]] = True
+        return blocked
+
     def _surface(self, origin: np.ndarray, dirs: np.ndarray, rng: np.ndarray,
                  ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normals and object-local points of the winning hits (recomputed per ray, O(N))."""
@@ -272,22 +302,31 @@ class Scene:
             albedo[sel] = (np.outer(1.0 - mix, mat.color_a) + np.outer(mix, mat.color_b))
         return albedo
 
-    def shade(self, dirs: np.ndarray, hits: RayHits, max_range_m: float) -> np.ndarray:
-        """Camera colour of each ray: Lambert sun + sky ambient, distance haze, sky gradient.
+    def shade(self, origin: np.ndarray, dirs: np.ndarray, hits: RayHits, *,
+              shadows: bool = True) -> np.ndarray:
+        """Camera colour of each ray: Lambert sun (with cast shadows) + sky ambient, distance
+        haze, sky gradient.
 
         Args:
+            origin: (3,) the rays' common origin, world frame.
             dirs: (N, 3) unit ray directions, world frame.
             hits: the rays' RayHits.
-            max_range_m: beyond this the ray shows the sky.
+            shadows: cast a shadow ray per lit surface point (about 1.5x the cost).
 
         Returns:
             (N, 3) float64 RGB in [0, 1].
         """
         up = np.clip(dirs[:, 2], 0.0, 1.0)[:, None]
         sky = (1.0 - up) * _SKY_HORIZON + up * _SKY_ZENITH
-        visible = np.isfinite(hits.range_m) & (hits.range_m <= max_range_m)
+        visible = np.isfinite(hits.range_m)
         albedo = self._albedo(hits)
-        sun = np.clip(hits.normal @ _SUN, 0.0, None)[:, None]
+        sun = np.clip(hits.normal @ self.sun_direction, 0.0, None)
+        if shadows:
+            lit_rows = np.flatnonzero(visible & (sun > 0))
+            points = origin + hits.range_m[lit_rows, None] * dirs[lit_rows]
+            points += 1e-4 * hits.normal[lit_rows]
+            sun[lit_rows[self.occluded(points, self.sun_direction)]] = 0.0
+        sun = sun[:, None]
         ambient = 0.30 + 0.15 * hits.normal[:, 2:3]
         lit = albedo * (ambient + 0.75 * sun)
         haze = 1.0 - np.exp(-np.where(visible, hits.range_m, 0.0) / 120.0)[:, None]
@@ -385,4 +424,8 @@ def make_scene(rng: np.random.Generator, path_xy: np.ndarray, *, corridor_m: flo
         spheres.append([xy[0], xy[1], radius + lift, radius])
         materials.append(_random_material(rng, scale=(0.1, 0.5)))
     # Materials were appended in creation order (walls, boxes, poles, spheres) = id order.
-    return Scene(materials, np.array(boxes), np.array(cylinders), np.array(spheres))
+    elevation, azimuth = rng.uniform(0.6, 1.2), rng.uniform(-np.pi, np.pi)
+    sun = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                    np.sin(elevation)])
+    return Scene(materials, np.array(boxes), np.array(cylinders), np.array(spheres),
+                 sun_direction=sun)

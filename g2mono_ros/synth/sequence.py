@@ -170,6 +170,7 @@ class SyntheticSequence:
         speed_mps: rig speed along the loop.
         max_depth_m: ground-truth depth beyond this is 0.
         range_noise_m: Gaussian LiDAR range noise (std, metres); 0 = exact points.
+        shadows: cast sun shadows in the RGB image (a depth cue; ~1.5x the image cost).
         start_ns: stamp of frame 0 before jitter.
 
     Raises:
@@ -182,7 +183,7 @@ class SyntheticSequence:
                  lidar: LidarModel | None = None, T_cam_lidar: np.ndarray | None = None,
                  camera_rate_hz: float = 30.0, lidar_rate_hz: float = 10.0,
                  speed_mps: float = 1.5, max_depth_m: float = 80.0, range_noise_m: float = 0.0,
-                 start_ns: int = DEFAULT_START_NS) -> None:
+                 shadows: bool = True, start_ns: int = DEFAULT_START_NS) -> None:
         if not (isinstance(seed, (int, np.integer)) and seed >= 0):
             msg = f'seed must be an integer >= 0; got {seed!r}'
             raise ConfigError(msg)
@@ -229,6 +230,7 @@ class SyntheticSequence:
         self.max_depth_m = float(max_depth_m)
         self.range_noise_m = float(range_noise_m)
         self.start_ns = int(start_ns)
+        self.shadows = bool(shadows)
 
         rng = np.random.default_rng([self.seed, 0])
         self.trajectory = LoopTrajectory.random(rng, speed_mps=float(speed_mps))
@@ -292,7 +294,7 @@ class SyntheticSequence:
         T = self.T_world_cam(stamp_ns)
         dirs_world = self._rays_cam @ T[:3, :3].T
         hits = self.scene.cast(T[:3, 3], dirs_world)
-        rgb = self.scene.shade(dirs_world, hits, np.inf)
+        rgb = self.scene.shade(T[:3, 3], dirs_world, hits, shadows=self.shadows)
         depth = hits.range_m * self._rays_cam[:, 2]
         depth = np.where(np.isfinite(depth) & (depth <= self.max_depth_m), depth, 0.0)
         shape = (self.camera.height, self.camera.width)
