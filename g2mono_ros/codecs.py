@@ -62,6 +62,8 @@ IMAGE_ENCODINGS: dict[str, ImageEncoding] = {
     'bgra16': ImageEncoding('u2', 4, 'bgra'),
     'mono8': ImageEncoding('u1', 1, 'mono'),
     'mono16': ImageEncoding('u2', 1, 'mono'),
+    'yuv422': ImageEncoding('u1', 2, 'uyvy'),  # U Y0 V Y1 per pixel pair
+    'yuv422_yuy2': ImageEncoding('u1', 2, 'yuyv'),  # Y0 U Y1 V per pixel pair
     '8UC1': ImageEncoding('u1', 1, ''),
     '8UC3': ImageEncoding('u1', 3, ''),
     '8UC4': ImageEncoding('u1', 4, ''),
@@ -176,10 +178,15 @@ def rgb_from_image(msg: Any) -> np.ndarray:
     ``bgr*`` are reordered, alpha is dropped, mono is repeated over three channels. 16-bit
     colour/mono encodings keep their top 8 bits. ``8UC3``/``8UC4`` are taken as RGB(A) and
     ``8UC1`` as mono, as cv_bridge does for generic encodings with a matching channel count.
+    ``yuv422`` (UYVY) and ``yuv422_yuy2`` (YUYV) are converted with OpenCV's BT.601
+    video-range coefficients (what cv_bridge does through ``cv2.cvtColor``).
+
+    The result may be a read-only view of the message buffer (``rgb8`` with ``bytes`` data);
+    copy it before writing into it.
 
     Raises:
-        MessageError: an encoding that is not 8/16-bit colour or mono (e.g. ``32FC1``), or any
-            error of ``image_to_numpy``.
+        MessageError: an encoding that is not 8/16-bit colour, mono or YUV 4:2:2 (e.g.
+            ``32FC1``), an odd width for YUV 4:2:2, or any error of ``image_to_numpy``.
     """
     encoding = str(_field(msg, 'encoding', 'Image'))
     spec = _encoding(encoding)
@@ -189,6 +196,8 @@ def rgb_from_image(msg: Any) -> np.ndarray:
                 '(needs a colour or mono encoding)')
         raise MessageError(msg_)
     img = image_to_numpy(msg)
+    if layout in ('uyvy', 'yuyv'):
+        return _yuv422_to_rgb(img, layout, encoding)
     if spec.dtype == 'u2':
         img = (img >> 8).astype(np.uint8)
     if layout == 'mono':
@@ -198,6 +207,24 @@ def rgb_from_image(msg: Any) -> np.ndarray:
     if layout == 'rgba':
         return np.ascontiguousarray(img[:, :, :3])
     return img
+
+
+def _yuv422_to_rgb(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:
+    height, width = img.shape[:2]
+    if width % 2:
+        msg = f'image encoding {encoding!r} needs an even width; got {width}'
+        raise MessageError(msg)
+    pairs = img.reshape(height, width // 2, 4).astype(np.float32)
+    if layout == 'uyvy':
+        u, y0, v, y1 = (pairs[..., i] for i in range(4))
+    else:
+        y0, u, y1, v = (pairs[..., i] for i in range(4))
+    luma = np.stack([y0, y1], axis=2).reshape(height, width)
+    luma = 1.164 * np.maximum(luma - 16.0, 0.0)
+    u = np.repeat(u - 128.0, 2, axis=1)
+    v = np.repeat(v - 128.0, 2, axis=1)
+    rgb = np.stack([luma + 1.596 * v, luma - 0.813 * v - 0.391 * u, luma + 2.018 * u], axis=2)
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 def depth_from_image(msg: Any) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -112,11 +113,11 @@ def test_image_rosbags_message() -> None:
 
 
 def test_image_unknown_encoding_names_it() -> None:
-    msg = SimpleNamespace(height=1, width=2, encoding='yuv422_yuy2', is_bigendian=0, step=4,
+    msg = SimpleNamespace(height=1, width=2, encoding='nv21', is_bigendian=0, step=4,
                           data=b'\0' * 4)
-    with pytest.raises(MessageError, match="unsupported image encoding 'yuv422_yuy2'"):
+    with pytest.raises(MessageError, match="unsupported image encoding 'nv21'"):
         image_to_numpy(msg)
-    with pytest.raises(MessageError, match="'yuv422_yuy2'"):
+    with pytest.raises(MessageError, match="'nv21'"):
         rgb_from_image(msg)
 
 
@@ -182,6 +183,24 @@ def test_rgb_from_16bit_keeps_top_byte() -> None:
     bgr16[0, 0] = (0x0100, 0x0200, 0x0300)
     out = rgb_from_image(_image_msg(bgr16, 'bgr16', big=False, pad=0))
     np.testing.assert_array_equal(out[0, 0], [3, 2, 1])
+
+
+@pytest.mark.parametrize(('encoding', 'code'), [('yuv422', cv2.COLOR_YUV2RGB_UYVY),
+                                               ('yuv422_yuy2', cv2.COLOR_YUV2RGB_YUY2)])
+def test_rgb_from_yuv422_matches_opencv(encoding: str, code: int) -> None:
+    packed = _random_pixels(encoding, 6, 10, seed=8)  # (H, W, 2) uint8
+    packed[0, :, :] = 0  # include the extremes
+    packed[1, :, :] = 255
+    got = rgb_from_image(_image_msg(packed, encoding, big=False, pad=6))
+    expected = cv2.cvtColor(packed, code)
+    assert got.shape == (6, 10, 3) and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_rgb_from_yuv422_odd_width_raises() -> None:
+    msg = _image_msg(np.zeros((2, 3, 2), np.uint8), 'yuv422', big=False, pad=0)
+    with pytest.raises(MessageError, match="'yuv422' needs an even width; got 3"):
+        rgb_from_image(msg)
 
 
 def test_rgb_from_depth_encoding_raises() -> None:
