@@ -20,6 +20,7 @@ from g2mono_ros.errors import MessageError, ShapeError
 __all__ = [
     'IMAGE_ENCODINGS',
     'POINTFIELD_DTYPES',
+    'RGB_ENCODINGS',
     'ImageEncoding',
     'camera_info_to_model',
     'depth_from_image',
@@ -76,6 +77,13 @@ IMAGE_ENCODINGS: dict[str, ImageEncoding] = {
     '32FC3': ImageEncoding('f4', 3, ''),
     '64FC1': ImageEncoding('f8', 1, ''),
 }
+
+_GENERIC_LAYOUT = {'8UC1': 'mono', '8UC3': 'rgb', '8UC4': 'rgba'}
+
+#: Encodings ``rgb_from_image`` accepts: 8/16-bit colour or mono, YUV 4:2:2, 8UC1/3/4.
+RGB_ENCODINGS = frozenset(name for name, spec in IMAGE_ENCODINGS.items()
+                          if (spec.layout or name in _GENERIC_LAYOUT)
+                          and spec.dtype in ('u1', 'u2'))
 
 #: sensor_msgs/PointField datatype constants -> numpy base type code.
 POINTFIELD_DTYPES: dict[int, str] = {
@@ -190,8 +198,8 @@ def rgb_from_image(msg: Any) -> np.ndarray:
     """
     encoding = str(_field(msg, 'encoding', 'Image'))
     spec = _encoding(encoding)
-    layout = spec.layout or {'8UC1': 'mono', '8UC3': 'rgb', '8UC4': 'rgba'}.get(encoding, '')
-    if not layout or spec.dtype not in ('u1', 'u2'):
+    layout = spec.layout or _GENERIC_LAYOUT.get(encoding, '')
+    if encoding not in RGB_ENCODINGS:
         msg_ = (f'cannot convert image encoding {encoding!r} to RGB '
                 '(needs a colour or mono encoding)')
         raise MessageError(msg_)

@@ -13,6 +13,7 @@ from g2mono_ros.camera import CameraModel
 from g2mono_ros.codecs import (
     IMAGE_ENCODINGS,
     POINTFIELD_DTYPES,
+    RGB_ENCODINGS,
     camera_info_to_model,
     depth_from_image,
     depth_to_image,
@@ -201,6 +202,19 @@ def test_rgb_from_yuv422_odd_width_raises() -> None:
     msg = _image_msg(np.zeros((2, 3, 2), np.uint8), 'yuv422', big=False, pad=0)
     with pytest.raises(MessageError, match="'yuv422' needs an even width; got 3"):
         rgb_from_image(msg)
+
+
+def test_rgb_encodings_set() -> None:
+    assert {'rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8', 'mono16', '8UC1', '8UC3', 'yuv422',
+            'yuv422_yuy2'} <= RGB_ENCODINGS
+    assert not {'32FC1', '16UC1', '64FC1', '8SC1'} & RGB_ENCODINGS
+    for encoding in RGB_ENCODINGS:  # every member really converts
+        pixels = _random_pixels(encoding, 2, 4)
+        assert rgb_from_image(_image_msg(pixels, encoding, big=False, pad=0)).shape == (2, 4, 3)
+    for encoding in set(IMAGE_ENCODINGS) - RGB_ENCODINGS:
+        pixels = _random_pixels(encoding, 2, 4)
+        with pytest.raises(MessageError, match=f'cannot convert image encoding {encoding!r}'):
+            rgb_from_image(_image_msg(pixels, encoding, big=False, pad=0))
 
 
 def test_rgb_from_depth_encoding_raises() -> None:
