@@ -236,13 +236,25 @@ class Scene:
         blocked = np.zeros(len(points), dtype=bool)
         centres, radii = self._bounding_spheres()
         # Parallel rays reach a bounding sphere when it is ahead and its centre lies within one
-        # radius of the ray's line; all pairs at once with matrix products.
-        along = (centres @ direction)[None, :] - (points @ direction)[:, None]
-        sq_dist = ((centres * centres).sum(axis=1)[None, :] - 2.0 * points @ centres.T
-                   + (points * points).sum(axis=1)[:, None])
-        near = (along > -radii) & (sq_dist - along * along <= radii ** 2 + 1e-9)
+        # radius of the ray's line: a disc test in the plane across the rays. Points sorted by
+        # one in-plane axis make each object's candidates a contiguous slice.
+        helper = np.array([1.0, 0.0, 0.0]) if abs(direction[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+        axis_u = np.cross(direction, helper)
+        axis_u /= np.linalg.norm(axis_u)
+        axis_v = np.cross(direction, axis_u)
+        u, v = points @ axis_u, points @ axis_v
+        order = np.argsort(u, kind='stable')
+        u_sorted = u[order]
         for k in range(len(radii)):
-            rows = np.flatnonzero(near[:, k] & ~blocked)
+            cu, cv, r = centres[k] @ axis_u, centres[k] @ axis_v, radii[k]
+            lo = np.searchsorted(u_sorted, cu - r, side='left')
+            hi = np.searchsorted(u_sorted, cu + r, side='right')
+            idx = order[lo:hi]
+            if idx.size == 0:
+                continue
+            near = ((u[idx] - cu) ** 2 + (v[idx] - cv) ** 2 <= r * r + 1e-9)
+            near &= (centres[k] - points[idx]) @ direction > -r
+            rows = idx[near & ~blocked[idx]]
             if rows.size:
                 dirs = np.broadcast_to(direction, (rows.size, 3))
                 t = self._object_range(k + 1, points[rows], dirs)
