@@ -103,7 +103,7 @@ def _byte_buffer(data: Any, what: str) -> np.ndarray:
     """View a message's ``data`` as a flat uint8 array without copying where possible."""
     if isinstance(data, np.ndarray):
         if data.dtype != np.uint8:
-            data = data.view(np.uint8) if data.flags.c_contiguous else data.astype(np.uint8)
+            data = np.ascontiguousarray(data).view(np.uint8)  # its bytes, not its values
         return data.reshape(-1)
     if isinstance(data, (bytes, bytearray, memoryview, pyarray.array)):
         return np.frombuffer(data, dtype=np.uint8)
