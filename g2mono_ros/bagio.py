@@ -411,7 +411,7 @@ def read_extrinsic(bag: str | Path | BagReader, camera_frame: str | None = None,
 # ---- writing ------------------------------------------------------------------------------
 
 class BagWriter:
-    """A new rosbag2 directory (MCAP storage, format version 8 so Humble's tools read it).
+    """A new rosbag2 directory (format version 8; MCAP storage, or SQLite as Humble records).
 
     Topics are registered on first write. Use as a context manager: on an exception the
     partial bag is removed, so nothing half-written is left behind.
@@ -419,24 +419,29 @@ class BagWriter:
     Args:
         path: the bag directory to create; must not exist.
         latched_topics: topics offered with transient-local durability (``/tf_static``).
+        storage: ``mcap`` or ``sqlite3``.
 
     Raises:
-        BagError: the path exists or cannot be created.
+        BagError: the path exists or cannot be created, or an unknown storage.
     """
 
-    def __init__(self, path: str | Path, *, latched_topics: Iterable[str] = (TF_STATIC_TOPIC,)
-                 ) -> None:
+    def __init__(self, path: str | Path, *, latched_topics: Iterable[str] = (TF_STATIC_TOPIC,),
+                 storage: str = 'mcap') -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
         self.path = Path(path)
         self.store = _typestore()
         self._latched = set(latched_topics)
         self._connections: dict[str, Any] = {}
+        plugins = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+        if storage not in plugins:
+            msg = f'bag storage must be mcap or sqlite3; got {storage!r}'
+            raise BagError(msg)
         if self.path.exists():
             msg = f'bag {str(self.path)!r} exists already; not overwriting'
             raise BagError(msg)
         try:
-            self._writer = Writer(self.path, version=8, storage_plugin=StoragePlugin.MCAP)
+            self._writer = Writer(self.path, version=8, storage_plugin=plugins[storage])
             self._writer.open()
         except (WriterError, OSError) as exc:
             msg = f'cannot create bag {str(self.path)!r}: {exc}'

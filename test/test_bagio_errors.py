@@ -146,3 +146,9 @@ def test_failed_write_leaves_nothing_behind(tmp_path):
             writer.write('/x', bagio.image_message(writer.store, rgb, 'rgb8', 1, 'c'), 1)
             raise RuntimeError('boom')
     assert not path.exists()
+
+
+def test_unknown_storage_is_refused(tmp_path):
+    with pytest.raises(BagError, match="bag storage must be mcap or sqlite3; got 'ros1'"):
+        bagio.BagWriter(tmp_path / 'x', storage='ros1')
+    assert not (tmp_path / 'x').exists()

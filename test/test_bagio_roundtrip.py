@@ -183,3 +183,19 @@ def test_same_seed_writes_byte_identical_bags(tmp_path):
     a, b, c = ((tmp_path / n / 'bag' / 'bag.mcap').read_bytes() for n in ('a', 'b', 'c'))
     assert a == b
     assert a != c
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_both_storages_read_as_directory_and_as_bare_file(tmp_path, storage):
+    path = tmp_path / storage
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    with bagio.BagWriter(path, storage=storage) as writer:
+        for stamp in (100, 200):
+            writer.write('/img', bagio.image_message(writer.store, rgb, 'rgb8', stamp, 'c'), stamp)
+    (storage_file,) = [p for p in path.iterdir() if p.suffix in ('.mcap', '.db3')]
+    for source in (path, storage_file):
+        with bagio.open_bag(source) as bag:
+            frames = list(bag.images('/img'))
+        assert [stamp for stamp, _ in frames] == [100, 200]
+        assert all(np.array_equal(image, rgb) for _, image in frames)
+
