@@ -122,7 +122,7 @@ def test_default_frames_need_the_points_topic(tmp_path):
 
 
 def test_undecodable_image_is_a_bag_error(tmp_path):
-    path = tmp_path / 'yuv'
+    path = tmp_path / 'badenc'
     with bagio.BagWriter(path) as writer:
         msg = bagio.image_message(writer.store, np.zeros((2, 4), np.uint8), 'no_such_encoding', 3,
                                    'cam')

@@ -90,3 +90,17 @@ def test_wrong_geometry_is_detected(distorted_frame, error):
         T[:3, :3] = tilt @ T[:3, :3]
     within, median_flat, _ = _consistency(distorted_frame, T, camera)
     assert within < 0.9 or median_flat > 0.01, (within, median_flat)
+
+
+@pytest.mark.parametrize('options', [{'beams': 16}, {'beams': 64, 'distortion': True,
+                                                     'fov_x_deg': 120.0}])
+def test_camera_sector_projects_like_the_full_sweep(options):
+    """render() casts only the beams that can reach the image; nothing visible is lost."""
+    seq = SyntheticSequence(1, num_frames=1, width=96, height=64, **options)
+    sector, full = seq.render(0), seq.render(0, full_sweep=True)
+    assert len(full.points_lidar) > 1.5 * len(sector.points_lidar)
+    depth_sector, _ = project_points_to_depth(sector.points_lidar, sector.T_cam_lidar,
+                                              sector.camera, min_range=0.1, max_range=200.0)
+    depth_full, _ = project_points_to_depth(full.points_lidar, full.T_cam_lidar, full.camera,
+                                            min_range=0.1, max_range=200.0)
+    assert np.array_equal(depth_sector, depth_full)
