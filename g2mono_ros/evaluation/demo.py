@@ -56,10 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='live: through the real depth_node over DDS (default); offline: '
                              'the same pipeline without DDS')
     add_common_arguments(parser)
-    parser.set_defaults(rate=0.5)
-    for action in parser._actions:  # the demo replays at half speed on a CPU by default
-        if action.dest == 'rate':
-            action.help = 'replay speed factor of the recorded rate (default 0.5)'
 
 
 def generate_demo_bag(path: Path, *, seed: int, frames: int, width: int, height: int, beams: int,

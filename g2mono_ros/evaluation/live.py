@@ -38,7 +38,7 @@ from g2mono_ros.evaluation.evaluator import (
 )
 
 __all__ = ['DEPTH_TOPIC', 'LiveRecording', 'NodeProcess', 'default_params_file',
-           'evaluate_live', 'node_command', 'node_overrides', 'replay']
+           'evaluate_live', 'node_command', 'node_overrides', 'replay', 'score_recording']
 
 DEPTH_TOPIC = '/g2mono/depth'
 _LATENCY_KIND = ('publish -> receive: wall time from the replayer publishing an image to the '
@@ -237,11 +237,14 @@ def replay(sequence: BagSequence, options: EvaluationOptions, *, startup_timeout
             recording.depth[stamp] = depth
             recording.received_wall_ns[stamp] = now
 
+    diagnostics_seen = [0]
+
     def on_diagnostics(msg: Any) -> None:
         for status in msg.status:
             if 'depth_node' in status.name:
                 with lock:
                     recording.diagnostics = {kv.key: kv.value for kv in status.values}
+                    diagnostics_seen[0] += 1
 
     out_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50,
                          reliability=ReliabilityPolicy.RELIABLE)
@@ -286,6 +289,11 @@ def replay(sequence: BagSequence, options: EvaluationOptions, *, startup_timeout
                 elif topic == options.points_topic:
                     recording.scans_published += 1
         _drain(recording, lock, total_images, drain_s)
+        # One more /diagnostics after the last output, so its drop counters are final.
+        seen = diagnostics_seen[0]
+        deadline = time.monotonic() + 2.5
+        while diagnostics_seen[0] == seen and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         node_proc.stop()
         executor.shutdown(timeout_sec=2.0)
@@ -369,6 +377,18 @@ def evaluate_live(bag: str | Path, options: EvaluationOptions, *,
     sequence = open_sequence(bag, options)
     recording = replay(sequence, options, startup_timeout_s=startup_timeout_s,
                        node_log=node_log)
+    result = score_recording(sequence, options, recording)
+    result.wall_s = time.perf_counter() - started
+    return result
+
+
+def score_recording(sequence: BagSequence, options: EvaluationOptions,
+                    recording: LiveRecording) -> EvaluationResult:
+    """Score what the node published against the bag's targets (see ``evaluate_live``).
+
+    Raises:
+        NodeError: the node published depth of another size than the image.
+    """
     expected = expected_frames(sequence, options)
     book = ScoreBook(options.range_bins_m, options.projection.max_range,
                      sample_indices_for(expected))
@@ -405,7 +425,6 @@ def evaluate_live(bag: str | Path, options: EvaluationOptions, *,
     if sequence.ground_truth == 'holdout':
         notes.append('withheld points were removed from each cloud before it was replayed')
     return EvaluationResult(
-        bag=str(bag), mode='live', weights=options.engine.weights,
+        bag=str(sequence.path), mode='live', weights=options.engine.weights,
         ground_truth=sequence.ground_truth, book=book, latency_kind=_LATENCY_KIND,
-        counts=counts, drops=drops, node_diagnostics=dict(recording.diagnostics),
-        wall_s=time.perf_counter() - started, notes=notes)
+        counts=counts, drops=drops, node_diagnostics=dict(recording.diagnostics), notes=notes)
