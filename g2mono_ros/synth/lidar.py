@@ -38,7 +38,8 @@ class LidarModel:
     def beams(self) -> int:
         return len(self.elevations_deg)
 
-    def ray_directions(self, azimuth_limit_rad: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def ray_directions(self, azimuth_limit_rad: float | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
         """Unit beam directions in the LiDAR frame, firing order (azimuth outer, beam inner).
 
         Args:
