@@ -64,7 +64,17 @@ IMAGE_ENCODINGS: dict[str, ImageEncoding] = {
     'mono8': ImageEncoding('u1', 1, 'mono'),
     'mono16': ImageEncoding('u2', 1, 'mono'),
     'yuv422': ImageEncoding('u1', 2, 'uyvy'),  # U Y0 V Y1 per pixel pair
+    'uyvy': ImageEncoding('u1', 2, 'uyvy'),
     'yuv422_yuy2': ImageEncoding('u1', 2, 'yuyv'),  # Y0 U Y1 V per pixel pair
+    'yuyv': ImageEncoding('u1', 2, 'yuyv'),
+    'bayer_rggb8': ImageEncoding('u1', 1, 'bayer_rggb'),
+    'bayer_bggr8': ImageEncoding('u1', 1, 'bayer_bggr'),
+    'bayer_gbrg8': ImageEncoding('u1', 1, 'bayer_gbrg'),
+    'bayer_grbg8': ImageEncoding('u1', 1, 'bayer_grbg'),
+    'bayer_rggb16': ImageEncoding('u2', 1, 'bayer_rggb'),
+    'bayer_bggr16': ImageEncoding('u2', 1, 'bayer_bggr'),
+    'bayer_gbrg16': ImageEncoding('u2', 1, 'bayer_gbrg'),
+    'bayer_grbg16': ImageEncoding('u2', 1, 'bayer_grbg'),
     '8UC1': ImageEncoding('u1', 1, ''),
     '8UC3': ImageEncoding('u1', 3, ''),
     '8UC4': ImageEncoding('u1', 4, ''),
@@ -186,8 +196,9 @@ def rgb_from_image(msg: Any) -> np.ndarray:
     ``bgr*`` are reordered, alpha is dropped, mono is repeated over three channels. 16-bit
     colour/mono encodings keep their top 8 bits. ``8UC3``/``8UC4`` are taken as RGB(A) and
     ``8UC1`` as mono, as cv_bridge does for generic encodings with a matching channel count.
-    ``yuv422`` (UYVY) and ``yuv422_yuy2`` (YUYV) are converted with OpenCV's BT.601
-    video-range coefficients (what cv_bridge does through ``cv2.cvtColor``).
+    ``yuv422``/``uyvy`` and ``yuv422_yuy2``/``yuyv`` are converted with OpenCV's BT.601
+    video-range coefficients (what cv_bridge does through ``cv2.cvtColor``); ``bayer_*`` are
+    demosaiced by OpenCV (imported only then), as cv_bridge does.
 
     The result may be a read-only view of the message buffer (``rgb8`` with ``bytes`` data);
     copy it before writing into it.
@@ -206,6 +217,9 @@ def rgb_from_image(msg: Any) -> np.ndarray:
     img = image_to_numpy(msg)
     if layout in ('uyvy', 'yuyv'):
         return _yuv422_to_rgb(img, layout, encoding)
+    if layout.startswith('bayer_'):
+        img = _demosaic(img, layout, encoding)
+        return (img >> 8).astype(np.uint8) if spec.dtype == 'u2' else img
     if spec.dtype == 'u2':
         img = (img >> 8).astype(np.uint8)
     if layout == 'mono':
@@ -215,6 +229,20 @@ def rgb_from_image(msg: Any) -> np.ndarray:
     if layout == 'rgba':
         return np.ascontiguousarray(img[:, :, :3])
     return img
+
+
+# OpenCV names a Bayer pattern by its second row and second column: RGGB is "BayerBG".
+_BAYER_CODES = {'bayer_rggb': 'COLOR_BayerBG2RGB', 'bayer_bggr': 'COLOR_BayerRG2RGB',
+                'bayer_gbrg': 'COLOR_BayerGR2RGB', 'bayer_grbg': 'COLOR_BayerGB2RGB'}
+
+
+def _demosaic(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:
+    try:
+        import cv2
+    except ImportError:
+        msg = f'image encoding {encoding!r} needs OpenCV (cv2) for demosaicing; it is not installed'
+        raise MessageError(msg) from None
+    return cv2.cvtColor(np.ascontiguousarray(img), getattr(cv2, _BAYER_CODES[layout]))
 
 
 def _yuv422_to_rgb(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:

@@ -198,6 +198,31 @@ def test_rgb_from_yuv422_matches_opencv(encoding: str, code: int) -> None:
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize(('encoding', 'code'), [
+    ('bayer_rggb8', cv2.COLOR_BayerBG2RGB), ('bayer_bggr8', cv2.COLOR_BayerRG2RGB),
+    ('bayer_gbrg8', cv2.COLOR_BayerGR2RGB), ('bayer_grbg8', cv2.COLOR_BayerGB2RGB)])
+def test_rgb_from_bayer(encoding: str, code: int) -> None:
+    raw = _random_pixels(encoding, 6, 8, seed=2)
+    got = rgb_from_image(_image_msg(raw, encoding, big=False, pad=2))
+    np.testing.assert_array_equal(got, cv2.cvtColor(raw, code))
+    raw16 = raw.astype(np.uint16) << 8
+    got16 = rgb_from_image(_image_msg(raw16, encoding.replace('8', '16'), big=True, pad=0))
+    # interpolation rounds at 16 bits, then the top byte is kept: within one step of 8-bit
+    assert np.abs(got16.astype(int) - got.astype(int)).max() <= 1
+
+
+def test_bayer_pattern_names() -> None:
+    """A flat red scene seen through each pattern must come out red."""
+    where_red = {'bayer_rggb8': (0, 0), 'bayer_bggr8': (1, 1), 'bayer_gbrg8': (1, 0),
+                 'bayer_grbg8': (0, 1)}
+    for encoding, (r0, c0) in where_red.items():
+        raw = np.zeros((8, 8), np.uint8)
+        raw[r0::2, c0::2] = 200
+        rgb = rgb_from_image(_image_msg(raw, encoding, big=False, pad=0))
+        centre = rgb[2:6, 2:6].reshape(-1, 3)
+        assert (centre[:, 0] == 200).all() and (centre[:, 1:] == 0).all(), encoding
+
+
 def test_rgb_from_yuv422_odd_width_raises() -> None:
     msg = _image_msg(np.zeros((2, 3, 2), np.uint8), 'yuv422', big=False, pad=0)
     with pytest.raises(MessageError, match="'yuv422' needs an even width; got 3"):
@@ -590,6 +615,31 @@ def test_agrees_with_cv_bridge() -> None:
     rgb = _random_pixels('rgb8', 6, 5)
     msg = numpy_to_image(rgb[:, :, ::-1].copy(), 'bgr8')
     np.testing.assert_array_equal(rgb_from_image(msg), bridge.imgmsg_to_cv2(msg, 'rgb8'))
+
+
+def test_agrees_with_rosbags_image() -> None:
+    """ternaris/rosbags-image (cv_bridge's pure-Python twin); it ignores row padding."""
+    rosbags_image = pytest.importorskip('rosbags.image')
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    image_t = store.types['sensor_msgs/msg/Image']
+    header_t = store.types['std_msgs/msg/Header']
+    time_t = store.types['builtin_interfaces/msg/Time']
+    for encoding in sorted(set(rosbags_image.image.ENCODINGMAP) & set(IMAGE_ENCODINGS)):
+        for big in (False, True):
+            pixels = _random_pixels(encoding, 6, 8, seed=4)
+            dup = _image_msg(pixels, encoding, big=big, pad=0)
+            msg = image_t(header=header_t(stamp=time_t(sec=0, nanosec=0), frame_id='c'),
+                          height=6, width=8, encoding=encoding, is_bigendian=int(big),
+                          step=dup.step, data=np.frombuffer(dup.data, np.uint8))
+            np.testing.assert_array_equal(image_to_numpy(msg),
+                                          rosbags_image.image_to_cvimage(msg), err_msg=encoding)
+            if encoding.endswith('16'):
+                continue  # they scale 16 -> 8 bit differently (cv2 convertScaleAbs)
+            theirs = rosbags_image.image_to_cvimage(msg, 'rgb8')
+            diff = np.abs(rgb_from_image(msg).astype(int) - theirs.astype(int)).max()
+            assert diff <= 1, encoding
 
 
 def test_agrees_with_sensor_msgs_py() -> None:
