@@ -38,20 +38,14 @@ class LidarModel:
     def beams(self) -> int:
         return len(self.elevations_deg)
 
-    def ray_directions(self, azimuth_limit_rad: float | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+    def ray_directions(self) -> tuple[np.ndarray, np.ndarray]:
         """Unit beam directions in the LiDAR frame, firing order (azimuth outer, beam inner).
-
-        Args:
-            azimuth_limit_rad: keep only azimuths within +-this of the x axis (None = 360 deg).
 
         Returns:
             (dirs (N, 3) float64, ring (N,) uint16).
         """
         azimuth = np.arange(self.azimuth_samples) * (2.0 * np.pi / self.azimuth_samples)
         azimuth = np.where(azimuth > np.pi, azimuth - 2.0 * np.pi, azimuth)
-        if azimuth_limit_rad is not None:
-            azimuth = azimuth[np.abs(azimuth) <= azimuth_limit_rad]
         elevation = np.deg2rad(np.asarray(self.elevations_deg))
         az, el = np.meshgrid(azimuth, elevation, indexing='ij')
         dirs = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1)
