@@ -88,13 +88,24 @@ def camera_info(header):
     return info
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux /proc), NaN when unreadable."""
+    try:
+        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float('nan')
+
+
 def percentiles(values: list[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=np.float64)
     return float(np.percentile(arr, 50)), float(np.percentile(arr, 95))
 
 
 def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz: np.ndarray,
-                  log_path: Path) -> tuple[dict[str, list[float]], int, int]:
+                  log_path: Path) -> tuple[dict[str, list[float]], int, int, list[float]]:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
@@ -157,16 +168,20 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
         time.sleep(1.0 / RATE_HZ)
 
     measured: set[int] = set()
+    rss = []
     t_end_warmup = time.monotonic() + args.warmup
     t_end = t_end_warmup + args.seconds
     next_tick = time.monotonic()
     while time.monotonic() < t_end:
         stamp = publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg, cloud_msg)
         if time.monotonic() >= t_end_warmup:
+            if not measured or len(measured) % 50 == 0:
+                rss.append(rss_mib(proc.pid))
             measured.add(stamp)
         next_tick += 1.0 / RATE_HZ
         time.sleep(max(0.0, next_tick - time.monotonic()))
     time.sleep(3.0)  # let the last frames through
+    rss.append(rss_mib(proc.pid))
 
     proc.send_signal(signal.SIGINT)
     proc.wait(20)
@@ -194,7 +209,7 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
         ms['overhead'] = ms['total_minus_model'] - ms['queue']
         for name, value in ms.items():
             stages[name].append(value)
-    return stages, len(measured), len(frames)
+    return stages, len(measured), len(frames), rss
 
 
 def publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg, cloud_msg) -> int:
@@ -250,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         weights = Path(args.weights) if args.weights else save_checkpoint(
             Path(tmp) / f'{args.variant}.pt', create_model(args.variant), variant=args.variant,
             model_kwargs={}, max_depth=80.0, input_height=args.input_height, input_width=0)
-        stages, sent, complete = run_dds_phase(args, weights, rgb, xyz, Path(tmp) / 'node.log')
+        stages, sent, complete, rss = run_dds_phase(args, weights, rgb, xyz, Path(tmp) / 'node.log')
         model_ms, projection_ms = run_model_alone(weights, args.input_height, rgb, xyz,
                                                   args.model_runs)
 
@@ -261,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
           f'threads; {os.cpu_count()} CPUs')
     print(f'frames published {sent}, depth received with timing {complete} '
           f'(the rest superseded by newer pairs while the model ran)')
+    print('node resident memory, MiB, from the end of warm-up to the end: '
+          + ' '.join(f'{value:.0f}' for value in rss))
     if not complete:
         print('no complete frames: nothing to report')
         return 1

@@ -124,3 +124,37 @@ def test_process_pair_refuses_camera_of_another_size():
     with pytest.raises(ShapeError, match='CameraInfo is 640x480 but the image is 128x64'):
         process_pair(object(), inputs, np.eye(4), min_range=0.5, max_range=100.0,
                      want_sparse=False, want_colorized=False)
+
+
+def test_process_pair_with_a_real_engine(tmp_path):
+    """The worker's per-pair work on a real (tiny) checkpoint: sizes, sparse input, timings."""
+    from g2mono_ros.camera import CameraModel
+    from g2mono_ros.checkpoint import save_checkpoint
+    from g2mono_ros.config import EngineConfig
+    from g2mono_ros.engine import DepthEngine
+    from g2mono_ros.models import create_model
+    from g2mono_ros.projection import project_points_to_depth
+
+    weights = save_checkpoint(tmp_path / 'small.pt', create_model('seed_small'),
+                              variant='seed_small', model_kwargs={}, max_depth=20.0,
+                              input_height=64, input_width=0)
+    engine = DepthEngine(EngineConfig(weights=str(weights), device='cpu', input_height=64))
+    camera = CameraModel(width=128, height=64, K=np.array([[60.0, 0, 64], [0, 60.0, 32],
+                                                          [0, 0, 1]]),
+                         D=np.zeros(0), distortion_model='none')
+    rng = np.random.default_rng(3)
+    points = np.stack([rng.uniform(-4, 4, 3000), rng.uniform(-2, 2, 3000),
+                       rng.uniform(2, 15, 3000)], axis=1).astype(np.float32)
+    rgb = rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)
+    work = process_pair(engine, PairInputs(rgb, points, camera), np.eye(4), min_range=0.5,
+                        max_range=100.0, want_sparse=True, want_colorized=True)
+    assert work.depth_m.shape == (64, 128) and work.depth_m.dtype == np.float32
+    assert np.isfinite(work.depth_m).all() and work.depth_m.max() <= 20.0
+    expected, _ = project_points_to_depth(points, np.eye(4), camera)
+    np.testing.assert_array_equal(work.sparse_m, expected)
+    assert work.colorized.shape == (64, 128, 3) and work.colorized.dtype == np.uint8
+    assert set(work.timings_s) == {'pre', 'model', 'post'}
+    assert all(seconds >= 0 for seconds in work.timings_s.values())
+    bare = process_pair(engine, PairInputs(rgb, points, camera), np.eye(4), min_range=0.5,
+                        max_range=100.0, want_sparse=False, want_colorized=False)
+    assert bare.sparse_m is None and bare.colorized is None
