@@ -544,10 +544,13 @@ def xyz_to_pointcloud2(xyz: np.ndarray, header: Any = None,
 
 
 def camera_info_to_model(msg: Any) -> CameraModel:
-    """Build a CameraModel from a sensor_msgs/CameraInfo (rclpy, rosbags, or ROS 1 ``K``/``D``).
+    """Build the CameraModel of the published image from a sensor_msgs/CameraInfo.
 
-    An empty distortion model with no coefficients means ``none``; ``fisheye`` is read as
-    ``equidistant``. Binning and ROI are not applied: K must describe the published image.
+    Works on rclpy and rosbags messages and on ROS 1 names (``K``/``D``). An empty distortion
+    model with no coefficients means ``none``; ``fisheye`` is read as ``equidistant``.
+    Binning and ROI are applied as image_geometry's PinholeCameraModel does: the size becomes
+    ``roi size / binning`` (full size when the ROI is all zero, binning 0 means 1), and
+    ``cx' = (cx - x_offset) / binning_x``, ``fx' = fx / binning_x`` (likewise y).
 
     Raises:
         MessageError: K with a zero/non-finite focal length, zero image size, an unknown
@@ -571,11 +574,25 @@ def camera_info_to_model(msg: Any) -> CameraModel:
         model = 'none'
     elif model == 'fisheye':
         model = 'equidistant'
+    width = int(_field(msg, 'width', 'CameraInfo'))
+    height = int(_field(msg, 'height', 'CameraInfo'))
+    k_arr = np.array(k, dtype=np.float64).reshape(-1)
+    bin_x = max(int(getattr(msg, 'binning_x', 0) or 0), 1)
+    bin_y = max(int(getattr(msg, 'binning_y', 0) or 0), 1)
+    roi = getattr(msg, 'roi', None)
+    x_off = y_off = 0
+    if roi is not None and int(roi.width) > 0 and int(roi.height) > 0:
+        x_off, y_off = int(roi.x_offset), int(roi.y_offset)
+        width, height = int(roi.width), int(roi.height)
+    if k_arr.size == 9 and (bin_x > 1 or bin_y > 1 or x_off or y_off):
+        k_arr[2] = (k_arr[2] - x_off) / bin_x
+        k_arr[5] = (k_arr[5] - y_off) / bin_y
+        k_arr[0] /= bin_x
+        k_arr[1] /= bin_x
+        k_arr[4] /= bin_y
+        width, height = width // bin_x, height // bin_y
     try:
-        return CameraModel(width=int(_field(msg, 'width', 'CameraInfo')),
-                           height=int(_field(msg, 'height', 'CameraInfo')),
-                           K=np.asarray(k, dtype=np.float64).reshape(-1),
-                           D=d_arr, distortion_model=model)
+        return CameraModel(width=width, height=height, K=k_arr, D=d_arr, distortion_model=model)
     except ShapeError as exc:
         err = f'invalid CameraInfo: {exc}'
         raise MessageError(err) from exc

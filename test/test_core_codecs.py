@@ -547,6 +547,24 @@ def test_camera_info_to_model() -> None:
     np.testing.assert_array_equal(model.D, [-0.1, 0.01, 0.001, 0.002, 0.0])
 
 
+def test_camera_info_binning_and_roi() -> None:
+    """image_geometry's convention: shift by the ROI offset, then divide by the binning."""
+    binned = camera_info_to_model(_camera_info(binning_x=2, binning_y=4))
+    assert (binned.width, binned.height) == (320, 120)
+    np.testing.assert_allclose(binned.K, [[250, 0, 160], [0, 127.5, 60], [0, 0, 1]])
+    info = _camera_info()
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 100, 40, 400, 300
+    cropped = camera_info_to_model(info)
+    assert (cropped.width, cropped.height) == (400, 300)
+    np.testing.assert_allclose(cropped.K, [[500, 0, 220], [0, 510, 200], [0, 0, 1]])
+    info.binning_x = info.binning_y = 2
+    both = camera_info_to_model(info)
+    assert (both.width, both.height) == (200, 150)
+    np.testing.assert_allclose(both.K, [[250, 0, 110], [0, 255, 100], [0, 0, 1]])
+    assert camera_info_to_model(_camera_info(binning_x=1, binning_y=0)) == camera_info_to_model(
+        _camera_info())
+
+
 def test_camera_info_models_and_aliases() -> None:
     eq = camera_info_to_model(_camera_info(distortion_model='fisheye', d=[0.1, 0.01, 0.0, 0.0]))
     assert eq.distortion_model == 'equidistant'
