@@ -265,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         weights = Path(args.weights) if args.weights else save_checkpoint(
             Path(tmp) / f'{args.variant}.pt', create_model(args.variant), variant=args.variant,
             model_kwargs={}, max_depth=80.0, input_height=args.input_height, input_width=0)
-        stages, sent, complete, rss = run_dds_phase(args, weights, rgb, xyz, Path(tmp) / 'node.log')
+        stages, sent, complete, rss = run_dds_phase(args, weights, rgb, xyz,
+                                                    Path(tmp) / 'node.log')
         model_ms, projection_ms = run_model_alone(weights, args.input_height, rgb, xyz,
                                                   args.model_runs)
 

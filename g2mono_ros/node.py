@@ -91,7 +91,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                            'p_cam = R p_lidar + t.', True),
     'extrinsic.rotation': ParameterSpec(_D['extrinsic.rotation'], 'LiDAR -> camera optical frame '
                                         'rotation, unit quaternion [x, y, z, w].', True),
-    'image_topic': ParameterSpec(_D['image_topic'], 'Camera image input (rgb8, bgr8, mono8, ...).'),
+    'image_topic': ParameterSpec(_D['image_topic'], 'Camera image input (rgb8, bgr8, mono8, '
+                                 '...).'),
     'camera_info_topic': ParameterSpec(_D['camera_info_topic'], 'CameraInfo of that camera.'),
     'points_topic': ParameterSpec(_D['points_topic'], 'LiDAR sensor_msgs/PointCloud2 input.'),
     'depth_topic': ParameterSpec(_D['depth_topic'], 'Depth output; camera_info, sparse_depth, '
@@ -120,7 +121,7 @@ _WORKER_POLL_S = 0.2
 
 
 def output_topics(depth_topic: str) -> dict[str, str]:
-    """Names of every output derived from ``depth_topic`` (``/g2mono/depth`` -> ``/g2mono/...``)."""
+    """Every output name, derived from ``depth_topic`` (``/g2mono/depth`` -> ``/g2mono/...``)."""
     parent = depth_topic.rsplit('/', 1)[0] if '/' in depth_topic else ''
     prefix = f'{parent}/' if parent or depth_topic.startswith('/') else ''
     return {
@@ -135,7 +136,8 @@ def output_topics(depth_topic: str) -> dict[str, str]:
 def _qos(name: str, *, output: bool) -> QoSProfile:
     if name == 'sensor_data':
         return qos_profile_sensor_data
-    reliability = ReliabilityPolicy.RELIABLE if name == 'reliable' else ReliabilityPolicy.BEST_EFFORT
+    reliability = (ReliabilityPolicy.RELIABLE if name == 'reliable'
+                   else ReliabilityPolicy.BEST_EFFORT)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5 if output else 10,
                       reliability=reliability)
 
@@ -189,7 +191,8 @@ class DepthNode(Node):
         self.engine = DepthEngine(self.config.engine)
         ext = self.config.extrinsic
         self._T_cam_lidar = transform_from_translation_quaternion(
-            np.asarray(ext.translation, dtype=np.float64), np.asarray(ext.rotation, dtype=np.float64))
+            np.asarray(ext.translation, dtype=np.float64),
+            np.asarray(ext.rotation, dtype=np.float64))
 
         self.faults = FaultLog()
         self.stages = StageStats()
@@ -201,7 +204,7 @@ class DepthNode(Node):
         self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
         self._camera_lock = threading.Lock()
         self._camera: tuple[Any, CameraInfo] | None = None
-        self._slot: LatestSlot[tuple[Any, float]] = LatestSlot()
+        self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
         self._superseded_seen = 0
         self._published_since_diag = 0
         self._faults_at_last_diag: dict[str, int] = {}
@@ -219,7 +222,8 @@ class DepthNode(Node):
         self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
         in_qos = _qos(self.config.input_qos, output=False)
-        sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image, in_qos)
+        sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
+                                             in_qos)
         sub_info = self.create_subscription(CameraInfo, self.config.camera_info_topic,
                                             self._on_camera_info, in_qos)
         sub_points = self.create_subscription(PointCloud2, self.config.points_topic,
@@ -246,12 +250,14 @@ class DepthNode(Node):
                 value = self.declare_parameter(name, spec.default, descriptor).value
             except InvalidParameterTypeException as exc:
                 kind = type(spec.default).__name__
-                msg = f'parameter {name!r} must be of type {kind} (default {spec.default!r}): {exc}'
+                msg = (f'parameter {name!r} must be of type {kind} (default '
+                       f'{spec.default!r}): {exc}')
                 raise ConfigError(msg) from exc
             if spec.dynamic and isinstance(spec.default, float) and isinstance(value, int) \
                     and not isinstance(value, bool):
                 value = float(value)
-            if spec.dynamic and isinstance(spec.default, list) and isinstance(value, (list, tuple)):
+            if spec.dynamic and isinstance(spec.default, list) \
+                    and isinstance(value, (list, tuple)):
                 value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
                          for v in value]
             values[name] = value
@@ -383,7 +389,8 @@ class DepthNode(Node):
                                                       encoding=self.config.output_encoding))
         self._pub_info.publish(_camera_info_with_header(info, header))
         if self._pub_sparse is not None and work.sparse_m is not None:
-            self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header, encoding='32FC1'))
+            self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header,
+                                                           encoding='32FC1'))
         if self._pub_color is not None and work.colorized is not None:
             self._pub_color.publish(codecs.numpy_to_image(work.colorized, 'rgb8', header))
         published_wall_ns = time.time_ns()

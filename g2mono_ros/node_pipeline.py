@@ -1,5 +1,5 @@
-"""The depth node's ROS-free machinery: the newest-pair mailbox, fault/drop bookkeeping, rates, stage
-timings, and the per-pair work (decode, project, infer, encode) that the worker thread runs.
+"""The depth node's ROS-free machinery: the newest-pair mailbox, fault/drop bookkeeping, rates,
+stage timings, and the per-pair work (project, infer, convert) that the worker thread runs.
 
 Nothing here imports rclpy; the node wires these to subscriptions, timers and publishers, so the
 policies (what is dropped, what is counted, when a fault is logged) are testable without a graph.
@@ -96,7 +96,8 @@ class FaultLog:
         clock: monotonic clock in seconds (injectable for tests).
     """
 
-    def __init__(self, throttle_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, throttle_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._throttle_s = throttle_s
         self._clock = clock
         self._lock = threading.Lock()

@@ -11,7 +11,7 @@ import pytest
 
 DEPTH_NODE = shutil.which('depth_node') or str(Path(sys.executable).parent / 'depth_node')
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.dds]
 
 
 @pytest.fixture(scope='module')

@@ -45,7 +45,7 @@ LIDAR_OFFSET_NS = -7_000_000
 TOPICS = {'image': '/test/cam/image', 'camera_info': '/test/cam/info', 'points': '/test/lidar'}
 DEPTH_NODE = shutil.which('depth_node') or str(Path(sys.executable).parent / 'depth_node')
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.dds]
 
 
 def stamp_ns(header: Header) -> int:
