@@ -214,6 +214,7 @@ class PairSynchronizer:
 
     def _decide(self, clock_ns: int | None) -> list[Pair]:
         pairs: list[Pair] = []
+        decided = 0
         while self._image_stamps:
             stamp = self._image_stamps[0]
             scan_after = self._newest_scan is not None and self._newest_scan >= stamp
@@ -223,6 +224,7 @@ class PairSynchronizer:
             self._image_stamps.pop(0)
             image = self._images.pop(0)
             self._last_decided = stamp
+            decided += 1
             scan = self._nearest_scan(stamp)
             if scan is None:
                 self.image_drops['no_partner'] += 1
@@ -232,7 +234,7 @@ class PairSynchronizer:
                 self.scans_used += 1
             pairs.append(Pair(stamp, image, scan.stamp, scan.item))
         self.pairs_emitted += len(pairs)
-        if pairs or not self._image_stamps:
+        if decided:
             self._prune_scans()
         return pairs
 
