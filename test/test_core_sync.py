@@ -299,3 +299,50 @@ def test_stamps_may_be_numpy_ints() -> None:
     sync.add_image(np.int64(100 * MS), 'a')
     pairs = sync.add_scan(np.int64(100 * MS), 's')
     assert type(pairs[0].image_stamp_ns) is int
+
+
+@pytest.mark.parametrize('seed', range(20))
+def test_random_streams_keep_invariants(seed: int) -> None:
+    """Fuzz: random rates, jitter, reordering, gaps, flushes and loops of the stream."""
+    rng = np.random.default_rng(seed)
+    cfg = SyncConfig(sync_max_offset=float(rng.uniform(0.01, 0.1)),
+                     sync_max_wait=float(rng.uniform(0.0, 0.3)),
+                     sync_queue_size=int(rng.integers(1, 12)))
+    sync = PairSynchronizer(cfg)
+    image_period = int(rng.uniform(10, 100) * MS)
+    scan_period = int(rng.uniform(20, 200) * MS)
+    events = []
+    for loop in range(int(rng.integers(1, 3))):
+        images = np.arange(0, 3 * S, image_period) + int(rng.integers(0, 10 * MS))
+        scans = np.arange(0, 3 * S, scan_period) + int(rng.integers(0, 10 * MS))
+        images = images[rng.random(len(images)) > 0.1]  # lost frames
+        scans = scans[rng.random(len(scans)) > 0.1]
+        ev = _events(images.tolist(), scans.tolist(), image_latency=int(rng.integers(0, 80)) * MS,
+                     scan_latency=int(rng.integers(0, 120)) * MS, rng=rng,
+                     arrival_jitter=int(rng.integers(1, 30)) * MS)
+        events += [(a + loop * 10 * S, k, t) for a, k, t in ev]  # second pass: same stamps
+    n_images = sum(k == 'image' for _, k, _ in events)
+    n_scans = len(events) - n_images
+    pairs: list[Pair] = []
+    segments: list[list[Pair]] = [[]]
+    jumps = 0
+    for arrival, kind, stamp in events:
+        out = (sync.add_image if kind == 'image' else sync.add_scan)(stamp, (kind, stamp))
+        if sync.time_jumps != jumps:
+            jumps = sync.time_jumps
+            segments.append([])
+        if rng.random() < 0.3:
+            out += sync.flush(stamp + int(rng.integers(0, 200)) * MS)
+        pairs += out
+        segments[-1] += out
+        assert sync.pending_images <= cfg.sync_queue_size
+        assert sync.pending_scans <= cfg.sync_queue_size
+    for segment in segments:
+        _check_order_once(segment)
+    for p in pairs:
+        assert abs(p.image_stamp_ns - p.scan_stamp_ns) <= cfg.max_offset_ns
+        assert p.image == ('image', p.image_stamp_ns) and p.scan == ('scan', p.scan_stamp_ns)
+    _check_accounting(sync, pairs, n_images, n_scans)
+    pairs += sync.flush(10**12 * S)
+    assert sync.pending_images == 0
+    _check_accounting(sync, pairs, n_images, n_scans)
