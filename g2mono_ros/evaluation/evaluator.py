@@ -337,6 +337,8 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
             if topic == options.image_topic:
                 stamp = header_stamp_ns(msg)
                 rgb = rgb_from_image(msg)
+                if not rgb.flags.writeable:  # a view of the bag's buffer; torch wants to own it
+                    rgb = rgb.copy()
                 if rgb.shape[:2] != (camera.height, camera.width):
                     msg_ = (f'image on {topic!r} is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo'
                             f' is {camera.width}x{camera.height}')

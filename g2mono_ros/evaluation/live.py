@@ -45,12 +45,18 @@ _LATENCY_KIND = ('publish -> receive: wall time from the replayer publishing an 
                  'evaluator receiving its depth (pairing wait, queue, network, DDS both ways)')
 
 
-def default_params_file() -> Path:
-    """``config/depth.yaml`` of the source tree, else of the installed package share."""
-    source = Path(__file__).resolve().parents[2] / 'config' / 'depth.yaml'
-    if source.is_file():
-        return source
-    return Path(sys.prefix) / 'share' / 'g2mono_ros' / 'config' / 'depth.yaml'
+def default_params_file() -> Path | None:
+    """The launch file's ``config/depth.yaml``: source tree, ament share, or venv share."""
+    candidates = [Path(__file__).resolve().parents[2] / 'config' / 'depth.yaml']
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory('g2mono_ros')) / 'config' /
+                          'depth.yaml')
+    except Exception:  # noqa: BLE001 - not installed through ament (a venv or source tree)
+        pass
+    candidates.append(Path(sys.prefix) / 'share' / 'g2mono_ros' / 'config' / 'depth.yaml')
+    return next((path for path in candidates if path.is_file()), None)
 
 
 def node_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[str, Any]:
@@ -219,7 +225,9 @@ def replay(sequence: BagSequence, options: EvaluationOptions, *, startup_timeout
     env = dict(os.environ)
     env['PYTHONUNBUFFERED'] = '1'
     log_path = node_log or workdir / 'depth_node.log'
-    node_proc = NodeProcess(node_command([default_params_file(), overrides]), env, log_path)
+    # The launch file's YAML first, then this run's values (the later file wins).
+    params = [path for path in (default_params_file(), overrides) if path is not None]
+    node_proc = NodeProcess(node_command(params), env, log_path)
 
     recording = LiveRecording()
     lock = threading.Lock()

@@ -230,37 +230,41 @@ def _dilate_for_display(depth: np.ndarray) -> np.ndarray:
     return cv2.dilate(depth.astype(np.float32), np.ones((3, 3), np.uint8))
 
 
-def _plot_panels(path: Path, sample: Any, max_depth: float) -> None:
+def _plot_panels(path: Path, sample: Any, max_depth: float, baseline_max_depth: float) -> None:
+    """A 2x3 figure: RGB, LiDAR input, ground truth / prediction, its error, the IP-Basic
+    baseline (same colour scale for every depth panel)."""
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot as plt
 
+    from g2mono_ros.evaluation.baselines import morphological_fill
     from g2mono_ros.visualize import colorize_depth
 
     valid = sample.target_m > 0
     error = np.where(valid, np.abs(sample.pred_m - sample.target_m), 0.0)
     error_limit = float(np.percentile(error[valid], 95)) if valid.any() else 1.0
+    target = _dilate_for_display(sample.target_m) if valid.mean() < 0.2 else sample.target_m
+    baseline = morphological_fill(sample.sparse_m, baseline_max_depth)
     panels = [
         ('RGB', sample.rgb, None),
-        ('sparse input (LiDAR)', colorize_depth(_dilate_for_display(sample.sparse_m), max_depth),
+        ('LiDAR input (sparse)', colorize_depth(_dilate_for_display(sample.sparse_m), max_depth),
          None),
-        ('prediction', colorize_depth(sample.pred_m, max_depth), None),
-        ('ground truth', colorize_depth(_dilate_for_display(sample.target_m)
-                                        if valid.mean() < 0.2 else sample.target_m, max_depth),
-         None),
-        ('|error| (m) on ground-truth pixels',
-         np.ma.masked_where(~valid, error), max(error_limit, 1e-3)),
+        ('ground truth', colorize_depth(target, max_depth), None),
+        ('prediction (model)', colorize_depth(sample.pred_m, max_depth), None),
+        ('|error| of the model (m)', np.ma.masked_where(~valid, error), max(error_limit, 1e-3)),
+        ('morphological baseline', colorize_depth(baseline, max_depth), None),
     ]
     height, width = sample.rgb.shape[:2]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 1.3 + 8 * height / width * len(panels)))
-    for ax, (title, image, vmax) in zip(axes, panels):
+    fig, axes = plt.subplots(2, 3, figsize=(13, 0.8 + 2 * 4.3 * height / width))
+    for ax, (title, image, vmax) in zip(axes.ravel(), panels):
         if vmax is None:
-            ax.imshow(image)
+            ax.imshow(image, interpolation='nearest')
         else:
             shown = ax.imshow(image, cmap='magma', vmin=0.0, vmax=vmax, interpolation='nearest')
-            fig.colorbar(shown, ax=ax, fraction=0.025)
-        ax.set_title(f'{title} (frame {sample.index})', fontsize=9)
+            fig.colorbar(shown, ax=ax, fraction=0.035)
+        ax.set_title(title, fontsize=9)
         ax.axis('off')
+    fig.suptitle(f'frame {sample.index} (depth colours 0-{max_depth:.0f} m)', fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -321,7 +325,8 @@ def write_report(result: EvaluationResult, options: EvaluationOptions, report_di
             plots.append('error_vs_range.png')
             for sample in result.book.samples:
                 name = f'panels_frame{sample.index:04d}.png'
-                _plot_panels(tmp / name, sample, max_depth or _colour_scale(sample))
+                _plot_panels(tmp / name, sample, max_depth or _colour_scale(sample),
+                             options.projection.max_range)
                 plots.append(name)
         (tmp / 'report.md').write_text(_markdown(summary, plots))
         _install(tmp, target)
