@@ -4,15 +4,18 @@ Publishes 640x480 rgb8 images, their CameraInfo and 64k-point clouds at 10 Hz (c
 same stamp) to a depth_node subprocess started with ``publish_timing``, and receives
 /g2mono/depth. Per frame, from the image stamp (set when it is published) to the depth received:
 
-    transport_in  stamp -> image callback in the node (serialise, DDS, deserialise)
+    cloud_publish stamp -> image publish starts (the 1 MB cloud, same stamp, goes first so the
+                  pair completes as the image arrives)
+    transport_in  image publish -> image callback in the node (serialise, DDS, deserialise)
     sync_wait     image callback -> pair complete (waiting for the scan)
     queue         pair complete -> worker starts on it
     pre           projection of the cloud at the network input size
     model         DepthEngine.infer (resize in, network, resize out)
-    post          depth/camera_info messages built and published
-    transport_out node publish -> depth received here
+    post          sparse/colorized extras and the depth message built, up to its publish
+    transport_out depth publish starts in the node -> depth received here
 
-Then ``DepthEngine.infer`` alone on the same inputs in this process (the node is stopped first).
+Around it, ``DepthEngine.infer`` alone on the same inputs in this process, with the node's
+thread count, before the node starts and after it stopped (a shared machine's load drifts).
 Run: ``.venv/bin/python benchmarks/bench_node.py [--variant seed_small] [--seconds 20]``.
 """
 
@@ -40,7 +43,8 @@ HEIGHT, WIDTH = 480, 640
 N_POINTS = 65_536
 RATE_HZ = 10.0
 ROTATION = [0.5, -0.5, 0.5, 0.5]  # REP 103 LiDAR -> camera optical
-STAGES = ('transport_in', 'sync_wait', 'queue', 'pre', 'model', 'post', 'transport_out')
+STAGES = ('cloud_publish', 'transport_in', 'sync_wait', 'queue', 'pre', 'model', 'post',
+          'transport_out')
 #: total = stamp -> depth received; overhead = total minus model minus queue (the wait for the
 #: worker to finish the previous pair, which only exists when the model is slower than 10 Hz).
 SUMMARIES = ('total', 'total_minus_model', 'overhead')
@@ -54,7 +58,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--input-height', type=int, default=320)
     parser.add_argument('--seconds', type=float, default=20.0, help='measured publishing time')
     parser.add_argument('--warmup', type=float, default=5.0, help='seconds discarded first')
-    parser.add_argument('--model-runs', type=int, default=20, help='runs of the model alone')
+    parser.add_argument('--model-runs', type=int, default=10,
+                        help='runs of the model alone, before and after the DDS phase')
+    parser.add_argument('--threads', type=int, default=0,
+                        help='torch/OpenMP threads of the node and of the model alone '
+                             '(default: OMP_NUM_THREADS, else torch default)')
     return parser.parse_args(argv)
 
 
@@ -167,17 +175,18 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
             publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg, cloud_msg)
         time.sleep(1.0 / RATE_HZ)
 
-    measured: set[int] = set()
+    measured: dict[int, int] = {}  # stamp -> wall ns when the image publish started
     rss = []
     t_end_warmup = time.monotonic() + args.warmup
     t_end = t_end_warmup + args.seconds
     next_tick = time.monotonic()
     while time.monotonic() < t_end:
-        stamp = publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg, cloud_msg)
+        stamp, image_start = publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg,
+                                           cloud_msg)
         if time.monotonic() >= t_end_warmup:
             if not measured or len(measured) % 50 == 0:
                 rss.append(rss_mib(proc.pid))
-            measured.add(stamp)
+            measured[stamp] = image_start
         next_tick += 1.0 / RATE_HZ
         time.sleep(max(0.0, next_tick - time.monotonic()))
     time.sleep(3.0)  # let the last frames through
@@ -192,17 +201,18 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
 
     stages: dict[str, list[float]] = {name: [] for name in (*STAGES, *SUMMARIES)}
     with lock:
-        frames = [(s, received[s], timing[s]) for s in sorted(measured)
+        frames = [(s, measured[s], received[s], timing[s]) for s in sorted(measured)
                   if s in received and s in timing]
-    for stamp, got_ns, t in frames:
+    for stamp, image_start, got_ns, t in frames:
         ms = {
-            'transport_in': (int(t['received_wall_ns']) - stamp) * 1e-6,
+            'cloud_publish': (image_start - stamp) * 1e-6,
+            'transport_in': (int(t['received_wall_ns']) - image_start) * 1e-6,
             'sync_wait': float(t['sync_wait_s']) * 1e3,
             'queue': float(t['queue_s']) * 1e3,
             'pre': float(t['pre_s']) * 1e3,
             'model': float(t['model_s']) * 1e3,
             'post': float(t['post_s']) * 1e3,
-            'transport_out': (got_ns - int(t['published_wall_ns'])) * 1e-6,
+            'transport_out': (got_ns - int(t['depth_publish_wall_ns'])) * 1e-6,
             'total': (got_ns - stamp) * 1e-6,
         }
         ms['total_minus_model'] = ms['total'] - ms['model']
@@ -212,15 +222,18 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
     return stages, len(measured), len(frames), rss
 
 
-def publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg, cloud_msg) -> int:
+def publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg,
+                  cloud_msg) -> tuple[int, int]:
+    """Publish cloud, CameraInfo and image with one stamp; (stamp, image publish start) ns."""
     stamp = time.time_ns()
     sec, nanosec = divmod(stamp, 1_000_000_000)
     for msg in (cloud_msg, info_msg, image_msg):
         msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
     pub_points.publish(cloud_msg)
     pub_info.publish(info_msg)
+    image_start = time.time_ns()
     pub_image.publish(image_msg)
-    return stamp
+    return stamp, image_start
 
 
 def run_model_alone(weights: Path, input_height: int, rgb: np.ndarray, xyz: np.ndarray,
@@ -260,21 +273,27 @@ def main(argv: list[str] | None = None) -> int:
     from g2mono_ros.checkpoint import save_checkpoint
     from g2mono_ros.models import create_model
 
+    threads = (args.threads or int(os.environ.get('OMP_NUM_THREADS', 0))
+               or torch.get_num_threads())
+    torch.set_num_threads(threads)
+    os.environ['OMP_NUM_THREADS'] = str(threads)  # the node inherits it
     rgb, xyz = synthetic_inputs(np.random.default_rng(0))
     with tempfile.TemporaryDirectory(prefix='g2mono_bench_') as tmp:
         weights = Path(args.weights) if args.weights else save_checkpoint(
             Path(tmp) / f'{args.variant}.pt', create_model(args.variant), variant=args.variant,
             model_kwargs={}, max_depth=80.0, input_height=args.input_height, input_width=0)
+        before_ms, projection_ms = run_model_alone(weights, args.input_height, rgb, xyz,
+                                                   args.model_runs)
         stages, sent, complete, rss = run_dds_phase(args, weights, rgb, xyz,
                                                     Path(tmp) / 'node.log')
-        model_ms, projection_ms = run_model_alone(weights, args.input_height, rgb, xyz,
-                                                  args.model_runs)
+        after_ms, _ = run_model_alone(weights, args.input_height, rgb, xyz, args.model_runs)
 
     print(f'depth_node over DDS: {WIDTH}x{HEIGHT} rgb8 + {N_POINTS} points at {RATE_HZ:g} Hz, '
           f'{args.seconds:g} s measured after {args.warmup:g} s warm-up')
     print(f'network: {args.weights or "fresh " + args.variant}, input height '
-          f'{args.input_height}, CPU, torch {torch.__version__} with {torch.get_num_threads()} '
-          f'threads; {os.cpu_count()} CPUs')
+          f'{args.input_height}, CPU, torch {torch.__version__} with {threads} thread(s) in '
+          f'the node and the model alone; {os.cpu_count()} CPUs; load average '
+          f'{os.getloadavg()[0]:.1f}')
     print(f'frames published {sent}, depth received with timing {complete} '
           f'(the rest superseded by newer pairs while the model ran)')
     print('node resident memory, MiB, from the end of warm-up to the end: '
@@ -286,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in (*STAGES, *SUMMARIES):
         p50, p95 = percentiles(stages[name])
         print(f'{name:<20}{p50:>10.2f}{p95:>10.2f}')
-    p50, p95 = percentiles(model_ms)
-    print(f'{"model alone":<20}{p50:>10.2f}{p95:>10.2f}   (same process as the publisher, '
-          f'node stopped)')
+    for label, values in (('model alone, before', before_ms), ('model alone, after', after_ms)):
+        p50, p95 = percentiles(values)
+        print(f'{label:<20}{p50:>10.2f}{p95:>10.2f}')
     p50, p95 = percentiles(projection_ms)
     print(f'{"projection alone":<20}{p50:>10.2f}{p95:>10.2f}')
     target = percentiles(stages['overhead'])[1]

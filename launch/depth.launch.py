@@ -81,10 +81,11 @@ def generate_launch_description():
             description='Use /clock (true when replaying a bag with --clock).'),
         DeclareLaunchArgument(
             'fastdds_large_data', default_value='false',
-            description='true: set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (Fast DDS >= 2.13) so '
-                        'big images go over shared memory / TCP instead of fragmented UDP; '
-                        'every node exchanging the images should use it. Not with '
-                        'ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, which cancels it.'),
+            description='true: set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (Fast DDS >= 2.13: '
+                        'Jazzy and newer; Humble needs an XML profile) so big images go over '
+                        'shared memory / TCP instead of fragmented UDP; the camera and LiDAR '
+                        'drivers should use it too. Cancelled by '
+                        'ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST.'),
         SetEnvironmentVariable('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA',
                                condition=IfCondition(LaunchConfiguration('fastdds_large_data'))),
         OpaqueFunction(function=_depth_node),

@@ -492,9 +492,11 @@ def test_timing_topic_splits_each_pair_into_stages(options_node):
         status = sink.timing[-1]
     values = {kv.key: kv.value for kv in status.values}
     assert int(values['stamp_ns']) in feeder.sent_images
-    received, published = int(values['received_wall_ns']), int(values['published_wall_ns'])
-    assert int(values['stamp_ns']) <= received <= int(values['start_wall_ns']) <= published
-    for stage in ('pre', 'model', 'post', 'sync_wait', 'queue', 'total'):
+    wall = [int(values[key]) for key in ('stamp_ns', 'received_wall_ns', 'paired_wall_ns',
+                                         'start_wall_ns', 'depth_publish_wall_ns',
+                                         'published_wall_ns')]
+    assert wall == sorted(wall), 'stamp <= received <= paired <= start <= publish <= done'
+    for stage in ('pre', 'model', 'post', 'publish', 'sync_wait', 'queue', 'total'):
         assert float(values[f'{stage}_s']) >= 0.0
     assert float(values['total_s']) >= float(values['model_s'])
 
