@@ -7,7 +7,7 @@ Two implementations with the same float32 arithmetic in the same order: numpy (C
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -15,11 +15,13 @@ from g2mono_ros.camera import CameraModel
 from g2mono_ros.errors import ConfigError, ShapeError
 
 __all__ = [
+    'ProjectedPoints',
     'distortion_radius_limit',
     'distort_normalized',
     'distort_normalized_torch',
     'project_camera_points',
     'project_camera_points_torch',
+    'project_points',
     'project_points_to_depth',
     'project_points_to_depth_torch',
 ]
@@ -168,32 +170,32 @@ def _transform32(transform: Any) -> list[list[float]]:
     return [[float(np.float32(v)) for v in row] for row in arr[:3]]
 
 
-def project_points_to_depth(points_lidar: np.ndarray, T_cam_lidar: np.ndarray,
-                            camera: CameraModel, *, out_hw: tuple[int, int] | None = None,
-                            min_range: float = 0.5, max_range: float = 100.0
-                            ) -> tuple[np.ndarray, np.ndarray]:
-    """Render LiDAR points into a sparse depth image of the camera (numpy, float32 maths).
+class ProjectedPoints(NamedTuple):
+    """The points of a scan that land in the image, before the z-buffer (numpy).
 
-    Steps: ``p_cam = R @ p_lidar + t``; keep ``min_range <= z <= max_range`` and ``z > 0``,
-    where range means depth ``z`` along the optical axis (the value written to the image), not
-    Euclidean distance; distort (``camera.distortion_model``, OpenCV's formulas) and drop points
-    beyond ``distortion_radius_limit``; pixel = round(u, v) with centres at integers, keep it
-    inside the image; where points share a pixel the nearest (smallest z) wins.
+    Attributes:
+        index: (M,) int64 rows of ``points_lidar`` that land in the image, ascending.
+        row: (M,) int64 pixel row (v rounded, centres at integers).
+        col: (M,) int64 pixel column.
+        depth: (M,) float32 depth z along the optical axis, metres.
+    """
 
-    Args:
-        points_lidar: (N, 3) points in the LiDAR frame, metres; NaN/Inf rows are dropped.
-        T_cam_lidar: (4, 4) LiDAR -> camera optical transform.
-        camera: intrinsics of the camera image.
-        out_hw: (h, w) of the output; intrinsics are scaled by ``camera.scaled`` (default: the
-            camera's own size).
-        min_range, max_range: depth window in metres.
+    index: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
+    depth: np.ndarray
+
+
+def project_points(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: CameraModel, *,
+                   out_hw: tuple[int, int] | None = None, min_range: float = 0.5,
+                   max_range: float = 100.0) -> ProjectedPoints:
+    """Which LiDAR points land in the image, and where: the culling of
+    ``project_points_to_depth`` without the z-buffer (same arithmetic, same survivors).
+
+    Args and Raises: as ``project_points_to_depth``.
 
     Returns:
-        depth (h, w) float32 metres (0 = no point) and mask (h, w) bool (depth > 0).
-
-    Raises:
-        ShapeError: points not (N, 3), T not (4, 4) finite, bad ``out_hw``.
-        ConfigError: range window not ``0 <= min_range < max_range``.
+        ``ProjectedPoints(index, row, col, depth)``; several points may share a pixel.
     """
     pts = np.asarray(points_lidar)
     if pts.ndim != 2 or pts.shape[1] != 3:
@@ -229,8 +231,41 @@ def project_points_to_depth(points_lidar: np.ndarray, T_cam_lidar: np.ndarray,
     # u + 0.5 >= 0 here, so truncation is floor: round half up, as the pixel-centre convention.
     cols = (u[keep] + f32(0.5)).astype(np.int64)
     rows = (v[keep] + f32(0.5)).astype(np.int64)
-    lin = rows * w + cols
-    depths = z[keep]
+    return ProjectedPoints(idx[keep], rows, cols, z[keep])
+
+
+def project_points_to_depth(points_lidar: np.ndarray, T_cam_lidar: np.ndarray,
+                            camera: CameraModel, *, out_hw: tuple[int, int] | None = None,
+                            min_range: float = 0.5, max_range: float = 100.0
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """Render LiDAR points into a sparse depth image of the camera (numpy, float32 maths).
+
+    Steps: ``p_cam = R @ p_lidar + t``; keep ``min_range <= z <= max_range`` and ``z > 0``,
+    where range means depth ``z`` along the optical axis (the value written to the image), not
+    Euclidean distance; distort (``camera.distortion_model``, OpenCV's formulas) and drop points
+    beyond ``distortion_radius_limit``; pixel = round(u, v) with centres at integers, keep it
+    inside the image; where points share a pixel the nearest (smallest z) wins.
+
+    Args:
+        points_lidar: (N, 3) points in the LiDAR frame, metres; NaN/Inf rows are dropped.
+        T_cam_lidar: (4, 4) LiDAR -> camera optical transform.
+        camera: intrinsics of the camera image.
+        out_hw: (h, w) of the output; intrinsics are scaled by ``camera.scaled`` (default: the
+            camera's own size).
+        min_range, max_range: depth window in metres.
+
+    Returns:
+        depth (h, w) float32 metres (0 = no point) and mask (h, w) bool (depth > 0).
+
+    Raises:
+        ShapeError: points not (N, 3), T not (4, 4) finite, bad ``out_hw``.
+        ConfigError: range window not ``0 <= min_range < max_range``.
+    """
+    hit = project_points(points_lidar, T_cam_lidar, camera, out_hw=out_hw,
+                         min_range=min_range, max_range=max_range)
+    h, w = (camera.height, camera.width) if out_hw is None else (int(out_hw[0]), int(out_hw[1]))
+    lin = hit.row * w + hit.col
+    depths = hit.depth
     flat = np.zeros(h * w, dtype=np.float32)
     # z-buffer without sorting: write all, then rewrite only the points that are nearer than
     # what landed on their pixel; the candidate set shrinks every round (usually 2-3 rounds),

@@ -15,6 +15,7 @@ from g2mono_ros.projection import (
     distortion_radius_limit,
     project_camera_points,
     project_camera_points_torch,
+    project_points,
     project_points_to_depth,
     project_points_to_depth_torch,
 )
@@ -196,6 +197,37 @@ def test_zbuffer_nearest_wins(seed: int) -> None:
     # write order must not matter
     rev, _ = project_points_to_depth(pts[::-1].copy(), T_IDENTITY, cam, min_range=0.1)
     np.testing.assert_array_equal(rev, expected)
+
+
+@pytest.mark.parametrize('model', list(DISTORTIONS))
+def test_project_points_is_the_depth_image_before_zbuffer(model: str) -> None:
+    pts = _cloud(5000, seed=6)
+    cam = _small(model)
+    hit = project_points(pts, T_REP103, cam, min_range=1.0, max_range=50.0)
+    assert hit.index.dtype == np.int64 and np.all(np.diff(hit.index) > 0)
+    assert len(hit.index) == len(hit.row) == len(hit.col) == len(hit.depth) > 100
+    assert hit.depth.dtype == np.float32
+    assert (hit.row >= 0).all() and (hit.row < 64).all() and (hit.col >= 0).all()
+    assert (hit.col < 128).all() and (hit.depth >= 1.0).all() and (hit.depth <= 50.0).all()
+    # the rows it names project where it says (OpenCV, float64)
+    pc = pts[hit.index].astype(np.float64) @ T_REP103[:3, :3].T
+    uv = _opencv(pc, cam)
+    assert (np.abs(uv[:, 0] - hit.col) <= 0.5 + 1e-3).all()
+    assert (np.abs(uv[:, 1] - hit.row) <= 0.5 + 1e-3).all()
+    np.testing.assert_allclose(hit.depth, pc[:, 2], rtol=1e-6)
+    # the depth image is the per-pixel minimum over these points
+    expected = np.full((64, 128), np.inf, np.float32)
+    np.minimum.at(expected, (hit.row, hit.col), hit.depth)
+    expected[np.isinf(expected)] = 0
+    depth, _ = project_points_to_depth(pts, T_REP103, cam, min_range=1.0, max_range=50.0)
+    np.testing.assert_array_equal(depth, expected)
+
+
+def test_project_points_errors() -> None:
+    with pytest.raises(ShapeError, match=r'points_lidar must have shape \(N, 3\); got \(5, 2\)'):
+        project_points(np.zeros((5, 2)), T_REP103, _small())
+    with pytest.raises(ConfigError, match='need 0 <= min_range < max_range'):
+        project_points(np.zeros((5, 3)), T_REP103, _small(), min_range=2.0, max_range=1.0)
 
 
 def test_zbuffer_occlusion_far_point_hidden() -> None:
