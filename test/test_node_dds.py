@@ -439,7 +439,8 @@ TOPICS_B = {'image': '/test_b/cam/image', 'camera_info': '/test_b/cam/info',
 
 @pytest.fixture(scope='module')
 def options_node(repo_root, checkpoint, graph, tmp_path_factory):
-    """`python -m g2mono_ros node`, 16UC1 output, reliable inputs, best-effort outputs, timing."""
+    """`python -m g2mono_ros node`: 16UC1, reliable inputs, best-effort outputs, timing, and a
+    network input large enough to be slower than the camera."""
     _, _, test_node = graph
     feeder = Feeder(test_node, TOPICS_B, all_reliable=True)
     feeder.send_camera_info = True
@@ -447,7 +448,9 @@ def options_node(repo_root, checkpoint, graph, tmp_path_factory):
                 qos=qos_profile_sensor_data)
     feeder.start()
     log_path = tmp_path_factory.mktemp('node_b') / 'depth_node_b.log'
+    # input_height 256 makes the network slower than the 30 Hz camera: pairs must be superseded.
     command = node_command(repo_root, checkpoint, '-p', 'output_encoding:=16UC1',
+                           '-p', 'input_height:=256',
                            '-p', 'input_qos:=reliable', '-p', 'output_qos:=best_effort',
                            '-p', 'publish_timing:=true', '-p', 'publish_sparse:=false',
                            '-p', 'publish_colorized:=false', '-p', 'depth_topic:=/g2mono_b/depth',
@@ -499,6 +502,22 @@ def test_timing_topic_splits_each_pair_into_stages(options_node):
     for stage in ('pre', 'model', 'post', 'publish', 'sync_wait', 'queue', 'total'):
         assert float(values[f'{stage}_s']) >= 0.0
     assert float(values['total_s']) >= float(values['model_s'])
+
+
+def test_newest_pair_wins_when_the_model_is_slower_than_the_camera(options_node):
+    proc, feeder, sink, _ = options_node
+    sink.wait_for(lambda s: len(s.timing) >= 8, 120, 'eight processed pairs')
+    assert_alive(proc)
+    with sink.lock:
+        runs = sorted(({kv.key: kv.value for kv in status.values} for status in sink.timing),
+                      key=lambda values: int(values['start_wall_ns']))
+    assert sink.drops('pair_superseded') > 0
+    for previous, current in zip(runs, runs[1:]):
+        # A pair that waits is never older than the one in work (it would have been replaced),
+        # so its wait is bounded by one processing period, not by a growing queue.
+        assert int(current['paired_wall_ns']) >= int(previous['start_wall_ns'])
+        busy_s = (int(previous['published_wall_ns']) - int(previous['start_wall_ns'])) * 1e-9
+        assert float(current['queue_s']) <= busy_s + 0.1
 
 
 def test_sigint_exits_cleanly(options_node):
