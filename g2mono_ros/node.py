@@ -282,7 +282,8 @@ class DepthNode(Node):
         self._image_guard.reset()
         self._scan_guard.reset()
         self._newest_stamp = None
-        self._slot.clear()
+        if self._slot.clear():
+            self.faults.record('pair_dropped_time_jump')
 
     def _on_image(self, msg: Image) -> None:
         received = time.time_ns()
