@@ -19,7 +19,7 @@ from g2mono_ros.evaluation.evaluator import METHODS, EvaluationOptions, evaluate
 from g2mono_ros.evaluation.evaluator import open_sequence
 from g2mono_ros.evaluation.live import evaluate_live, replay, score_recording
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.dds, pytest.mark.timeout(240)]
 
 
 @pytest.fixture(scope='module')

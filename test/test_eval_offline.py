@@ -194,6 +194,26 @@ def test_given_extrinsic_replaces_a_missing_tf_static(tiny_bag: Path, tmp_path: 
         assert a.input_pixels == b.input_pixels
 
 
+def test_unpaired_frames_are_counted_and_the_cli_exits_1(tiny_bag: Path, tiny_weights: Path,
+                                                         tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    from g2mono_ros.config import SyncConfig
+
+    # A 1 ms pairing window: no image has a scan that close (the synthetic stamps never align).
+    options = _options(sync=SyncConfig(sync_max_offset=0.001))
+    result = evaluate_offline(tiny_bag, options, engine=ConstantEngine())
+    assert result.book.frames == [] and result.drops['sync_image_no_partner'] == 6
+    _, summary = write_report(result, options, tmp_path / 'empty')
+    assert summary['methods']['model']['rmse'] is None
+    assert not list((tmp_path / 'empty').glob('*.png'))
+    status = cli_main(['evaluate', str(tiny_bag), '--weights', str(tiny_weights),
+                       '--input-height', '64', '--no-progress', '--sync-max-offset', '0.001',
+                       '--report', str(tmp_path / 'cli')])
+    assert status == 1
+    assert 'no frame could be scored (drops: sync_image_no_partner 6' in capsys.readouterr().err
+
+
 # --- error paths ---------------------------------------------------------------------------
 
 def test_missing_bag_exits_2_naming_it(tmp_path: Path, tiny_weights: Path,

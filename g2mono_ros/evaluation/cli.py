@@ -16,8 +16,8 @@ from g2mono_ros.errors import ConfigError
 from g2mono_ros.evaluation.evaluator import EvaluationOptions, EvaluationResult
 from g2mono_ros.evaluation.metrics import DEFAULT_RANGE_BINS_M
 
-__all__ = ['add_arguments', 'add_common_arguments', 'default_report_dir', 'options_from_args', 'run',
-           'run_evaluation']
+__all__ = ['add_arguments', 'add_common_arguments', 'default_report_dir', 'exit_status',
+           'options_from_args', 'run', 'run_evaluation']
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,4 +159,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"ground truth: {summary['ground_truth']}")
     print(format_table(summary))
     print(f'report: {path}')
+    return exit_status(summary)
+
+
+def exit_status(summary: dict[str, Any]) -> int:
+    """1 (with a line on stderr) when no frame could be scored, else 0."""
+    import sys
+
+    if summary['counts'].get('scored_frames', 0) == 0:
+        drops = ', '.join(f'{k} {v}' for k, v in sorted(summary['drops'].items())) or 'none'
+        print(f'g2mono: no frame could be scored (drops: {drops}); check the topics, the '
+              'pairing window (--sync-max-offset) and the ground truth', file=sys.stderr)
+        return 1
     return 0

@@ -13,7 +13,12 @@ import time
 from pathlib import Path
 
 from g2mono_ros.errors import ConfigError
-from g2mono_ros.evaluation.cli import add_common_arguments, options_from_args, run_evaluation
+from g2mono_ros.evaluation.cli import (
+    add_common_arguments,
+    exit_status,
+    options_from_args,
+    run_evaluation,
+)
 
 __all__ = ['DEMO_SEED', 'add_arguments', 'generate_demo_bag', 'run', 'shipped_weights']
 
@@ -131,4 +136,4 @@ def run(args: argparse.Namespace) -> int:
     print(f'weights used: {weights} ({origin})')
     print(f'report: {path} (report.md, summary.json, frames.csv, plots)')
     print(f'demo took {time.perf_counter() - started:.0f} s')
-    return 0
+    return exit_status(summary)

@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from g2mono_ros.config import EngineConfig, ProjectionConfig, SyncConfig
+from g2mono_ros.config import EngineConfig, ExtrinsicConfig, ProjectionConfig, SyncConfig
 from g2mono_ros.errors import BagError, ConfigError
 from g2mono_ros.evaluation.baselines import morphological_fill, nearest_fill
 from g2mono_ros.evaluation.holdout import (
@@ -93,7 +93,7 @@ class EvaluationOptions:
     points_topic: str = '/lidar/points'
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
-    extrinsic: Any = None
+    extrinsic: ExtrinsicConfig | None = None
     range_bins_m: tuple[float, ...] = DEFAULT_RANGE_BINS_M
     node_params_file: str = ''
     progress: bool = True
@@ -157,7 +157,6 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
             none was given).
     """
     from g2mono_ros import bagio
-    from g2mono_ros.config import ExtrinsicConfig
     from g2mono_ros.transforms import quaternion_from_rotation
 
     path = Path(bag)
@@ -187,8 +186,9 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
             except BagError as exc:
                 msg = f'{exc}; or give the LiDAR -> camera extrinsic with --extrinsic'
                 raise BagError(msg) from exc
+            q_xyzw = quaternion_from_rotation(T[:3, :3])
             extrinsic = ExtrinsicConfig(tuple(float(v) for v in T[:3, 3]),
-                                        tuple(float(v) for v in quaternion_from_rotation(T[:3, :3])))
+                                        tuple(float(v) for v in q_xyzw))
     from g2mono_ros.transforms import transform_from_translation_quaternion
 
     T = transform_from_translation_quaternion(np.asarray(extrinsic.translation, np.float64),
@@ -253,7 +253,8 @@ def split_scan(msg: Any, sequence: BagSequence, options: EvaluationOptions) -> _
     rows, all_xyz = cloud_rows(msg)
     held = choose_holdout_rows(all_xyz, sequence.T_cam_lidar, sequence.camera,
                                fraction=options.holdout_fraction, seed=options.seed,
-                               stamp_ns=header_stamp_ns(msg), min_range=options.projection.min_range,
+                               stamp_ns=header_stamp_ns(msg),
+                               min_range=options.projection.min_range,
                                max_range=options.projection.max_range)
     kept_msg = select_cloud_rows(msg, ~held, rows)
     # The network's points are decoded from the filtered message, exactly as the node would.
@@ -271,7 +272,8 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
     """Stream the bag through the node's synchroniser and yield scorable frames.
 
     Pairing is the node's ``PairSynchronizer`` with the same config, flushed by data time.
-    ``drops`` (reason -> count) receives the synchroniser's drops and the frames lost here
+    ``drops`` (reason -> count) receives the synchroniser's image and scan drops
+    (``sync_image_*``, ``sync_scan_*``) and the frames lost here
     (``no_ground_truth``: no depth image with the image's stamp; ``empty_target``: no target
     pixel, e.g. no withheld point in view).
 
@@ -332,44 +334,53 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
     def finished() -> bool:
         return bool(options.max_frames) and index >= options.max_frames
 
-    for topic, _log_ns, msg, _raw in sequence.messages():
-        try:
-            if topic == options.image_topic:
-                stamp = header_stamp_ns(msg)
-                rgb = rgb_from_image(msg)
-                if not rgb.flags.writeable:  # a view of the bag's buffer; torch wants to own it
-                    rgb = rgb.copy()
-                if rgb.shape[:2] != (camera.height, camera.width):
-                    msg_ = (f'image on {topic!r} is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo'
-                            f' is {camera.width}x{camera.height}')
-                    raise BagError(msg_)
-                pending.extend(sync.add_image(stamp, rgb))
-            elif topic == options.points_topic:
-                stamp = header_stamp_ns(msg)
-                pending.extend(sync.add_scan(stamp, split_scan(msg, sequence, options)))
-            elif topic == options.gt_topic and sequence.ground_truth == 'topic':
-                stamp = header_stamp_ns(msg)
-                gt_buffer[stamp] = depth_from_image(msg).astype(np.float32)
-            else:
+    def feed(topic: str, msg: Any) -> int | None:
+        """Decode one message into the synchroniser or the GT buffer; its stamp, or None."""
+        stamp = header_stamp_ns(msg)
+        if topic == options.image_topic:
+            rgb = rgb_from_image(msg)
+            if not rgb.flags.writeable:  # a view of the bag's buffer; torch wants its own
+                rgb = rgb.copy()
+            if rgb.shape[:2] != (camera.height, camera.width):
+                msg_ = (f'image on {topic!r} is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo'
+                        f' is {camera.width}x{camera.height}')
+                raise BagError(msg_)
+            pending.extend(sync.add_image(stamp, rgb))
+        elif topic == options.points_topic:
+            pending.extend(sync.add_scan(stamp, split_scan(msg, sequence, options)))
+        elif topic == options.gt_topic and sequence.ground_truth == 'topic':
+            gt_buffer[stamp] = depth_from_image(msg).astype(np.float32)
+        else:
+            return None
+        return stamp
+
+    try:
+        for topic, _log_ns, msg, _raw in sequence.messages():
+            try:
+                stamp = feed(topic, msg)
+            except BagError:
+                raise
+            except G2MonoError as exc:
+                msg_ = f'cannot decode a message on {topic!r} in {str(sequence.path)!r}: {exc}'
+                raise BagError(msg_) from exc
+            if stamp is None:
                 continue
-        except BagError:
-            raise
-        except G2MonoError as exc:
-            msg_ = f'cannot decode a message on {topic!r} in {str(sequence.path)!r}: {exc}'
-            raise BagError(msg_) from exc
-        newest_ns = max(newest_ns, stamp)
-        pending.extend(sync.flush(newest_ns))
-        for frame in ready(newest_ns, final=False):
+            newest_ns = max(newest_ns, stamp)
+            pending.extend(sync.flush(newest_ns))
+            for frame in ready(newest_ns, final=False):
+                yield frame
+                if finished():
+                    return
+        pending.extend(sync.flush(newest_ns + 10 * options.sync.max_wait_ns + 1_000_000_000))
+        for frame in ready(newest_ns, final=True):
             yield frame
             if finished():
                 return
-    pending.extend(sync.flush(newest_ns + 10 * options.sync.max_wait_ns + 1_000_000_000))
-    for frame in ready(newest_ns, final=True):
-        yield frame
-        if finished():
-            break
-    for reason, count in sync.drops.items():
-        drops[f'sync_{reason}'] = drops.get(f'sync_{reason}', 0) + int(count)
+    finally:
+        # Images the synchroniser dropped are lost frames; scans it never used are only noted.
+        for prefix, counter in (('sync_image_', sync.image_drops), ('sync_scan_', sync.scan_drops)):
+            for reason, count in counter.items():
+                drops[f'{prefix}{reason}'] = drops.get(f'{prefix}{reason}', 0) + int(count)
 
 
 class SampleFrame(NamedTuple):

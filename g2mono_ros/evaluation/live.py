@@ -7,6 +7,7 @@ and ``/diagnostics``, and stopping the node. Scoring reuses the offline frame st
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -159,12 +160,16 @@ class LiveRecording:
     diagnostics: dict[str, str] = field(default_factory=dict)
 
 
-def _serialize(msg: Any, msgtype: str) -> bytes:
-    """CDR bytes of a rosbags message (a filtered cloud, the first CameraInfo)."""
+@functools.lru_cache(maxsize=1)
+def _typestore() -> Any:
     from rosbags.typesys import Stores, get_typestore
 
-    store = get_typestore(Stores.ROS2_HUMBLE)
-    return bytes(store.serialize_cdr(msg, msgtype))
+    return get_typestore(Stores.ROS2_HUMBLE)
+
+
+def _serialize(msg: Any, msgtype: str) -> bytes:
+    """CDR bytes of a rosbags message (a filtered cloud, the first CameraInfo)."""
+    return bytes(_typestore().serialize_cdr(msg, msgtype))
 
 
 def _replay_messages(sequence: BagSequence, options: EvaluationOptions

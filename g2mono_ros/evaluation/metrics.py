@@ -183,7 +183,8 @@ def range_bin_labels(bin_edges_m: Sequence[float] = DEFAULT_RANGE_BINS_M) -> lis
 def _check_edges(bin_edges_m: Sequence[float]) -> np.ndarray:
     edges = np.asarray(bin_edges_m, dtype=np.float64)
     if edges.ndim != 1 or edges.size < 2 or np.isnan(edges).any() or not np.all(np.diff(edges) > 0):
-        msg = f'bin_edges_m must be at least 2 strictly increasing numbers; got {list(bin_edges_m)!r}'
+        msg = (f'bin_edges_m must be at least 2 strictly increasing numbers;'
+               f' got {list(bin_edges_m)!r}')
         raise ShapeError(msg)
     return edges
 
