@@ -136,6 +136,15 @@ def _field(msg: Any, name: str, what: str) -> Any:
         raise MessageError(err) from None
 
 
+def _int_field(msg: Any, name: str, what: str) -> int:
+    value = _field(msg, name, what)
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        err = f'{what}.{name} must be an integer; got {value!r}'
+        raise MessageError(err) from None
+
+
 def _encoding(name: str) -> ImageEncoding:
     try:
         return IMAGE_ENCODINGS[name]
@@ -165,9 +174,9 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     """
     encoding = str(_field(msg, 'encoding', 'Image'))
     spec = _encoding(encoding)
-    height = int(_field(msg, 'height', 'Image'))
-    width = int(_field(msg, 'width', 'Image'))
-    step = int(_field(msg, 'step', 'Image'))
+    height = _int_field(msg, 'height', 'Image')
+    width = _int_field(msg, 'width', 'Image')
+    step = _int_field(msg, 'step', 'Image')
     big = bool(_field(msg, 'is_bigendian', 'Image'))
     buf = _byte_buffer(_field(msg, 'data', 'Image'), 'Image')
     dtype = np.dtype(spec.dtype).newbyteorder('>' if big else '<')
@@ -369,18 +378,21 @@ def _cloud_fields(msg: Any) -> dict[str, tuple[int, np.dtype, int]]:
     """name -> (offset, dtype in the cloud's byte order, count)."""
     big = bool(_field(msg, 'is_bigendian', 'PointCloud2'))
     out: dict[str, tuple[int, np.dtype, int]] = {}
-    for f in _field(msg, 'fields', 'PointCloud2'):
-        name = str(f.name)
-        code = POINTFIELD_DTYPES.get(int(f.datatype))
+    try:
+        described = [(str(f.name), int(f.datatype), int(f.offset), int(f.count))
+                     for f in _field(msg, 'fields', 'PointCloud2')]
+    except (AttributeError, TypeError, ValueError, OverflowError) as exc:
+        msg_ = f'PointCloud2 fields are not PointField records (name, offset, datatype, count): {exc}'
+        raise MessageError(msg_) from None
+    for name, datatype, offset, count in described:
+        code = POINTFIELD_DTYPES.get(datatype)
         if code is None:
-            msg_ = (f'PointCloud2 field {name!r} has unknown datatype {int(f.datatype)} '
-                    '(expected 1..8)')
+            msg_ = f'PointCloud2 field {name!r} has unknown datatype {datatype} (expected 1..8)'
             raise MessageError(msg_)
         if name in out:
             msg_ = f'PointCloud2 field {name!r} appears twice'
             raise MessageError(msg_)
-        out[name] = (int(f.offset), np.dtype(code).newbyteorder('>' if big else '<'),
-                     max(int(f.count), 1))
+        out[name] = (offset, np.dtype(code).newbyteorder('>' if big else '<'), max(count, 1))
     return out
 
 
@@ -415,10 +427,10 @@ def pointcloud2_to_xyz(msg: Any, extra_fields: Sequence[str] = ()
             ``row_step * height``.
     """
     fields = _cloud_fields(msg)
-    height = int(_field(msg, 'height', 'PointCloud2'))
-    width = int(_field(msg, 'width', 'PointCloud2'))
-    point_step = int(_field(msg, 'point_step', 'PointCloud2'))
-    row_step = int(_field(msg, 'row_step', 'PointCloud2'))
+    height = _int_field(msg, 'height', 'PointCloud2')
+    width = _int_field(msg, 'width', 'PointCloud2')
+    point_step = _int_field(msg, 'point_step', 'PointCloud2')
+    row_step = _int_field(msg, 'row_step', 'PointCloud2')
     buf = _byte_buffer(_field(msg, 'data', 'PointCloud2'), 'PointCloud2')
     wanted = ['x', 'y', 'z', *extra_fields]
     missing = [name for name in wanted if name not in fields]
@@ -574,8 +586,8 @@ def camera_info_to_model(msg: Any) -> CameraModel:
         model = 'none'
     elif model == 'fisheye':
         model = 'equidistant'
-    width = int(_field(msg, 'width', 'CameraInfo'))
-    height = int(_field(msg, 'height', 'CameraInfo'))
+    width = _int_field(msg, 'width', 'CameraInfo')
+    height = _int_field(msg, 'height', 'CameraInfo')
     k_arr = np.array(k, dtype=np.float64).reshape(-1)
     bin_x = max(int(getattr(msg, 'binning_x', 0) or 0), 1)
     bin_y = max(int(getattr(msg, 'binning_y', 0) or 0), 1)

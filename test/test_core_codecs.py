@@ -671,3 +671,42 @@ def test_agrees_with_sensor_msgs_py() -> None:
     ours = xyz_to_pointcloud2(xyz[:3])
     theirs = point_cloud2.create_cloud_xyz32(ours.header, xyz[:3])
     assert bytes(ours.data) == bytes(theirs.data)
+
+
+@pytest.mark.parametrize('seed', range(10))
+def test_corrupted_messages_raise_message_error_only(seed: int) -> None:
+    """Random corruption of sizes, steps, fields and data: decoding either works or raises
+    MessageError, never anything else."""
+    rng = np.random.default_rng(seed)
+    bad_values = [0, 1, -1, 3, 7, 1000, 2**31, None, 'x', 2.5]
+    outcomes = set()
+    for trial in range(200):
+        cloud = _cloud_msg({'x': np.ones(6, np.float32), 'y': np.ones(6, np.float32),
+                            'z': np.ones(6, np.float32), 'i': np.ones(6, np.uint16)},
+                           {'x': 0, 'y': 4, 'z': 8, 'i': 12}, 16, height=2)
+        image = _image_msg(_random_pixels('rgb8', 3, 4), 'rgb8', big=False, pad=2)
+        for _ in range(int(rng.integers(1, 3))):
+            target = cloud if rng.random() < 0.5 else image
+            if target is cloud and rng.random() < 0.4:
+                field = cloud.fields[int(rng.integers(0, 4))]
+                attr = ['name', 'offset', 'datatype', 'count'][int(rng.integers(0, 4))]
+                setattr(field, attr, bad_values[int(rng.integers(0, len(bad_values)))])
+                continue
+            attrs = (['height', 'width', 'point_step', 'row_step', 'is_bigendian', 'data']
+                     if target is cloud else ['height', 'width', 'step', 'encoding', 'data'])
+            attr = attrs[int(rng.integers(0, len(attrs)))]
+            if attr == 'data':
+                value = rng.choice([b'', b'\0' * int(rng.integers(0, 300)), None, 17])
+            elif attr == 'encoding':
+                value = rng.choice(['rgb8', 'mono16', '32FC1', 'nope', '', 'yuv422'])
+            else:
+                value = bad_values[int(rng.integers(0, len(bad_values)))]
+            setattr(target, attr, value)
+        for decode in (lambda: pointcloud2_to_xyz(cloud, ['i']), lambda: image_to_numpy(image),
+                       lambda: rgb_from_image(image)):
+            try:
+                decode()
+                outcomes.add('ok')
+            except MessageError:
+                outcomes.add('error')
+    assert outcomes == {'ok', 'error'}
