@@ -45,6 +45,7 @@ def test_demo_live_end_to_end(tiny_weights: Path, tmp_path: Path,
     assert summary['counts']['scored_frames'] >= 1
     assert summary['ground_truth'] == 'depth images on /ground_truth/depth'
     assert (out / 'synthetic_bag' / 'metadata.yaml').is_file()
+    assert 'depth node ready' in (out / 'report' / 'depth_node.log').read_text()
 
 
 def test_demo_uses_shipped_weights_and_says_so(tiny_weights: Path, tmp_path: Path,

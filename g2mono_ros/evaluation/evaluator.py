@@ -496,6 +496,7 @@ class EvaluationResult:
     node_diagnostics: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    node_log: str = ''
 
     def latency_summary_ms(self) -> dict[str, float]:
         values = np.asarray(self.book.latencies_ms, dtype=np.float64)

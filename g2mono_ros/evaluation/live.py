@@ -118,13 +118,20 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def log_tail(self, lines: int = 15) -> str:
-        self._log.flush()
+    def log_text(self, max_bytes: int = 1 << 20) -> str:
+        """The end of the node's output (at most ``max_bytes``)."""
+        if not self._log.closed:
+            self._log.flush()
         try:
-            text = self.log_path.read_text(errors='replace')
+            with self.log_path.open('rb') as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - max_bytes))
+                return handle.read().decode(errors='replace')
         except OSError:
             return ''
-        return '\n'.join(text.splitlines()[-lines:])
+
+    def log_tail(self, lines: int = 15) -> str:
+        return '\n'.join(self.log_text().splitlines()[-lines:])
 
     def stop(self, timeout_s: float = 10.0) -> int:
         """SIGINT (a clean ROS shutdown), then SIGTERM, then SIGKILL; returns the exit code."""
@@ -151,6 +158,7 @@ class LiveRecording:
         published_wall_ns: image stamp -> wall time the replayer published that image.
         scans_published: clouds sent.
         diagnostics: the node's last /diagnostics key/values.
+        node_log: the node's stdout and stderr (the last megabyte).
     """
 
     depth: dict[int, np.ndarray] = field(default_factory=dict)
@@ -158,6 +166,7 @@ class LiveRecording:
     published_wall_ns: dict[int, int] = field(default_factory=dict)
     scans_published: int = 0
     diagnostics: dict[str, str] = field(default_factory=dict)
+    node_log: str = ''
 
 
 @functools.lru_cache(maxsize=1)
@@ -309,6 +318,7 @@ def replay(sequence: BagSequence, options: EvaluationOptions, *, startup_timeout
             time.sleep(0.05)
     finally:
         node_proc.stop()
+        recording.node_log = node_proc.log_text()
         executor.shutdown(timeout_sec=2.0)
         node.destroy_node()
         rclpy.try_shutdown(context=context)
@@ -440,4 +450,5 @@ def score_recording(sequence: BagSequence, options: EvaluationOptions,
     return EvaluationResult(
         bag=str(sequence.path), mode='live', weights=options.engine.weights,
         ground_truth=sequence.ground_truth, book=book, latency_kind=_LATENCY_KIND,
-        counts=counts, drops=drops, node_diagnostics=dict(recording.diagnostics), notes=notes)
+        counts=counts, drops=drops, node_diagnostics=dict(recording.diagnostics), notes=notes,
+        node_log=recording.node_log)

@@ -138,7 +138,7 @@ def _csv_number(value: float) -> str:
     return '' if value is None or not math.isfinite(value) else f'{value:.6g}'
 
 
-def _markdown(summary: dict[str, Any], plots: list[str]) -> str:
+def _markdown(summary: dict[str, Any], plots: list[str], node_log: bool) -> str:
     lines = [
         '# g2mono_ros evaluation',
         '',
@@ -193,8 +193,8 @@ def _markdown(summary: dict[str, Any], plots: list[str]) -> str:
     if plots:
         lines += ['', '## Plots', '']
         lines += [f'![{name}]({name})' for name in plots]
-    lines += ['', 'Files: `summary.json` (all figures), `frames.csv` (one row per scored frame).',
-              '']
+    lines += ['', 'Files: `summary.json` (all figures), `frames.csv` (one row per scored frame)'
+              + (', `depth_node.log` (the live node\'s output).' if node_log else '.'), '']
     return '\n'.join(lines)
 
 
@@ -328,7 +328,9 @@ def write_report(result: EvaluationResult, options: EvaluationOptions, report_di
                 _plot_panels(tmp / name, sample, max_depth or _colour_scale(sample),
                              options.projection.max_range)
                 plots.append(name)
-        (tmp / 'report.md').write_text(_markdown(summary, plots))
+        if result.node_log:
+            (tmp / 'depth_node.log').write_text(result.node_log)
+        (tmp / 'report.md').write_text(_markdown(summary, plots, bool(result.node_log)))
         _install(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
