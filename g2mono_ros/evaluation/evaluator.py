@@ -1,15 +1,15 @@
 """Offline bag evaluation: the node's pairing, projection and engine on a bag, scored per frame.
 
-Owns the evaluation options and result records, turning a bag into scored frames (ground truth
-from a depth topic or the LiDAR hold-out protocol) and the offline run; ``live`` reuses the
-frame stream and scoring with the real node's outputs in place of the local engine.
+Owns the evaluation options, opening a bag, turning it into scorable frames (ground truth from a
+depth topic or the LiDAR hold-out protocol) and the offline run; ``live`` reuses the frame
+stream with the real node's outputs in place of the local engine. Scoring is in ``scoring``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -18,28 +18,30 @@ import numpy as np
 
 from g2mono_ros.config import EngineConfig, ExtrinsicConfig, ProjectionConfig, SyncConfig
 from g2mono_ros.errors import BagError, ConfigError
-from g2mono_ros.evaluation.baselines import morphological_fill, nearest_fill
 from g2mono_ros.evaluation.holdout import (
     choose_holdout_rows,
     cloud_rows,
     holdout_targets,
     select_cloud_rows,
 )
-from g2mono_ros.evaluation.metrics import (
-    DEFAULT_RANGE_BINS_M,
-    METRIC_NAMES,
-    MetricSums,
-    range_bin_labels,
-    range_bin_sums,
+from g2mono_ros.evaluation.metrics import DEFAULT_RANGE_BINS_M
+from g2mono_ros.evaluation.scoring import (
+    METHODS,
+    EvaluationResult,
+    FrameInputs,
+    FrameRecord,
+    SampleFrame,
+    ScoreBook,
+    sample_indices_for,
 )
 
 __all__ = [
     'METHODS',
+    'BagSequence',
     'EvaluationOptions',
     'EvaluationResult',
     'FrameInputs',
     'FrameRecord',
-    'BagSequence',
     'SampleFrame',
     'ScoreBook',
     'evaluate_offline',
@@ -51,9 +53,6 @@ __all__ = [
     'sample_indices_for',
     'split_scan',
 ]
-
-#: Scored methods, in table order: the network, then the classical baselines.
-METHODS: tuple[str, ...] = ('model', 'nearest', 'morphological')
 
 GroundTruthMode = Literal['auto', 'topic', 'holdout']
 
@@ -76,7 +75,6 @@ class EvaluationOptions:
         extrinsic: None = the bag's stored extrinsic (error if it has none); else an
             ``ExtrinsicConfig`` that overrides it.
         range_bins_m: ground-truth range bin edges for the per-range metrics.
-        node_params_file: extra parameters YAML for the live node (after ``config/depth.yaml``).
         progress: show tqdm progress bars.
     """
 
@@ -95,7 +93,6 @@ class EvaluationOptions:
     sync: SyncConfig = field(default_factory=SyncConfig)
     extrinsic: ExtrinsicConfig | None = None
     range_bins_m: tuple[float, ...] = DEFAULT_RANGE_BINS_M
-    node_params_file: str = ''
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -115,6 +112,10 @@ class EvaluationOptions:
         if not (isinstance(self.rate, (int, float)) and math.isfinite(self.rate)
                 and self.rate > 0):
             msg = f'rate must be a positive factor of the recorded rate; got {self.rate!r}'
+            raise ConfigError(msg)
+        edges = self.range_bins_m
+        if len(edges) < 2 or edges[0] < 0 or any(b <= a for a, b in zip(edges[:-1], edges[1:])):
+            msg = f'range bins must be increasing metres >= 0 (at least 2 edges); got {edges!r}'
             raise ConfigError(msg)
 
 
@@ -214,27 +215,6 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
 
     return BagSequence(path, camera, camera_info, T, extrinsic, ground_truth, topic_counts,
                        messages)
-
-
-class FrameInputs(NamedTuple):
-    """One camera/LiDAR pair ready for scoring.
-
-    Attributes:
-        index: frame number in pairing order.
-        image_stamp_ns, scan_stamp_ns: header stamps of the pair.
-        rgb: (H, W, 3) uint8.
-        points_lidar: (M, 3) float32 points the network receives (hold-out removed).
-        sparse_m: (H, W) float32 metres, those points projected at image size (baselines' input).
-        target_m: (H, W) float32 metres of ground truth, 0 = not scored.
-    """
-
-    index: int
-    image_stamp_ns: int
-    scan_stamp_ns: int
-    rgb: np.ndarray
-    points_lidar: np.ndarray
-    sparse_m: np.ndarray
-    target_m: np.ndarray
 
 
 class _Scan(NamedTuple):
@@ -383,145 +363,9 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
                 drops[f'{prefix}{reason}'] = drops.get(f'{prefix}{reason}', 0) + int(count)
 
 
-class SampleFrame(NamedTuple):
-    """Arrays kept for the report's panel plots (model prediction and its inputs)."""
-
-    index: int
-    rgb: np.ndarray
-    sparse_m: np.ndarray
-    pred_m: np.ndarray
-    target_m: np.ndarray
-
-
-@dataclass
-class FrameRecord:
-    """One frame's row in the per-frame CSV."""
-
-    index: int
-    image_stamp_ns: int
-    scan_stamp_ns: int
-    cloud_points: int
-    input_pixels: int
-    target_pixels: int
-    latency_ms: float
-    metrics: dict[str, dict[str, float]]
-
-
-class ScoreBook:
-    """Scores the model and the baselines on the same target pixels and keeps the records.
-
-    Args:
-        range_bins_m: ground-truth range bin edges.
-        baseline_max_depth: the IP-Basic inversion constant (metres, >= every input depth).
-        sample_indices: frame indices whose arrays are kept for panel plots.
-    """
-
-    def __init__(self, range_bins_m: Sequence[float], baseline_max_depth: float,
-                 sample_indices: Sequence[int] = (0,)) -> None:
-        self.range_bins_m = tuple(range_bins_m)
-        self.baseline_max_depth = float(baseline_max_depth)
-        self.sample_indices = set(sample_indices)
-        self.frames: list[FrameRecord] = []
-        self.totals = {method: MetricSums() for method in METHODS}
-        self.by_range = {method: {label: MetricSums() for label in range_bin_labels(range_bins_m)}
-                         for method in METHODS}
-        self.latencies_ms: list[float] = []
-        self.samples: list[SampleFrame] = []
-        self._last_sample: SampleFrame | None = None
-
-    def add(self, frame: FrameInputs, pred_m: np.ndarray, latency_ms: float) -> FrameRecord:
-        """Score one frame's prediction and both baselines against ``frame.target_m``."""
-        predictions = {
-            'model': pred_m,
-            'nearest': nearest_fill(frame.sparse_m),
-            'morphological': morphological_fill(frame.sparse_m, self.baseline_max_depth),
-        }
-        valid = frame.target_m > 0
-        per_frame: dict[str, dict[str, float]] = {}
-        for method, pred in predictions.items():
-            bins = range_bin_sums(pred, frame.target_m, valid, self.range_bins_m)
-            frame_sums = MetricSums()
-            for label, sums in bins.items():
-                self.by_range[method][label].merge(sums)
-                frame_sums.merge(sums)
-            self.totals[method].merge(frame_sums)
-            per_frame[method] = frame_sums.finalize()
-        record = FrameRecord(frame.index, frame.image_stamp_ns, frame.scan_stamp_ns,
-                             int(frame.points_lidar.shape[0]), int((frame.sparse_m > 0).sum()),
-                             int(valid.sum()),
-                             float(latency_ms), per_frame)
-        self.frames.append(record)
-        if math.isfinite(latency_ms):
-            self.latencies_ms.append(float(latency_ms))
-        sample = SampleFrame(frame.index, frame.rgb, frame.sparse_m, pred_m, frame.target_m)
-        if frame.index in self.sample_indices:
-            self.samples.append(sample)
-        self._last_sample = sample
-        return record
-
-    def finish_samples(self) -> None:
-        """Make sure the last scored frame is among the samples (when frames were dropped)."""
-        last = self._last_sample
-        if last is not None and all(s.index != last.index for s in self.samples):
-            self.samples.append(last)
-
-    def method_summary(self, method: str) -> dict[str, Any]:
-        """Frame-mean metrics (KITTI convention), pixel-pooled metrics, and per range bin."""
-        frames = [f.metrics[method] for f in self.frames if f.metrics[method]['count'] > 0]
-        mean = {name: (float(np.mean([f[name] for f in frames if not math.isnan(f[name])]))
-                       if any(not math.isnan(f[name]) for f in frames) else math.nan)
-                for name in METRIC_NAMES}
-        return {
-            **mean,
-            'frames': len(frames),
-            'pixels': int(self.totals[method].count),
-            'pooled': self.totals[method].finalize(),
-            'by_range': {label: sums.finalize()
-                         for label, sums in self.by_range[method].items()},
-        }
-
-
-@dataclass
-class EvaluationResult:
-    """Everything the report needs."""
-
-    bag: str
-    mode: str
-    weights: str
-    ground_truth: str
-    book: ScoreBook
-    latency_kind: str
-    counts: dict[str, int]
-    drops: dict[str, int]
-    node_diagnostics: dict[str, str] = field(default_factory=dict)
-    wall_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    node_log: str = ''
-
-    def latency_summary_ms(self) -> dict[str, float]:
-        values = np.asarray(self.book.latencies_ms, dtype=np.float64)
-        if values.size == 0:
-            return {'p50': math.nan, 'p95': math.nan, 'mean': math.nan, 'count': 0}
-        return {'p50': float(np.percentile(values, 50)), 'p95': float(np.percentile(values, 95)),
-                'mean': float(values.mean()), 'count': int(values.size)}
-
-    def ground_truth_description(self, options: EvaluationOptions) -> str:
-        if self.ground_truth == 'topic':
-            return f'depth images on {options.gt_topic}'
-        return (f'LiDAR hold-out: {options.holdout_fraction:g} of the projected points per scan'
-                f' withheld from the network (seed {options.seed})')
-
-
 def expected_frames(sequence: BagSequence, options: EvaluationOptions) -> int:
     images = sequence.topic_counts.get(options.image_topic, 0)
     return min(images, options.max_frames) if options.max_frames else images
-
-
-def sample_indices_for(expected: int) -> tuple[int, ...]:
-    """First, middle and last frame of ``expected`` frames (the panel plots)."""
-    if expected <= 0:
-        return (0,)
-    return tuple(sorted({0, expected // 2, expected - 1}))
 
 
 def progress_bar(total: int, enabled: bool, desc: str) -> Any:

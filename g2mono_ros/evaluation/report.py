@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from g2mono_ros.errors import ConfigError
-from g2mono_ros.evaluation.evaluator import METHODS, EvaluationOptions, EvaluationResult
+from g2mono_ros.evaluation.evaluator import EvaluationOptions
 from g2mono_ros.evaluation.metrics import METRIC_NAMES
+from g2mono_ros.evaluation.scoring import METHODS, EvaluationResult
 
 __all__ = ['build_summary', 'format_table', 'write_report']
 
