@@ -218,10 +218,7 @@ def replay(sequence: BagSequence, options: EvaluationOptions, *, startup_timeout
     import rclpy
     from rclpy.context import Context
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-    from g2mono_ros.codecs import depth_from_image
     from g2mono_ros.dds_env import localhost_dds_env
 
     dds = localhost_dds_env(int(os.environ['ROS_DOMAIN_ID'])
@@ -242,20 +239,48 @@ def replay(sequence: BagSequence, options: EvaluationOptions, *, startup_timeout
     # The launch file's YAML first, then this run's values (the later file wins).
     params = [path for path in (default_params_file(), overrides) if path is not None]
     node_proc = NodeProcess(node_command(params), env, log_path)
-
     recording = LiveRecording()
-    lock = threading.Lock()
     context = Context()
-    rclpy.init(args=[], context=context)
-    node = rclpy.create_node('g2mono_eval_replay', context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    try:
+        rclpy.init(args=[], context=context)
+        node = rclpy.create_node('g2mono_eval_replay', context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
+        try:
+            _record_and_replay(node, spinner, node_proc, sequence, options, recording, drain_s,
+                               startup_timeout_s)
+        finally:
+            executor.shutdown(timeout_sec=2.0)
+            if spinner.ident is not None:
+                spinner.join(timeout=5.0)
+            node.destroy_node()
+    finally:
+        node_proc.stop()
+        recording.node_log = node_proc.log_text()
+        rclpy.try_shutdown(context=context)
+        if node_log is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return recording
+
+
+def _record_and_replay(node: Any, spinner: threading.Thread, node_proc: NodeProcess,
+                       sequence: BagSequence, options: EvaluationOptions,
+                       recording: LiveRecording, drain_s: float,
+                       startup_timeout_s: float = 180.0) -> None:
+    """Subscribe to the node's outputs, wait for it, replay on schedule, wait for the tail."""
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+    from g2mono_ros.codecs import depth_from_image
+
+    lock = threading.Lock()
 
     def on_depth(msg: Any) -> None:
         now = time.time_ns()
         depth = depth_from_image(msg).astype(np.float32, copy=True)
+        stamp = header_stamp_ns(msg)
         with lock:
-            stamp = header_stamp_ns(msg)
             recording.depth[stamp] = depth
             recording.received_wall_ns[stamp] = now
 
@@ -280,52 +305,39 @@ def replay(sequence: BagSequence, options: EvaluationOptions, *, startup_timeout
         options.points_topic: node.create_publisher(PointCloud2, options.points_topic,
                                                     qos_profile_sensor_data),
     }
-    spinner = threading.Thread(target=_spin, args=(executor,), daemon=True)
     spinner.start()
-    try:
-        _wait_ready(node, node_proc, publishers, startup_timeout_s)
-        # The node skips pairs until it has a CameraInfo: give it one before the first image.
-        publishers[options.camera_info_topic].publish(
-            _serialize(sequence.camera_info, 'sensor_msgs/msg/CameraInfo'))
-        time.sleep(0.2)
-        total_images = expected_frames(sequence, options)
-        with progress_bar(total_images, options.progress, 'replay (live)') as bar:
-            start_wall = time.monotonic()
-            first_log: int | None = None
-            for topic, log_ns, payload, image_stamp in _replay_messages(sequence, options):
-                if first_log is None:
-                    first_log = log_ns
-                due = start_wall + (log_ns - first_log) * 1e-9 / options.rate
-                delay = due - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                if not node_proc.alive():
-                    msg = (f'depth_node exited with status {node_proc.process.returncode} during'
-                           f' the replay; its log:\n{node_proc.log_tail()}')
-                    raise NodeError(msg)
-                publishers[topic].publish(payload)
-                if image_stamp is not None:
-                    with lock:
-                        recording.published_wall_ns[image_stamp] = time.time_ns()
-                    bar.update(1)
-                elif topic == options.points_topic:
-                    recording.scans_published += 1
-        _drain(recording, lock, total_images, drain_s)
-        # One more /diagnostics after the last output, so its drop counters are final.
-        seen = diagnostics_seen[0]
-        deadline = time.monotonic() + 2.5
-        while diagnostics_seen[0] == seen and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        node_proc.stop()
-        recording.node_log = node_proc.log_text()
-        executor.shutdown(timeout_sec=2.0)
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
-        spinner.join(timeout=5.0)
-        if node_log is None:
-            shutil.rmtree(workdir, ignore_errors=True)
-    return recording
+    _wait_ready(node, node_proc, publishers, startup_timeout_s)
+    # The node skips pairs until it has a CameraInfo: give it one before the first image.
+    publishers[options.camera_info_topic].publish(
+        _serialize(sequence.camera_info, 'sensor_msgs/msg/CameraInfo'))
+    time.sleep(0.2)
+    total_images = expected_frames(sequence, options)
+    with progress_bar(total_images, options.progress, 'replay (live)') as bar:
+        start_wall = time.monotonic()
+        first_log: int | None = None
+        for topic, log_ns, payload, image_stamp in _replay_messages(sequence, options):
+            if first_log is None:
+                first_log = log_ns
+            delay = start_wall + (log_ns - first_log) * 1e-9 / options.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if not node_proc.alive():
+                msg = (f'depth_node exited with status {node_proc.process.returncode} during'
+                       f' the replay; its log:\n{node_proc.log_tail()}')
+                raise NodeError(msg)
+            if image_stamp is not None:
+                with lock:
+                    recording.published_wall_ns[image_stamp] = time.time_ns()
+                bar.update(1)
+            elif topic == options.points_topic:
+                recording.scans_published += 1
+            publishers[topic].publish(payload)
+    _drain(recording, lock, total_images, drain_s)
+    # One more /diagnostics after the last output, so its drop counters are final.
+    seen = diagnostics_seen[0]
+    deadline = time.monotonic() + 2.5
+    while diagnostics_seen[0] == seen and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _diagnostic_array_type() -> Any:
