@@ -1,0 +1,219 @@
+"""Network latency: the engine's CPU settings against plain eager fp32, measured in the same run.
+
+For each variant (seed, official) and input size, times the plain eager fp32 forward pass
+(contiguous tensors, no autocast, ``torch.no_grad``) and ``DepthEngine.infer_tensors`` at each
+precision (channels_last + ``torch.inference_mode`` + autocast), and reports the speed-up and
+the max abs depth difference to the baseline as % of max depth. The engine's "best" setting is
+the fastest one whose max error stays under 1% of max depth.
+
+Weights are random (the init scheme), with non-zero ReZero scalars and the head conv rescaled so
+the outputs fall inside (0, 1) — otherwise random outputs clip and hide precision errors. Real
+checkpoints need no such step. On CUDA, ``--device cuda`` reports fp32/fp16/bf16 latency with the
+GPU synchronised before every timer read.
+
+Usage: python benchmarks/bench_model.py [--quick] [--variants seed official]
+       [--sizes 256x512 320x1024] [--rounds N] [--threads N] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from g2mono_ros.config import EngineConfig  # noqa: E402
+from g2mono_ros.engine import DepthEngine  # noqa: E402
+from g2mono_ros.models import create_model  # noqa: E402
+
+MAX_DEPTH = 80.0
+ERROR_BUDGET = 0.01  # of max depth
+
+
+def synthetic_inputs(height: int, width: int, *, density: float = 0.05, seed: int = 0):
+    """A smooth RGB scene and sparse metric depth on it: (1,3,H,W) uint8, (1,1,H,W) metres."""
+    gen = torch.Generator().manual_seed(seed)
+    ys = torch.linspace(0, 1, height)[:, None]
+    xs = torch.linspace(0, 1, width)[None, :]
+    base = torch.stack([0.5 + 0.4 * torch.sin(6 * xs + 3 * ys + k) for k in range(3)])
+    noise = 0.05 * torch.randn(3, height, width, generator=gen)
+    rgb = ((base + noise).clamp(0, 1) * 255).to(torch.uint8)[None]
+    depth = 2.0 + 60.0 * ys.expand(height, width) + 5.0 * torch.sin(9 * xs).expand(height, width)
+    keep = torch.rand(height, width, generator=gen) < density
+    return rgb, (depth * keep)[None, None].float()
+
+
+def prepare_model(variant: str, height: int, width: int, *, seed: int = 0) -> nn.Module:
+    """Random-init network with alphas in [0.1, 0.5] and a head giving outputs inside (0, 1)."""
+    torch.manual_seed(seed)
+    model = create_model(variant).eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith('alpha'):
+                param.copy_(0.1 + 0.4 * torch.rand((), generator=gen))
+        captured: list[Tensor] = []
+        hook = model.head.register_forward_hook(lambda mod, args, out: captured.append(out))
+        rgb, sparse = synthetic_inputs(min(height, 128), min(width, 256), seed=seed + 2)
+        model(*normalised_inputs(rgb, sparse))
+        hook.remove()
+        scale = 0.15 / float(captured[0].std())
+        model.head.weight.mul_(scale)
+        model.head.bias.mul_(scale).add_(0.5 - scale * float(captured[0].mean()))
+    return model
+
+
+def normalised_inputs(rgb: Tensor, sparse: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The release conventions, written out for the baseline."""
+    return (rgb.float() / 255.0, (sparse / MAX_DEPTH).clamp(0, 1), (sparse > 0).float())
+
+
+def interleaved_timings(calls: dict[str, Callable[[], Tensor]], rounds: int,
+                        device: torch.device) -> tuple[dict[str, list[float]], dict[str, Tensor]]:
+    """Seconds per call for each setting, the settings interleaved round by round so that load
+    from other processes on a shared machine hits all of them alike; one warm-up round first."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    outputs: dict[str, Tensor] = {}
+    for round_index in range(rounds + 1):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            out = call()
+            if device.type == 'cuda':
+                torch.cuda.synchronize(device)
+            if round_index:
+                times[name].append(time.perf_counter() - start)
+            outputs[name] = out
+    return times, outputs
+
+
+def _row(variant: str, size: str, setting: str, times: list[float], base_best: float,
+         out: Tensor, reference: Tensor) -> dict:
+    error = (out.float() - reference.float()).abs() / MAX_DEPTH * 100
+    return {'variant': variant, 'size': size, 'setting': setting, 'best_ms': min(times) * 1e3,
+            'median_ms': statistics.median(times) * 1e3, 'speedup': base_best / min(times),
+            'max_err_pct': float(error.max()), 'mean_err_pct': float(error.mean())}
+
+
+def bench_cpu(variant: str, height: int, width: int, rounds: int,
+              precisions: tuple[str, ...]) -> list[dict]:
+    device = torch.device('cpu')
+    baseline_model = prepare_model(variant, height, width)
+    engine_model = copy.deepcopy(baseline_model)  # the engine converts it to channels_last
+    rgb, sparse = synthetic_inputs(height, width)
+    inputs = normalised_inputs(rgb, sparse)
+
+    def eager() -> Tensor:
+        with torch.no_grad():
+            return baseline_model(*inputs).clamp(0, 1) * MAX_DEPTH
+
+    calls: dict[str, Callable[[], Tensor]] = {'eager fp32 (baseline)': eager}
+    for precision in precisions:
+        config = EngineConfig(weights='<random init>', device='cpu', precision=precision,
+                              input_height=height, input_width=width, max_depth=MAX_DEPTH)
+        engine = DepthEngine(config, model=engine_model)
+        calls[f'engine {precision} channels_last'] = (
+            lambda engine=engine: engine.infer_tensors(rgb, sparse))
+    times, outputs = interleaved_timings(calls, rounds, device)
+    size = f'{height}x{width}'
+    base_best = min(times['eager fp32 (baseline)'])
+    reference = outputs['eager fp32 (baseline)']
+    rows = [_row(variant, size, name, times[name], base_best, outputs[name], reference)
+            for name in calls]
+    within = [row for row in rows[1:] if row['max_err_pct'] < ERROR_BUDGET * 100]
+    if within:
+        max(within, key=lambda row: row['speedup'])['mark'] = 'best within 1%'
+    fastest = max(rows[1:], key=lambda row: row['speedup'])
+    if 'mark' not in fastest:
+        fastest['mark'] = 'fastest'
+    return rows
+
+
+def bench_cuda(variant: str, height: int, width: int, rounds: int) -> list[dict]:
+    device = torch.device('cuda')
+    model = prepare_model(variant, height, width)
+    rgb, sparse = synthetic_inputs(height, width)
+    rgb_d, sparse_d = rgb.to(device), sparse.to(device)
+    calls: dict[str, Callable[[], Tensor]] = {}
+    for precision in ('fp32', 'fp16', 'bf16'):
+        config = EngineConfig(weights='<random init>', device='cuda', precision=precision,
+                              input_height=height, input_width=width, max_depth=MAX_DEPTH)
+        engine = DepthEngine(config, model=model)
+        calls[f'engine {precision} channels_last'] = (
+            lambda engine=engine: engine.infer_tensors(rgb_d, sparse_d))
+    times, outputs = interleaved_timings(calls, rounds, device)
+    names = list(calls)
+    base_best = min(times[names[0]])
+    return [_row(variant, f'{height}x{width}', name, times[name], base_best, outputs[name],
+                 outputs[names[0]]) for name in names]
+
+
+def print_table(rows: list[dict], baseline: str) -> None:
+    header = (f'{"variant":<10} {"size":<9} {"setting":<28} {"best ms":>9} {"median ms":>10} '
+              f'{"x " + baseline:>9} {"max err":>8} {"mean err":>9}')
+    print(header)
+    print('-' * len(header))
+    for row in rows:
+        mark = f'  <- {row["mark"]}' if row.get('mark') else ''
+        print(f'{row["variant"]:<10} {row["size"]:<9} {row["setting"]:<28} {row["best_ms"]:>9.1f} '
+              f'{row["median_ms"]:>10.1f} {row["speedup"]:>8.2f}x {row["max_err_pct"]:>7.3f}% '
+              f'{row["mean_err_pct"]:>8.4f}%{mark}')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true', help='256x512 only, fewer iterations')
+    parser.add_argument('--variants', nargs='+', default=['seed', 'official'],
+                        choices=['seed', 'seed_small', 'official'])
+    parser.add_argument('--sizes', nargs='+', default=None, help='HxW, multiples of 64')
+    parser.add_argument('--rounds', type=int, default=None,
+                        help='timed rounds (each calls every setting once) after one warm-up')
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16', 'fp16'],
+                        choices=['fp32', 'bf16', 'fp16'], help='engine settings tried on CPU')
+    parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    args = parser.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == 'cuda':
+        sizes = args.sizes or ['352x1216']
+        rounds = args.rounds or 20
+    else:
+        sizes = args.sizes or (['256x512'] if args.quick else ['256x512', '320x1024'])
+        rounds = args.rounds or (2 if args.quick else 3)
+    print(f'g2mono_ros model benchmark: torch {torch.__version__}, device {args.device}, '
+          f'{torch.get_num_threads()} threads, CPU capability '
+          f'{torch.backends.cpu.get_cpu_capability()}, batch 1, {rounds} interleaved rounds')
+    print('weights: RANDOM init with non-zero ReZero alphas (0.1-0.5) and a head rescaled to '
+          'outputs in (0, 1); max depth 80 m')
+    rows: list[dict] = []
+    for variant in args.variants:
+        for size in sizes:
+            height, width = (int(v) for v in size.lower().split('x'))
+            if args.device == 'cuda':
+                rows += bench_cuda(variant, height, width, rounds)
+            else:
+                rows += bench_cpu(variant, height, width, rounds, tuple(args.precisions))
+            print(f'  done {variant} {size}', flush=True)
+    print()
+    print_table(rows, 'eager' if args.device == 'cpu' else 'fp32')
+    print('\nms: wall time per call (best of the rounds; median beside it); speed-up from the '
+          'best times.\nerrors: |depth - baseline depth| as % of max depth (max and mean over '
+          'pixels).')
+    if args.device == 'cpu':
+        print(f'"best within 1%" = fastest engine setting whose max error < {ERROR_BUDGET:.0%} '
+              'of max depth; "fastest" = fastest regardless. Target: >= 2x at 256x512, '
+              'error < 1%.')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
