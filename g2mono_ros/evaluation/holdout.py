@@ -68,8 +68,8 @@ def choose_holdout_rows(xyz: np.ndarray, T_cam_lidar: np.ndarray, camera: Any, *
                         max_range: float) -> np.ndarray:
     """Choose the points to withhold from one scan.
 
-    Candidates are the points the core projection would draw: finite, depth within
-    ``[min_range, max_range]``, and (with the lens distortion) landing in the image. Exactly
+    Candidates are the points the core projection draws (``projection.project_points``):
+    finite, depth within ``[min_range, max_range]``, landing in the image. Exactly
     ``round(fraction * candidates)`` of them are drawn, from a generator seeded by
     ``(seed, stamp_ns)``: the same scan gets the same split in every run and mode.
 
@@ -89,24 +89,12 @@ def choose_holdout_rows(xyz: np.ndarray, T_cam_lidar: np.ndarray, camera: Any, *
     if not (0.0 < fraction < 1.0):
         msg = f'hold-out fraction must be in (0, 1); got {fraction!r}'
         raise ConfigError(msg)
-    from g2mono_ros.projection import distortion_radius_limit, project_camera_points
+    from g2mono_ros.projection import project_points
 
-    xyz = np.asarray(xyz, dtype=np.float64)
-    cam = xyz @ np.asarray(T_cam_lidar, np.float64)[:3, :3].T + np.asarray(T_cam_lidar)[:3, 3]
-    finite = np.isfinite(cam).all(axis=1)
-    z = np.where(finite, cam[:, 2], -1.0)
-    inside = finite & (z >= min_range) & (z <= max_range) & (z > 0)
-    if inside.any():
-        idx = np.flatnonzero(inside)
-        uv = project_camera_points(cam[idx], camera)
-        ok = ((uv[:, 0] >= -0.5) & (uv[:, 0] < camera.width - 0.5)
-              & (uv[:, 1] >= -0.5) & (uv[:, 1] < camera.height - 0.5))
-        limit = distortion_radius_limit(camera)
-        if np.isfinite(limit):
-            normalised = cam[idx, :2] / cam[idx, 2:3]
-            ok &= (normalised ** 2).sum(axis=1) <= limit * limit
-        inside[idx[~ok]] = False
-    candidates = np.flatnonzero(inside)
+    xyz = np.asarray(xyz)
+    # The same culling, in the same float32 arithmetic, as the projection the node runs.
+    candidates = np.unique(project_points(xyz.astype(np.float32), T_cam_lidar, camera,
+                                          min_range=min_range, max_range=max_range).index)
     count = int(round(fraction * candidates.size))
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(stamp_ns) & ((1 << 63) - 1)])
     held = np.zeros(xyz.shape[0], dtype=bool)
