@@ -20,14 +20,16 @@ __all__ = ['add_arguments', 'add_common_arguments', 'default_report_dir', 'exit_
            'options_from_args', 'run', 'run_evaluation']
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, *,
+                         input_height_default: str = '320, as the node') -> None:
     """Options shared by ``evaluate`` and ``demo``: the network and the live replay."""
     net = parser.add_argument_group('network (as the node parameters of the same names)')
     net.add_argument('--variant', default='auto', help='auto | seed | official (default auto)')
     net.add_argument('--device', default='auto', help='auto | cuda | cpu (default auto)')
     net.add_argument('--precision', default='fp32', help='fp32 | fp16 | bf16 (default fp32)')
     net.add_argument('--input-height', type=int, default=None,
-                     help='network input height, a multiple of 64 (default: 320)')
+                     help=f'network input height, a multiple of 64 '
+                          f'(default: {input_height_default})')
     net.add_argument('--input-width', type=int, default=0,
                      help='network input width, a multiple of 64; 0 keeps the aspect (default)')
     net.add_argument('--max-depth', type=float, default=0.0,
@@ -57,16 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help='hold-out: share of the projected points withheld per scan (default 0.2)')
     gt.add_argument('--seed', type=int, default=0, help='hold-out seed (default 0)')
     topics = parser.add_argument_group('topics and geometry')
-    topics.add_argument('--image-topic', default='/camera/image_raw')
-    topics.add_argument('--camera-info-topic', default='/camera/camera_info')
-    topics.add_argument('--points-topic', default='/lidar/points')
+    topics.add_argument('--image-topic', default='/camera/image_raw', help='(default %(default)s)')
+    topics.add_argument('--camera-info-topic', default='/camera/camera_info',
+                        help='(default %(default)s)')
+    topics.add_argument('--points-topic', default='/lidar/points', help='(default %(default)s)')
     topics.add_argument('--extrinsic', nargs=7, type=float, default=None,
                         metavar=('TX', 'TY', 'TZ', 'QX', 'QY', 'QZ', 'QW'),
                         help="LiDAR -> camera optical (default: the bag's /tf_static)")
-    topics.add_argument('--min-range', type=float, default=ProjectionConfig.min_range)
-    topics.add_argument('--max-range', type=float, default=ProjectionConfig.max_range)
-    topics.add_argument('--sync-max-offset', type=float, default=SyncConfig.sync_max_offset)
-    topics.add_argument('--sync-max-wait', type=float, default=SyncConfig.sync_max_wait)
+    topics.add_argument('--min-range', type=float, default=ProjectionConfig.min_range,
+                        help='metres of depth; nearer points are ignored (default %(default)s)')
+    topics.add_argument('--max-range', type=float, default=ProjectionConfig.max_range,
+                        help='metres of depth; farther points are ignored (default %(default)s)')
+    topics.add_argument('--sync-max-offset', type=float, default=SyncConfig.sync_max_offset,
+                        help='seconds between an image and its scan (default %(default)s)')
+    topics.add_argument('--sync-max-wait', type=float, default=SyncConfig.sync_max_wait,
+                        help='seconds an image waits for a later scan (default %(default)s)')
     topics.add_argument('--range-bins', type=float, nargs='+', default=None, metavar='M',
                         help='range bin edges in metres (default 0 5 10 20 40; a last bin is '
                              'open-ended)')

@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--mode', choices=('live', 'offline'), default='live',
                         help='live: through the real depth_node over DDS (default); offline: '
                              'the same pipeline without DDS')
-    add_common_arguments(parser)
+    add_common_arguments(parser, input_height_default="the checkpoint's")
 
 
 def generate_demo_bag(path: Path, *, seed: int, frames: int, width: int, height: int, beams: int,
