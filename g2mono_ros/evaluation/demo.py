@@ -47,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``g2mono demo`` options."""
     parser.add_argument('--weights', default=None,
                         help='checkpoint to demonstrate (default: the shipped demo weights)')
-    parser.add_argument('--out', default='g2mono_demo',
-                        help='folder for the generated bag and the report (default g2mono_demo)')
+    parser.add_argument('--out', default='demo_out',
+                        help='folder for the generated bag and the report (default demo_out)')
     parser.add_argument('--frames', type=int, default=90,
                         help='camera frames to generate, at 30 Hz (default 90 = 3 s)')
     parser.add_argument('--seed', type=int, default=DEMO_SEED,
