@@ -38,7 +38,7 @@ def test_demo_live_end_to_end(tiny_weights: Path, tmp_path: Path,
     text = capsys.readouterr().out
     assert status == 0
     assert f'weights used: {tiny_weights} (given with --weights)' in text
-    assert 'through the depth_node process' in text and 'network input height 64' in text
+    assert 'through the depth_node process' in text and 'network input 64 x aspect-kept' in text
     assert f"report: {out / 'report'}" in text
     summary = json.loads((out / 'report' / 'summary.json').read_text())
     assert summary['mode'] == 'live' and summary['counts']['images'] == 6

@@ -21,7 +21,8 @@ __all__ = ['add_arguments', 'add_common_arguments', 'default_report_dir', 'exit_
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *,
-                         input_height_default: str = '320, as the node') -> None:
+                         input_height_default: str = '320, as the node',
+                         input_width_default: str = '0') -> None:
     """Options shared by ``evaluate`` and ``demo``: the network and the live replay."""
     net = parser.add_argument_group('network (as the node parameters of the same names)')
     net.add_argument('--variant', default='auto', help='auto | seed | official (default auto)')
@@ -30,8 +31,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, *,
     net.add_argument('--input-height', type=int, default=None,
                      help=f'network input height, a multiple of 64 '
                           f'(default: {input_height_default})')
-    net.add_argument('--input-width', type=int, default=0,
-                     help='network input width, a multiple of 64; 0 keeps the aspect (default)')
+    net.add_argument('--input-width', type=int, default=None,
+                     help='network input width, a multiple of 64; 0 keeps the aspect '
+                          f'(default: {input_width_default})')
     net.add_argument('--max-depth', type=float, default=0.0,
                      help="metres mapped to 1.0; 0 = the checkpoint's value (default)")
     parser.add_argument('--rate', type=float, default=1.0,
@@ -82,10 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _engine_config(args: argparse.Namespace, weights: str) -> EngineConfig:
     kwargs: dict[str, Any] = {'weights': weights, 'variant': args.variant, 'device': args.device,
-                              'precision': args.precision, 'input_width': args.input_width,
-                              'max_depth': args.max_depth}
+                              'precision': args.precision, 'max_depth': args.max_depth}
     if args.input_height is not None:
         kwargs['input_height'] = args.input_height
+    if args.input_width is not None:
+        kwargs['input_width'] = args.input_width
     return EngineConfig(**kwargs)
 
 

@@ -60,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--mode', choices=('live', 'offline'), default='live',
                         help='live: through the real depth_node over DDS (default); offline: '
                              'the same pipeline without DDS')
-    add_common_arguments(parser, input_height_default="the checkpoint's")
+    add_common_arguments(parser, input_height_default="the checkpoint's",
+                         input_width_default="the checkpoint's")
 
 
 def generate_demo_bag(path: Path, *, seed: int, frames: int, width: int, height: int, beams: int,
@@ -113,9 +114,13 @@ def run(args: argparse.Namespace) -> int:
     if not weights.is_file():
         msg = f'--weights: no checkpoint file at {str(weights)!r}'
         raise ConfigError(msg)
-    if args.input_height is None:
+    if args.input_height is None or args.input_width is None:
         # The demo runs the network at the size the checkpoint was made for (small on a CPU).
-        args.input_height = int(load_checkpoint(weights).input_height or 320)
+        loaded = load_checkpoint(weights)
+        if args.input_height is None:
+            args.input_height = int(loaded.input_height or 320)
+        if args.input_width is None:
+            args.input_width = int(loaded.input_width or 0)
     out = Path(args.out).expanduser().resolve()
     bag = out / 'synthetic_bag'
     print(f'g2mono demo: weights {weights} ({origin})')
@@ -126,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args, weights=str(weights), mode=args.mode)
     how = (f'replaying into DDS at {options.rate:g}x through the depth_node process'
            if options.mode == 'live' else 'running the node pipeline offline')
-    print(f'{how} (network input height {options.engine.input_height})')
+    width = options.engine.input_width or 'aspect-kept'
+    print(f'{how} (network input {options.engine.input_height} x {width})')
     result = run_evaluation(bag, options)
     path, summary = write_report(result, options, out / 'report')
     print()
