@@ -149,7 +149,7 @@ def test_malicious_plain_pickle_is_refused_and_not_executed(tmp_path: Path) -> N
     marker = tmp_path / 'pwned2'
     path = tmp_path / 'evil.pkl'
     with path.open('wb') as handle:
-        pickle.dump(_Payload(marker), handle)
+        pickle.dump(_Payload(marker), handle, protocol=2)
     with pytest.raises(CheckpointError, match='refused to load'):
         load_checkpoint(path)
     assert not marker.exists()

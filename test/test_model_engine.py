@@ -116,17 +116,36 @@ def test_engine_accepts_sparse_at_network_size(seed_small_weights: Path) -> None
         engine.infer(rgb.astype(np.float32), sparse_net)
 
 
-def test_engine_bf16_close_to_fp32(seed_small_weights: Path) -> None:
+@pytest.mark.parametrize('precision', ['bf16', 'fp16'])
+def test_engine_autocast_close_to_fp32(seed_small_weights: Path, precision: str) -> None:
     rgb, sparse = _frame(64, 128, seed=2)
     results = {}
-    for precision in ('fp32', 'bf16'):
+    for name in ('fp32', precision):
         engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
-                                          precision=precision, input_height=64))
-        results[precision] = engine.infer(rgb, sparse)
-    assert np.isfinite(results['bf16']).all()
+                                          precision=name, input_height=64))
+        results[name] = engine.infer(rgb, sparse)
+    assert np.isfinite(results[precision]).all()
     assert 0.1 * MAX_DEPTH < results['fp32'].mean() < 0.9 * MAX_DEPTH  # not clipped away
-    error = np.abs(results['bf16'] - results['fp32'])
+    assert not np.array_equal(results[precision], results['fp32'])  # autocast really applied
+    error = np.abs(results[precision] - results['fp32'])
     assert error.mean() < 0.01 * MAX_DEPTH and error.max() < 0.1 * MAX_DEPTH
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+@pytest.mark.parametrize('precision', ['fp32', 'fp16'])
+def test_engine_cuda_matches_cpu(seed_small_weights: Path, precision: str) -> None:
+    """Pinned buffers + non-blocking copies: two frames in a row give the CPU's result."""
+    cpu = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                   input_height=64))
+    gpu = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cuda',
+                                   precision=precision, input_height=64))
+    assert gpu.device.type == 'cuda'
+    for seed in (4, 5):
+        rgb, sparse = _frame(70, 130, seed=seed)
+        expected = cpu.infer(rgb, sparse)
+        got = gpu.infer(rgb, sparse)
+        tolerance = 0.02 if precision == 'fp32' else 0.05  # cuDNN may use TF32 for fp32
+        assert np.abs(got - expected).max() < tolerance * MAX_DEPTH
 
 
 def test_engine_infer_tensors(seed_small_weights: Path) -> None:
