@@ -102,8 +102,19 @@ def _row(variant: str, size: str, setting: str, times: list[float], base_best: f
             'max_err_pct': float(error.max()), 'mean_err_pct': float(error.mean())}
 
 
+def _with_threads(call: Callable[[], Tensor], threads: int) -> Callable[[], Tensor]:
+    def run() -> Tensor:
+        default = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return call()
+        finally:
+            torch.set_num_threads(default)
+    return run
+
+
 def bench_cpu(variant: str, height: int, width: int, rounds: int,
-              precisions: tuple[str, ...]) -> list[dict]:
+              precisions: tuple[str, ...], thread_counts: tuple[int, ...] = ()) -> list[dict]:
     device = torch.device('cpu')
     baseline_model = prepare_model(variant, height, width)
     engine_model = copy.deepcopy(baseline_model)  # the engine converts it to channels_last
@@ -119,8 +130,10 @@ def bench_cpu(variant: str, height: int, width: int, rounds: int,
         config = EngineConfig(weights='<random init>', device='cpu', precision=precision,
                               input_height=height, input_width=width, max_depth=MAX_DEPTH)
         engine = DepthEngine(config, model=engine_model)
-        calls[f'engine {precision} channels_last'] = (
-            lambda engine=engine: engine.infer_tensors(rgb, sparse))
+        call = (lambda engine=engine: engine.infer_tensors(rgb, sparse))
+        calls[f'engine {precision} channels_last'] = call
+        for threads in thread_counts:
+            calls[f'engine {precision} cl {threads} thr'] = _with_threads(call, threads)
     times, outputs = interleaved_timings(calls, rounds, device)
     size = f'{height}x{width}'
     base_best = min(times['eager fp32 (baseline)'])
@@ -178,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16', 'fp16'],
                         choices=['fp32', 'bf16', 'fp16'], help='engine settings tried on CPU')
+    parser.add_argument('--thread-counts', nargs='+', type=int, default=[],
+                        help='also time each engine setting with these torch thread counts')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     args = parser.parse_args(argv)
 
@@ -201,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.device == 'cuda':
                 rows += bench_cuda(variant, height, width, rounds)
             else:
-                rows += bench_cpu(variant, height, width, rounds, tuple(args.precisions))
+                rows += bench_cpu(variant, height, width, rounds, tuple(args.precisions),
+                                  tuple(args.thread_counts))
             print(f'  done {variant} {size}', flush=True)
     print()
     print_table(rows, 'eager' if args.device == 'cpu' else 'fp32')
