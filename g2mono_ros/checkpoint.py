@@ -204,7 +204,7 @@ def load_checkpoint(path: str | Path, *, variant: str = 'auto',
                f"'network' state dict, nor a bare state dict")
         raise CheckpointError(msg)
     if variant == 'auto':
-        if not any(key.startswith('block.') for key in state_dict):
+        if not any(key.startswith(('block.', 'module.block.')) for key in state_dict):
             msg = (f'{source} is a bare state dict without a recorded variant; '
                    f"set variant to 'seed', 'seed_small' or 'official'")
             raise CheckpointError(msg)

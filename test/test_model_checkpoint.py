@@ -92,7 +92,8 @@ def test_release_format_and_bare_release_dict_load(tmp_path: Path) -> None:
     release = to_release_state_dict(source)
     torch.save({'network': release, 'epoch': 100}, tmp_path / 'epoch_100.pth')
     torch.save(release, tmp_path / 'bare.pth')
-    for name in ('epoch_100.pth', 'bare.pth'):
+    torch.save({'network': {f'module.{k}': v for k, v in release.items()}}, tmp_path / 'ddp.pth')
+    for name in ('epoch_100.pth', 'bare.pth', 'ddp.pth'):
         loaded = load_checkpoint(tmp_path / name)  # auto: release keys mean official
         assert loaded.variant == 'official'
         assert loaded.max_depth == 0.0 and loaded.input_height == 320
