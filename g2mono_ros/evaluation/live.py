@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from g2mono_ros.evaluation.evaluator import (
     split_scan,
 )
 
-__all__ = ['DEPTH_TOPIC', 'LiveRecording', 'NodeProcess', 'default_params_file',
+__all__ = ['DEPTH_TOPIC', 'DepthStore', 'LiveRecording', 'NodeProcess', 'default_params_file',
            'evaluate_live', 'node_command', 'node_overrides', 'replay', 'score_recording']
 
 DEPTH_TOPIC = '/g2mono/depth'
@@ -148,6 +148,42 @@ class NodeProcess:
         return int(self.process.returncode if self.process.returncode is not None else -1)
 
 
+class DepthStore(Mapping[int, np.ndarray]):
+    """Received depth images kept on disk, not in memory: a long bag's outputs would not fit.
+
+    A read-only mapping image stamp (ns) -> (H, W) float32 metres; ``put`` adds one. The files
+    live in a temporary folder removed by ``close()`` (or when the store is collected).
+    """
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix='g2mono_live_depth_')
+        self._paths: dict[int, Path] = {}
+        self._lock = threading.Lock()
+
+    def put(self, stamp_ns: int, depth_m: np.ndarray) -> None:
+        path = Path(self._tmp.name) / f'{stamp_ns}.npy'
+        np.save(path, np.asarray(depth_m, dtype=np.float32))
+        with self._lock:
+            self._paths[stamp_ns] = path
+
+    def __getitem__(self, stamp_ns: int) -> np.ndarray:
+        with self._lock:
+            path = self._paths[stamp_ns]
+        return np.load(path)
+
+    def __iter__(self) -> Iterator[int]:
+        with self._lock:
+            return iter(list(self._paths))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._paths)
+
+    def close(self) -> None:
+        """Delete the files."""
+        self._tmp.cleanup()
+
+
 @dataclass
 class LiveRecording:
     """What one replay produced.
@@ -161,7 +197,7 @@ class LiveRecording:
         node_log: the node's stdout and stderr (the last megabyte).
     """
 
-    depth: dict[int, np.ndarray] = field(default_factory=dict)
+    depth: DepthStore = field(default_factory=DepthStore)
     received_wall_ns: dict[int, int] = field(default_factory=dict)
     published_wall_ns: dict[int, int] = field(default_factory=dict)
     scans_published: int = 0
@@ -259,8 +295,7 @@ def replay(sequence: BagSequence, options: EvaluationOptions, *, startup_timeout
         node_proc.stop()
         recording.node_log = node_proc.log_text()
         rclpy.try_shutdown(context=context)
-        if node_log is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     return recording
 
 
@@ -278,10 +313,9 @@ def _record_and_replay(node: Any, spinner: threading.Thread, node_proc: NodeProc
 
     def on_depth(msg: Any) -> None:
         now = time.time_ns()
-        depth = depth_from_image(msg).astype(np.float32, copy=True)
         stamp = header_stamp_ns(msg)
+        recording.depth.put(stamp, depth_from_image(msg))
         with lock:
-            recording.depth[stamp] = depth
             recording.received_wall_ns[stamp] = now
 
     diagnostics_seen = [0]
@@ -412,7 +446,10 @@ def evaluate_live(bag: str | Path, options: EvaluationOptions, *,
     sequence = open_sequence(bag, options)
     recording = replay(sequence, options, startup_timeout_s=startup_timeout_s,
                        node_log=node_log)
-    result = score_recording(sequence, options, recording)
+    try:
+        result = score_recording(sequence, options, recording)
+    finally:
+        recording.depth.close()
     result.wall_s = time.perf_counter() - started
     return result
 
