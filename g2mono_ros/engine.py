@@ -93,20 +93,24 @@ class DepthEngine:
 
     Args:
         config: weights path, variant, device, precision, input size, max depth.
-        model: an already-built network to use instead of loading ``config.weights`` (the
-            trainer's validation); then ``config.max_depth`` must be > 0 and
-            ``config.weights`` only labels it.
+        model: use this instead of loading ``config.weights``: a :class:`LoadedModel` (its
+            recorded max depth applies when ``config.max_depth`` is 0), or a bare network (the
+            trainer's validation; then ``config.max_depth`` must be > 0). ``config.weights``
+            then only labels it.
 
     Raises:
         CheckpointError: the weights file is missing, unsafe, or does not fit the variant.
         ConfigError: no max depth known (release weights need ``max_depth``), or CUDA missing.
     """
 
-    def __init__(self, config: EngineConfig, *, model: nn.Module | None = None) -> None:
+    def __init__(self, config: EngineConfig, *,
+                 model: nn.Module | LoadedModel | None = None) -> None:
         self.config = config
         self._device = resolve_device(config.device)
         if model is None:
             loaded = load_checkpoint(config.weights, variant=config.variant)
+        elif isinstance(model, LoadedModel):
+            loaded = model
         else:
             loaded = LoadedModel(model=model, variant=config.variant, model_kwargs={},
                                  max_depth=0.0, input_height=config.input_height, input_width=0)

@@ -20,16 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``infer`` options to ``parser``."""
     parser.add_argument('--weights', required=True, help='checkpoint (ours or the release .pth)')
     parser.add_argument('--variant', default='auto', choices=VARIANTS,
-                        help='network variant (auto: as recorded; the release needs official)')
+                        help='network variant (auto: as recorded, or official for release keys)')
     parser.add_argument('--rgb', required=True, help='RGB image (PNG/JPEG...)')
     parser.add_argument('--sparse', required=True,
                         help='sparse depth: 16-bit PNG in millimetres or .npy in metres; 0 = none')
     parser.add_argument('--max-depth', type=float, default=0.0,
                         help='metres mapped to 1.0 (0: from the checkpoint)')
-    parser.add_argument('--input-height', type=int, default=320,
-                        help='network input height, a multiple of 64')
+    parser.add_argument('--input-height', type=int, default=0,
+                        help='network input height, a multiple of 64 (0: as recorded in the '
+                             'checkpoint; 320 for release weights)')
     parser.add_argument('--input-width', type=int, default=0,
-                        help='network input width, a multiple of 64 (0: keep aspect)')
+                        help='network input width, a multiple of 64 (0: as recorded with the '
+                             'height, else keep the aspect ratio)')
     parser.add_argument('--device', default='auto', choices=DEVICES)
     parser.add_argument('--precision', default='fp32', choices=PRECISIONS)
     parser.add_argument('--out', required=True, help='output .npy (a .png is written beside it)')
@@ -86,15 +88,25 @@ def run(args: argparse.Namespace) -> int:
     """Run one inference and write OUT.npy and OUT.png."""
     from PIL import Image
 
+    from g2mono_ros.checkpoint import load_checkpoint
     from g2mono_ros.engine import DepthEngine
     from g2mono_ros.visualize import colorize_depth
 
-    config = EngineConfig(weights=args.weights, variant=args.variant, device=args.device,
-                          precision=args.precision, input_height=args.input_height,
-                          input_width=args.input_width, max_depth=args.max_depth)
+    # Checked before the weights are read, so a bad option fails fast.
+    EngineConfig(weights=args.weights, variant=args.variant, device=args.device,
+                 precision=args.precision, input_height=args.input_height or 320,
+                 input_width=args.input_width, max_depth=args.max_depth)
     rgb = read_rgb(args.rgb)
     sparse = read_sparse_depth(args.sparse)
-    engine = DepthEngine(config)
+    loaded = load_checkpoint(args.weights, variant=args.variant)
+    input_height, input_width = args.input_height, args.input_width
+    if not input_height:
+        input_height = loaded.input_height
+        input_width = input_width or loaded.input_width
+    config = EngineConfig(weights=args.weights, variant=args.variant, device=args.device,
+                          precision=args.precision, input_height=input_height,
+                          input_width=input_width, max_depth=args.max_depth)
+    engine = DepthEngine(config, model=loaded)
     depth = engine.infer(rgb, sparse)
     out = Path(args.out)
     if out.suffix.lower() != '.npy':
@@ -105,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     Image.fromarray(colorize_depth(depth, engine.max_depth)).save(png)
     points = int(np.count_nonzero(np.isfinite(sparse) & (sparse > 0)))
     print(f'{out}: {depth.shape[1]}x{depth.shape[0]} depth {float(depth.min()):.2f}..'
-          f'{float(depth.max()):.2f} m from {points} points ({engine.loaded.variant}, '
-          f'{engine.device}, {args.precision}); colorized: {png}')
+          f'{float(depth.max()):.2f} m from {points} points ({loaded.variant}, input '
+          f'{input_height}x{input_width or "aspect"}, {engine.device}, {args.precision}); '
+          f'colorized: {png}')
     return 0

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from g2mono_ros.checkpoint import save_checkpoint
+from g2mono_ros.checkpoint import load_checkpoint, save_checkpoint
 from g2mono_ros.config import EngineConfig
 from g2mono_ros.engine import DepthEngine, resize_sparse_depth
 from g2mono_ros.errors import CheckpointError, ConfigError, ShapeError
@@ -205,6 +205,13 @@ def test_engine_with_in_memory_model() -> None:
                                       input_height=64), model=model)
     rgb, sparse = _frame(64, 64)
     assert engine.infer(rgb, sparse).shape == (64, 64)
+
+
+def test_engine_with_loaded_model_uses_its_max_depth(seed_small_weights: Path) -> None:
+    loaded = load_checkpoint(seed_small_weights)
+    engine = DepthEngine(EngineConfig(weights='label', device='cpu', input_height=64),
+                         model=loaded)
+    assert engine.max_depth == MAX_DEPTH and engine.model is loaded.model
 
 
 def test_network_input_size_keeps_aspect(seed_small_weights: Path) -> None:

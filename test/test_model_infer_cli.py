@@ -62,6 +62,16 @@ def test_infer_end_to_end(scene: dict[str, Path], sparse_name: str) -> None:
     assert f'from {points} points' in result.stdout and 'colorized' in result.stdout
 
 
+def test_infer_uses_recorded_input_size_by_default(scene: dict[str, Path]) -> None:
+    root = scene['root']
+    out = root / 'recorded.npy'
+    result = _infer('--weights', str(scene['weights']), '--rgb', str(root / 'rgb.png'),
+                    '--sparse', str(root / 'sparse.npy'), '--device', 'cpu', '--out', str(out))
+    assert result.returncode == 0, result.stderr
+    assert 'input 64xaspect' in result.stdout  # the checkpoint records height 64
+    assert np.load(out).shape == (70, 130)
+
+
 def test_png_and_npy_sparse_give_the_same_depth(scene: dict[str, Path]) -> None:
     root = scene['root']
     np.testing.assert_allclose(read_sparse_depth(root / 'sparse.png'),
