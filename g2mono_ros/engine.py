@@ -96,7 +96,8 @@ class DepthEngine:
         model: use this instead of loading ``config.weights``: a :class:`LoadedModel` (its
             recorded max depth applies when ``config.max_depth`` is 0), or a bare network (the
             trainer's validation; then ``config.max_depth`` must be > 0). ``config.weights``
-            then only labels it.
+            then only labels it. The engine puts the network in eval mode, channels_last,
+            on its device.
 
     Raises:
         CheckpointError: the weights file is missing, unsafe, or does not fit the variant.
@@ -157,7 +158,7 @@ class DepthEngine:
 
         Args:
             rgb: (B, 3, h, w) uint8 0..255 or float 0..1; h, w multiples of 64.
-            sparse: (B, 1, h, w) metres, 0 = no point.
+            sparse: (B, 1, h, w) metres; 0, negative or non-finite = no point.
 
         Returns:
             (B, 1, h, w) float32 metres, in [0, max_depth].
@@ -171,8 +172,9 @@ class DepthEngine:
         with torch.inference_mode():
             rgb_f = rgb.float() / 255.0 if rgb.dtype == torch.uint8 else rgb.float()
             sparse = sparse.float()
-            point = (sparse / self._max_depth).clamp_(0.0, 1.0)
-            hole = (sparse > 0).float()
+            valid = torch.isfinite(sparse) & (sparse > 0)
+            point = torch.where(valid, sparse / self._max_depth, 0.0).clamp_(0.0, 1.0)
+            hole = valid.float()
             memory = torch.channels_last
             with self._autocast():
                 out = self.model(rgb_f.contiguous(memory_format=memory),

@@ -159,6 +159,10 @@ def test_engine_infer_tensors(seed_small_weights: Path) -> None:
     assert float(out.min()) >= 0.0 and float(out.max()) <= MAX_DEPTH
     as_float = engine.infer_tensors(rgb.float() / 255.0, sparse)
     torch.testing.assert_close(out, as_float)
+    dirty = sparse.clone()
+    dirty[:, :, 1::7, ::5] = float('nan')  # non-finite and negative values are not points
+    dirty[:, :, 2::7, ::5] = -3.0
+    torch.testing.assert_close(engine.infer_tensors(rgb, dirty), out)
     with pytest.raises(ShapeError, match=r'sparse must be \(B, 1, h, w\)'):
         engine.infer_tensors(rgb, sparse[:, 0])
 
