@@ -7,6 +7,7 @@ on the newest complete pair. Run it with ``ros2 run g2mono_ros depth_node`` or `
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -118,6 +119,8 @@ _JUMP_BACK_NS = 1_000_000_000  # a stamp this much older than the newest = time 
 # Drops that happen in normal operation (newest pair wins; spare scans): no warning level.
 _ROUTINE_DROPS = frozenset({'pair_superseded', 'sync_superseded'})
 _WORKER_POLL_S = 0.2
+# ros2 launch escalates SIGINT to SIGTERM after 5 s: stop waiting for an inference before that.
+_WORKER_JOIN_S = 3.0
 
 
 def output_topics(depth_topic: str) -> dict[str, str]:
@@ -383,6 +386,8 @@ class DepthNode(Node):
                             min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=self._pub_sparse is not None,
                             want_colorized=self._pub_color is not None)
+        if self._slot.closed:  # shutting down: the publishers may already be gone
+            return
         t0 = time.perf_counter()
         header = image.msg.header
         codecs = self._codecs
@@ -455,11 +460,12 @@ class DepthNode(Node):
         array.status = [status]
         self._pub_diag.publish(array)
 
-    def close(self) -> None:
-        """Stop the worker thread (after its current pair)."""
+    def close(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
+        """Stop the worker thread after its current pair; False if it is still running."""
         self._slot.close()
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=5.0)
+            self._worker.join(timeout=timeout_s)
+        return not self._worker.is_alive()
 
 
 def _camera_info_with_header(info: CameraInfo, header: Any) -> CameraInfo:
@@ -488,16 +494,34 @@ def _run_node(argv: Sequence[str]) -> int:
     """Init rclpy with ``argv`` (ROS arguments), spin the node until shutdown; raises on config."""
     rclpy.init(args=list(argv))
     node = None
+    worker_stopped = True
     try:
         node = DepthNode()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # A signal can interrupt rclpy inside a message take (it surfaces as a RuntimeError);
+        # once the context is shut down that is the shutdown, not a failure.
+        if rclpy.ok():
+            raise
     finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
+        try:
+            if node is not None:
+                worker_stopped = node.close()
+                node.destroy_node()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting for the worker
+            worker_stopped = False
+        finally:
+            rclpy.try_shutdown()
+    if not worker_stopped:
+        # The worker is inside the network. Letting the interpreter finalise would kill that
+        # daemon thread inside torch's C++ code (std::terminate, exit status -6); leave now.
+        print(f'{NODE_NAME}: shut down while an inference was running; not waiting for it',
+              file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
