@@ -115,6 +115,16 @@ def test_kitti_layout_loads_inputs_and_targets(tmp_path):
     assert torch.equal(item['input'][0] > 0, torch.from_numpy(frame.sparse_m > 0))
 
 
+def test_kitti_val_selection_layout(tmp_path):
+    root = tmp_path / 'val_selection_cropped'
+    stem = '2011_09_26_drive_0002_sync_{}_0000000005_image_02.png'
+    _write_u16(root / 'groundtruth_depth' / stem.format('groundtruth_depth'), np.full((40, 120), 2560))
+    _write_u16(root / 'velodyne_raw' / stem.format('velodyne_raw'), np.full((40, 120), 5120))
+    _write_rgb(root / 'image' / stem.format('image'), 40, 120, 0)
+    frame = build_source(_data('kitti', root, split='val'), HW, 80.0).load(0, None)
+    assert frame.target_m.max() == pytest.approx(10.0) and frame.sparse_m.max() == pytest.approx(20.0)
+
+
 def test_kitti_errors(tmp_path):
     with pytest.raises(DatasetError, match='does not exist'):
         build_source(_data('kitti', tmp_path / 'nope'), HW, 80.0)
@@ -185,6 +195,12 @@ def test_rosbag_pairs_images_with_scans(synthetic_bag):
     item = TrainingDataset(source, cfg, train=False)[2]
     # validation input = the whole paired scan = the target here
     assert torch.allclose(item['input'], item['target'])
+    # run.val_input=simulated: a degraded scan, the same for every call
+    sim_cfg = _train_config({'kind': 'rosbag', 'path': str(synthetic_bag)}, p_full_scan=0.0,
+                            lidar={'p_beam_subsample': 1.0, 'beam_steps': [2]})
+    simulated = TrainingDataset(source, sim_cfg, train=False, simulate_val=True)
+    assert 0 < (simulated[2]['input'] > 0).sum() < (item['target'] > 0).sum()
+    assert torch.equal(simulated[2]['input'], simulated[2]['input'])
     strided = build_source(_data('rosbag', synthetic_bag, frame_stride=2, limit=2), HW, 80.0)
     assert len(strided) == 2
 

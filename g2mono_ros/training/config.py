@@ -253,6 +253,9 @@ class RunConfig:
         keep_checkpoints: training-state files kept (oldest deleted first).
         log_every: steps between TensorBoard scalars.
         validate_every_epochs: epochs between validations (each epoch by default).
+        val_input: ``full``: validation feeds the whole scan (or the dataset's sparse input);
+            ``simulated``: the training simulation with a fixed seed per frame (use it when the
+            target is the scan itself, e.g. a rosbag without ``merge_neighbours``).
         device: ``auto`` | ``cpu`` | ``cuda``.
         num_workers: DataLoader worker processes (0 = in the main process).
         num_threads: torch CPU threads (0 = leave torch's default).
@@ -264,6 +267,7 @@ class RunConfig:
     keep_checkpoints: int = 3
     log_every: int = 10
     validate_every_epochs: int = 1
+    val_input: str = 'full'
     device: str = 'auto'
     num_workers: int = 0
     num_threads: int = 0
@@ -276,6 +280,8 @@ class RunConfig:
         _positive_int('run.keep_checkpoints', self.keep_checkpoints)
         _positive_int('run.log_every', self.log_every)
         _positive_int('run.validate_every_epochs', self.validate_every_epochs)
+        if self.val_input not in ('full', 'simulated'):
+            _fail('run.val_input', 'full or simulated', self.val_input)
         if self.device not in DEVICES:
             _fail('run.device', f'one of {", ".join(DEVICES)}', self.device)
         _positive_int('run.num_workers', self.num_workers, allow_zero=True)

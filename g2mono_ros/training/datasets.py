@@ -435,16 +435,19 @@ class TrainingDataset(Dataset):
     (1, H, W) normalised ground truth (0 = none).
 
     Training items draw a crop, flip, colour jitter and a simulated input; validation items
-    (``train=False``) feed the full scan / the given sparse input (a fixed-seed G2 input
-    where a dataset has none) with no augmentation.
+    (``train=False``) have no augmentation and feed the full scan / the given sparse input (a
+    fixed-seed G2 input where a dataset has none), or with ``simulate_val`` the training
+    simulation drawn from a fixed seed per frame.
     """
 
-    def __init__(self, source: FrameSource, config: TrainConfig, *, train: bool) -> None:
+    def __init__(self, source: FrameSource, config: TrainConfig, *, train: bool,
+                 simulate_val: bool = False) -> None:
         self.source = source
         self.sim: SimulationConfig = config.simulation
         self.max_depth = config.model.max_depth
         self.seed = config.seed
         self.train = train
+        self.simulate_val = simulate_val
         self.min_range_m = self.sim.lidar.min_range_m
 
     def __len__(self) -> int:
@@ -487,7 +490,7 @@ class TrainingDataset(Dataset):
         frame = self.source.load(index, rng if self.train else None)
         target = torch.from_numpy(self._normalise(frame.target_m)).unsqueeze(0)
         has_points = frame.scan is not None or frame.sparse_m is not None
-        if not self.train:
+        if not self.train and not self.simulate_val:
             if frame.scan is not None:
                 raw: Any = self._project(frame.scan, None)
             elif frame.sparse_m is not None:

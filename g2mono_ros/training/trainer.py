@@ -345,7 +345,9 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
     val_source = (build_source(config.val_data, out_hw, config.model.max_depth)
                   if config.val_data is not None else None)
     train_set = TrainingDataset(train_source, config, train=True)
-    val_set = TrainingDataset(val_source, config, train=False) if val_source is not None else None
+    val_set = (TrainingDataset(val_source, config, train=False,
+                               simulate_val=config.run.val_input == 'simulated')
+               if val_source is not None else None)
     steps_per_epoch = EpochSampler.batches_per_epoch(len(train_set), config.optim.batch_size,
                                                      dist_info.world_size)
     if steps_per_epoch < 1:
@@ -355,6 +357,8 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
     _log(dist_info, f'train: {describe_source(train_source)}; '
          f'val: {describe_source(val_source) if val_source else "none"}')
 
+    if device.type != 'cuda' and config.optim.amp != 'none':
+        _log(dist_info, f'optim.amp={config.optim.amp} applies on CUDA only; training in fp32')
     torch.manual_seed(config.seed)
     model, model_kwargs = _build_model(config)
     model.to(device).train()
