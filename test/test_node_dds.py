@@ -419,8 +419,8 @@ def test_diagnostics_report_rates_latency_and_pairs(depth_node, graph):
     sink.clear()
     latest = sink.wait_for(lambda s: s.diagnostics[-1] if len(s.diagnostics) >= 4 else None,
                            20, 'diagnostics')
-    assert float(latest['image_rate_hz']) == pytest.approx(CAMERA_HZ, rel=0.35)
-    assert float(latest['points_rate_hz']) == pytest.approx(CAMERA_HZ / LIDAR_EVERY, rel=0.35)
+    assert float(latest['image_rate_hz']) == pytest.approx(CAMERA_HZ, rel=0.5)
+    assert float(latest['points_rate_hz']) == pytest.approx(CAMERA_HZ / LIDAR_EVERY, rel=0.5)
     assert int(latest['pairs_processed']) > 10
     for stage in ('pre', 'model', 'post', 'total'):
         assert float(latest[f'{stage}_ms_p95']) > 0.0
