@@ -236,9 +236,10 @@ class DepthNode(Node):
 
         self._worker = threading.Thread(target=self._work, name='g2mono_depth_worker', daemon=True)
         self._worker.start()
+        names = [getattr(entity, 'topic_name', '?')  # resolved, i.e. after remapping
+                 for entity in (sub_image, sub_info, sub_points, self._pub_depth)]
         self.get_logger().info(
-            f'depth node ready: {sub_image.topic_name} + {sub_info.topic_name} + '
-            f'{sub_points.topic_name} -> {self._pub_depth.topic_name} '
+            f'depth node ready: {names[0]} + {names[1]} + {names[2]} -> {names[3]} '
             f'({self.config.output_encoding}) on {self.engine.device}, network input '
             f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m')
 
