@@ -61,11 +61,16 @@ def test_demo_uses_shipped_weights_and_says_so(tiny_weights: Path, tmp_path: Pat
     assert 'running the node pipeline offline' in text
 
 
+@pytest.mark.parametrize('shipped', [None, 'missing.pt'])
 def test_demo_without_weights_names_the_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(demo, 'shipped_weights', lambda: None)
+                                               capsys: pytest.CaptureFixture[str],
+                                               shipped: str | None) -> None:
+    found = None if shipped is None else tmp_path / shipped
+    monkeypatch.setattr(demo, 'shipped_weights', lambda: found)
     assert cli_main(['demo', '--out', str(tmp_path / 'd'), *SMALL]) == 2
-    assert 'pass a checkpoint with --weights PATH' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'pass a checkpoint with --weights PATH' in err
+    assert (found is None) == ('expected' not in err)
 
 
 def test_demo_refuses_to_overwrite_a_foreign_folder(tiny_weights: Path, tmp_path: Path,

@@ -27,8 +27,8 @@ DEMO_SEED = 4242
 
 
 def shipped_weights() -> Path | None:
-    """The demo checkpoint shipped in ``g2mono_ros/weights`` (``DEMO_WEIGHTS`` there, else the
-    only ``.pt`` file), or None when the package ships none."""
+    """The demo checkpoint of ``g2mono_ros/weights``: its ``DEMO_WEIGHTS`` (which may name a
+    file that is missing), else the folder's only ``.pt`` file, else None."""
     try:
         import g2mono_ros.weights as weights_pkg
     except ImportError:
@@ -37,8 +37,7 @@ def shipped_weights() -> Path | None:
     named = getattr(weights_pkg, 'DEMO_WEIGHTS', None)
     if named:
         candidate = Path(named)
-        candidate = candidate if candidate.is_absolute() else folder / candidate
-        return candidate if candidate.is_file() else None
+        return candidate if candidate.is_absolute() else folder / candidate
     files = sorted(folder.glob('*.pt'))
     return files[0] if len(files) == 1 else None
 
@@ -106,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         origin = 'given with --weights'
     else:
         found = shipped_weights()
-        if found is None:
-            msg = ('no demo weights are shipped in g2mono_ros/weights; '
+        if found is None or not found.is_file():
+            where = f' (expected {found})' if found is not None else ''
+            msg = (f'no demo weights are shipped in g2mono_ros/weights{where}; '
                    'pass a checkpoint with --weights PATH')
             raise ConfigError(msg)
         weights, origin = found, 'the shipped demo weights'
