@@ -1,10 +1,12 @@
 """Network latency: the engine's CPU settings against plain eager fp32, measured in the same run.
 
 For each variant (seed, official) and input size, times the plain eager fp32 forward pass
-(contiguous tensors, no autocast, ``torch.no_grad``) and ``DepthEngine.infer_tensors`` at each
-precision (channels_last + ``torch.inference_mode`` + autocast), and reports the speed-up and
-the max abs depth difference to the baseline as % of max depth. The engine's "best" setting is
-the fastest one whose max error stays under 1% of max depth.
+(contiguous tensors, no autocast, ``torch.no_grad``, default allocator) and
+``DepthEngine.infer_tensors`` at each precision (channels_last, ``torch.inference_mode``,
+autocast, and on glibc the allocator tuning of ``tune_cpu_allocator``), and reports the
+speed-up and the abs depth difference to the baseline as % of max depth. The two sides run in
+two processes (the allocator setting is process-wide), called alternately round by round.
+"best within 1%" is the fastest engine setting whose max error stays under 1% of max depth.
 
 Weights are random (the init scheme), with non-zero ReZero scalars and the head conv rescaled so
 the outputs fall inside (0, 1) — otherwise random outputs clip and hide precision errors. Real
@@ -18,20 +20,22 @@ Usage: python benchmarks/bench_model.py [--quick] [--variants seed official]
 from __future__ import annotations
 
 import argparse
-import copy
+import multiprocessing
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from g2mono_ros.config import EngineConfig  # noqa: E402
-from g2mono_ros.engine import DepthEngine  # noqa: E402
+from g2mono_ros.engine import DepthEngine, tune_cpu_allocator  # noqa: E402
 from g2mono_ros.models import create_model  # noqa: E402
 
 MAX_DEPTH = 80.0
@@ -113,37 +117,102 @@ def _with_threads(call: Callable[[], Tensor], threads: int) -> Callable[[], Tens
     return run
 
 
-def bench_cpu(variant: str, height: int, width: int, rounds: int,
-              precisions: tuple[str, ...], thread_counts: tuple[int, ...] = ()) -> list[dict]:
-    device = torch.device('cpu')
-    baseline_model = prepare_model(variant, height, width)
-    engine_model = copy.deepcopy(baseline_model)  # the engine converts it to channels_last
+BASELINE = 'eager fp32 (baseline)'
+
+
+def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: int,
+                precisions: tuple[str, ...], thread_counts: tuple[int, ...],
+                threads: int) -> None:
+    """One side of the CPU comparison, in its own process: 'baseline' keeps the default
+    allocator; 'engine' builds DepthEngines (which tune the allocator process-wide)."""
+    if threads:
+        torch.set_num_threads(threads)
+    model = prepare_model(variant, height, width)
+    checksum = float(sum(p.double().sum() for p in model.parameters()))
     rgb, sparse = synthetic_inputs(height, width)
-    inputs = normalised_inputs(rgb, sparse)
+    calls: dict[str, Callable[[], Tensor]] = {}
+    if role == 'baseline':
+        inputs = normalised_inputs(rgb, sparse)
 
-    def eager() -> Tensor:
-        with torch.no_grad():
-            return baseline_model(*inputs).clamp(0, 1) * MAX_DEPTH
+        def eager() -> Tensor:
+            with torch.no_grad():
+                return model(*inputs).clamp(0, 1) * MAX_DEPTH
+        calls[BASELINE] = eager
+        for count in thread_counts:
+            calls[f'{BASELINE} {count} thread(s)'] = _with_threads(eager, count)
+    else:
+        for precision in precisions:
+            config = EngineConfig(weights='<random init>', device='cpu', precision=precision,
+                                  input_height=height, input_width=width, max_depth=MAX_DEPTH)
+            engine = DepthEngine(config, model=model)
+            call = (lambda engine=engine: engine.infer_tensors(rgb, sparse))
+            calls[f'engine {precision}'] = call
+            for count in thread_counts:
+                calls[f'engine {precision} {count} thread(s)'] = _with_threads(call, count)
+    conn.send((list(calls), checksum, tune_cpu_allocator() if role == 'engine' else False))
+    while True:
+        name = conn.recv()
+        if name is None:
+            break
+        start = time.perf_counter()
+        out = calls[name]()
+        conn.send((time.perf_counter() - start, out.float().numpy()))
+    conn.close()
 
-    calls: dict[str, Callable[[], Tensor]] = {'eager fp32 (baseline)': eager}
-    for precision in precisions:
-        config = EngineConfig(weights='<random init>', device='cpu', precision=precision,
-                              input_height=height, input_width=width, max_depth=MAX_DEPTH)
-        engine = DepthEngine(config, model=engine_model)
-        call = (lambda engine=engine: engine.infer_tensors(rgb, sparse))
-        calls[f'engine {precision} channels_last'] = call
-        for threads in thread_counts:
-            calls[f'engine {precision} cl {threads} thr'] = _with_threads(call, threads)
-    times, outputs = interleaved_timings(calls, rounds, device)
+
+def bench_cpu(variant: str, height: int, width: int, rounds: int,
+              precisions: tuple[str, ...], thread_counts: tuple[int, ...] = (),
+              threads: int = 0) -> list[dict]:
+    """Baseline and engine run in two processes (the engine's allocator setting is
+    process-wide), called alternately round by round so that load from other processes on a
+    shared machine hits all settings alike; one warm-up round first."""
+    context = multiprocessing.get_context('spawn')
+    owner: dict[str, Connection] = {}
+    processes = []
+    checksums = []
+    tuned = False
+    for role in ('baseline', 'engine'):
+        parent_end, child_end = context.Pipe()
+        process = context.Process(target=_cpu_worker, daemon=True,
+                                  args=(child_end, role, variant, height, width, precisions,
+                                        thread_counts, threads))
+        process.start()
+        processes.append((process, parent_end))
+        names, checksum, role_tuned = parent_end.recv()
+        checksums.append(checksum)
+        tuned = tuned or role_tuned
+        owner.update({name: parent_end for name in names})
+    if checksums[0] != checksums[1]:
+        msg = f'the two processes built different weights ({checksums})'
+        raise RuntimeError(msg)
+    times: dict[str, list[float]] = {name: [] for name in owner}
+    outputs: dict[str, np.ndarray] = {}
+    for round_index in range(rounds + 1):
+        for name, conn in owner.items():
+            conn.send(name)
+            seconds, outputs[name] = conn.recv()
+            if round_index:
+                times[name].append(seconds)
+    for process, conn in processes:
+        conn.send(None)
+        process.join(timeout=30)
     size = f'{height}x{width}'
-    base_best = min(times['eager fp32 (baseline)'])
-    reference = outputs['eager fp32 (baseline)']
-    rows = [_row(variant, size, name, times[name], base_best, outputs[name], reference)
-            for name in calls]
-    within = [row for row in rows[1:] if row['max_err_pct'] < ERROR_BUDGET * 100]
+    reference = torch.from_numpy(outputs[BASELINE])
+    rows = []
+    for name in owner:
+        # Each engine row is compared with the baseline at the same thread count.
+        suffix = name[name.index(' ', len('engine ')):] if ' thread' in name else ''
+        base = f'{BASELINE}{suffix}' if name.startswith('engine') else name
+        row = _row(variant, size, name, times[name], min(times[base]),
+                   torch.from_numpy(outputs[name]), reference)
+        if name.startswith('engine') and tuned:
+            row['setting'] += ' +alloc'
+        rows.append(row)
+    engine_rows = [row for row in rows if row['setting'].startswith('engine')]
+    within = [row for row in engine_rows if row['max_err_pct'] < ERROR_BUDGET * 100]
     if within:
         max(within, key=lambda row: row['speedup'])['mark'] = 'best within 1%'
-    fastest = max(rows[1:], key=lambda row: row['speedup'])
+    fastest = max(engine_rows, key=lambda row: row['speedup'])
     if 'mark' not in fastest:
         fastest['mark'] = 'fastest'
     return rows
@@ -169,13 +238,13 @@ def bench_cuda(variant: str, height: int, width: int, rounds: int) -> list[dict]
 
 
 def print_table(rows: list[dict], baseline: str) -> None:
-    header = (f'{"variant":<10} {"size":<9} {"setting":<28} {"best ms":>9} {"median ms":>10} '
+    header = (f'{"variant":<10} {"size":<9} {"setting":<40} {"best ms":>9} {"median ms":>10} '
               f'{"x " + baseline:>9} {"max err":>8} {"mean err":>9}')
     print(header)
     print('-' * len(header))
     for row in rows:
         mark = f'  <- {row["mark"]}' if row.get('mark') else ''
-        print(f'{row["variant"]:<10} {row["size"]:<9} {row["setting"]:<28} {row["best_ms"]:>9.1f} '
+        print(f'{row["variant"]:<10} {row["size"]:<9} {row["setting"]:<40} {row["best_ms"]:>9.1f} '
               f'{row["median_ms"]:>10.1f} {row["speedup"]:>8.2f}x {row["max_err_pct"]:>7.3f}% '
               f'{row["mean_err_pct"]:>8.4f}%{mark}')
 
@@ -217,13 +286,14 @@ def main(argv: list[str] | None = None) -> int:
                 rows += bench_cuda(variant, height, width, rounds)
             else:
                 rows += bench_cpu(variant, height, width, rounds, tuple(args.precisions),
-                                  tuple(args.thread_counts))
+                                  tuple(args.thread_counts), args.threads)
             print(f'  done {variant} {size}', flush=True)
     print()
     print_table(rows, 'eager' if args.device == 'cpu' else 'fp32')
-    print('\nms: wall time per call (best of the rounds; median beside it); speed-up from the '
-          'best times.\nerrors: |depth - baseline depth| as % of max depth (max and mean over '
-          'pixels).')
+    print('\nms: wall time per call (best of the rounds; median beside it). Speed-up: best '
+          'times, against the baseline at the same thread count.\n+alloc: the engine process '
+          'ran with tune_cpu_allocator() (glibc). errors: |depth - baseline depth| as % of max '
+          'depth (max and mean over pixels).')
     if args.device == 'cpu':
         print(f'"best within 1%" = fastest engine setting whose max error < {ERROR_BUDGET:.0%} '
               'of max depth; "fastest" = fastest regardless. Target: >= 2x at 256x512, '

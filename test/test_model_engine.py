@@ -298,3 +298,17 @@ def test_colorize_depth() -> None:
         colorize_depth(depth, 0.0)
     with pytest.raises(ShapeError, match=r'depth_m must be \(H, W\)'):
         colorize_depth(depth[None], 10.0)
+
+
+# --------------------------------------------------------------------------- allocator
+
+
+def test_tune_cpu_allocator_is_idempotent() -> None:
+    import platform
+
+    from g2mono_ros.engine import tune_cpu_allocator
+
+    first = tune_cpu_allocator()
+    assert tune_cpu_allocator() is first
+    if platform.system() == 'Linux' and platform.libc_ver()[0] == 'glibc':
+        assert first is True

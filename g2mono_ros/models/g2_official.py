@@ -57,9 +57,10 @@ class OfficialBottleneck(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         slope = self.negative_slope
         x = F.leaky_relu(x, slope)
-        branch = F.leaky_relu(self.conv_reduce(x), slope)
-        branch = F.leaky_relu(self.conv_mid(branch), slope)
-        return self.alpha * self.conv_expand(branch) + self.shortcut(x)
+        # In place only on fresh conv outputs; one fused multiply-add for the ReZero sum.
+        branch = F.leaky_relu(self.conv_reduce(x), slope, inplace=True)
+        branch = F.leaky_relu(self.conv_mid(branch), slope, inplace=True)
+        return torch.addcmul(self.shortcut(x), self.alpha, self.conv_expand(branch))
 
 
 def stacked_bottlenecks(in_chans: int, out_chans: int, num_bottle: int) -> nn.Sequential:

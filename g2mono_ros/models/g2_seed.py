@@ -75,7 +75,7 @@ class SeedBottleneck(nn.Module):
         branch = self.act1(self.norm1(self.conv_expand(x)))
         branch = self.act2(self.norm2(self.conv_dw(branch)))
         branch = self.norm3(self.conv_project(branch))
-        return self.act_out(x + self.alpha * branch)
+        return self.act_out(torch.addcmul(x, self.alpha, branch))  # x + alpha * branch
 
 
 def stacked_bottlenecks(channels: int, num_bottle: int, **kwargs: Any) -> nn.Sequential:
