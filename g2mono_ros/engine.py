@@ -122,6 +122,8 @@ def resolve_device(device: str) -> torch.device:
 class DepthEngine:
     """Run a G2-MonoDepth network on numpy images: load, resize, normalise, infer, resize back.
 
+    One engine serves one thread at a time (it reuses pinned host buffers on CUDA).
+
     Args:
         config: weights path, variant, device, precision, input size, max depth.
         model: use this instead of loading ``config.weights``: a :class:`LoadedModel` (its
@@ -230,7 +232,8 @@ class DepthEngine:
         if self._device.type != 'cuda':
             return tensor
         pinned = self._pinned_buffer(role, tuple(tensor.shape), tensor.dtype)
-        # infer() synchronises before it returns, so no copy out of this buffer is in flight.
+        # infer() synchronises on entry and before it returns, so no copy out of this buffer
+        # is still in flight when it is refilled.
         pinned.copy_(tensor)
         return pinned.to(self._device, non_blocking=True)
 
@@ -261,6 +264,8 @@ class DepthEngine:
             raise ShapeError(msg)
         sparse_in = resize_sparse_depth(sparse_depth, (h, w))  # same size: only cleans it
 
+        if self._device.type == 'cuda':  # a call that raised may have left copies queued
+            torch.cuda.current_stream(self._device).synchronize()
         with torch.inference_mode():
             rgb_t = self._to_device(rgb, 'rgb').permute(2, 0, 1).unsqueeze(0).float()
             if (height, width) != (h, w):
