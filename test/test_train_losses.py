@@ -121,3 +121,16 @@ def test_g2_loss_shape_errors():
         g2_loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4))
     with pytest.raises(ShapeError, match='target must have the shape of pred'):
         g2_loss(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 5), torch.zeros(1, 1, 4, 4))
+
+
+def test_dense_term_is_off_by_default_and_hand_checked():
+    target = torch.tensor([0.2, 0.4, 0.0, 0.8]).view(1, 1, 2, 2)
+    pred = torch.tensor([0.3, 0.4, 0.9, 0.4]).view(1, 1, 2, 2)
+    raw = torch.zeros_like(target)
+    plain = g2_loss(pred, target, raw)
+    # L1 over the 3 valid pixels: (0.1 + 0 + 0.4) / 3; the invalid pixel is ignored
+    assert plain.dense.item() == pytest.approx(0.5 / 3, rel=1e-4)
+    assert plain.total.item() == pytest.approx(plain.abs.item() + plain.rel.item()
+                                               + 0.5 * plain.grad.item(), rel=1e-6)
+    weighted = g2_loss(pred, target, raw, dense_weight=2.0)
+    assert weighted.total.item() == pytest.approx(plain.total.item() + 2.0 * 0.5 / 3, rel=1e-5)

@@ -215,6 +215,8 @@ class OptimConfig:
         max_steps: stop after this many optimiser steps (0 = epochs decide); the cosine spans
             the smaller of the two.
         grad_clip: max gradient norm (0 = off); grad_weight: weight of L_grad.
+        dense_weight: weight of an extra L1 over every ground-truth pixel; not in the G2
+            recipe (0, the default, trains with the G2 loss exactly).
         amp: ``none`` | ``bf16`` | ``fp16`` autocast (CUDA only; fp32 on CPU).
     """
 
@@ -227,6 +229,7 @@ class OptimConfig:
     max_steps: int = 0
     grad_clip: float = 1.0
     grad_weight: float = 0.5
+    dense_weight: float = 0.0
     amp: str = 'bf16'
 
     def __post_init__(self) -> None:
@@ -239,6 +242,7 @@ class OptimConfig:
         _positive_int('optim.max_steps', self.max_steps, allow_zero=True)
         _finite('optim.grad_clip', self.grad_clip, low=0.0)
         _finite('optim.grad_weight', self.grad_weight, low=0.0)
+        _finite('optim.dense_weight', self.dense_weight, low=0.0)
         if self.amp not in AMP_MODES:
             _fail('optim.amp', f'one of {", ".join(AMP_MODES)}', self.amp)
 

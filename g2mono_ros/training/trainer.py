@@ -238,16 +238,17 @@ def _forward(model: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
 
 def train_step(net: nn.Module, batch: Mapping[str, Tensor], optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler | None = None, *, amp: str = 'none',
-               grad_clip: float = 0.0, grad_weight: float = 0.5) -> tuple[list[float], float | None]:
+               grad_clip: float = 0.0, grad_weight: float = 0.5,
+               dense_weight: float = 0.0) -> tuple[list[float], float | None]:
     """One optimiser step on ``batch`` (``rgb``, ``input``, ``target`` on the net's device).
 
     Returns:
-        ([total, abs, rel, grad] loss values before the step, gradient norm or None).
+        ([total, abs, rel, grad, dense] loss values before the step, gradient norm or None).
     """
     device = batch['rgb'].device
     with _autocast(device, amp):
         pred = _forward(net, batch)
-    terms = g2_loss(pred.float(), batch['target'], batch['input'], grad_weight)
+    terms = g2_loss(pred.float(), batch['target'], batch['input'], grad_weight, dense_weight)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(terms.total).backward()
@@ -431,7 +432,8 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
             batch = _to_device(batch, device)
             logged, grad_norm = train_step(net, batch, optimizer, scaler, amp=config.optim.amp,
                                            grad_clip=config.optim.grad_clip,
-                                           grad_weight=config.optim.grad_weight)
+                                           grad_weight=config.optim.grad_weight,
+                                           dense_weight=config.optim.dense_weight)
             scheduler.step()
             step += 1
             last_loss = logged[0]
@@ -439,7 +441,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
                 msg = f'the loss became {last_loss} at step {step}; lower optim.lr or check the data'
                 raise G2MonoError(msg)
             if writer is not None and step % config.run.log_every == 0:
-                for name, value in zip(('total', 'abs', 'rel', 'grad'), logged):
+                for name, value in zip(('total', 'abs', 'rel', 'grad', 'dense'), logged):
                     writer.add_scalar(f'loss/{name}', value, step)
                 writer.add_scalar('lr', scheduler.get_last_lr()[0], step)
                 if grad_norm is not None:
