@@ -1,12 +1,12 @@
 """Latency of depth_node over DDS, split into stages, against the model alone in the same run.
 
-Publishes 640x480 rgb8 images, their CameraInfo and 64k-point clouds at 10 Hz (cloud first,
-same stamp) to a depth_node subprocess started with ``publish_timing``, and receives
-/g2mono/depth. Per frame, from the image stamp (set when it is published) to the depth received:
+Publishes 64k-point clouds, 640x480 rgb8 images and their CameraInfo at 10 Hz to a depth_node
+subprocess started with ``publish_timing``, and receives /g2mono/depth. Each cloud goes first,
+stamped 20 ms ahead (as a scan-end stamp would be), so the pair completes as the image arrives
+and the cloud's own publishing is not charged to the image. Per frame, from the image stamp (taken
+just before it is published) to the depth received:
 
-    cloud_publish stamp -> image publish starts (the 1 MB cloud, same stamp, goes first so the
-                  pair completes as the image arrives)
-    transport_in  image publish -> image callback in the node (serialise, DDS, deserialise)
+    transport_in  image stamp -> image callback in the node (serialise, DDS, deserialise)
     sync_wait     image callback -> pair complete (waiting for the scan)
     queue         pair complete -> worker starts on it
     pre           projection of the cloud at the network input size
@@ -42,8 +42,9 @@ from g2mono_ros.dds_env import localhost_dds_env  # noqa: E402
 HEIGHT, WIDTH = 480, 640
 N_POINTS = 65_536
 RATE_HZ = 10.0
+CLOUD_LEAD_NS = 20_000_000  # well inside sync_max_offset (60 ms)
 ROTATION = [0.5, -0.5, 0.5, 0.5]  # REP 103 LiDAR -> camera optical
-STAGES = ('cloud_publish', 'transport_in', 'sync_wait', 'queue', 'pre', 'model', 'post',
+STAGES = ('transport_in', 'sync_wait', 'queue', 'pre', 'model', 'post',
           'transport_out')
 #: total = stamp -> depth received; overhead = total minus model minus queue (the wait for the
 #: worker to finish the previous pair, which only exists when the model is slower than 10 Hz).
@@ -175,18 +176,17 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
             publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg, cloud_msg)
         time.sleep(1.0 / RATE_HZ)
 
-    measured: dict[int, int] = {}  # stamp -> wall ns when the image publish started
+    measured: set[int] = set()
     rss = []
     t_end_warmup = time.monotonic() + args.warmup
     t_end = t_end_warmup + args.seconds
     next_tick = time.monotonic()
     while time.monotonic() < t_end:
-        stamp, image_start = publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg,
-                                           cloud_msg)
+        stamp = publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg, cloud_msg)
         if time.monotonic() >= t_end_warmup:
             if not measured or len(measured) % 50 == 0:
                 rss.append(rss_mib(proc.pid))
-            measured[stamp] = image_start
+            measured.add(stamp)
         next_tick += 1.0 / RATE_HZ
         time.sleep(max(0.0, next_tick - time.monotonic()))
     time.sleep(3.0)  # let the last frames through
@@ -201,12 +201,11 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
 
     stages: dict[str, list[float]] = {name: [] for name in (*STAGES, *SUMMARIES)}
     with lock:
-        frames = [(s, measured[s], received[s], timing[s]) for s in sorted(measured)
+        frames = [(s, received[s], timing[s]) for s in sorted(measured)
                   if s in received and s in timing]
-    for stamp, image_start, got_ns, t in frames:
+    for stamp, got_ns, t in frames:
         ms = {
-            'cloud_publish': (image_start - stamp) * 1e-6,
-            'transport_in': (int(t['received_wall_ns']) - image_start) * 1e-6,
+            'transport_in': (int(t['received_wall_ns']) - stamp) * 1e-6,
             'sync_wait': float(t['sync_wait_s']) * 1e3,
             'queue': float(t['queue_s']) * 1e3,
             'pre': float(t['pre_s']) * 1e3,
@@ -222,18 +221,20 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
     return stages, len(measured), len(frames), rss
 
 
-def publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg,
-                  cloud_msg) -> tuple[int, int]:
-    """Publish cloud, CameraInfo and image with one stamp; (stamp, image publish start) ns."""
-    stamp = time.time_ns()
-    sec, nanosec = divmod(stamp, 1_000_000_000)
-    for msg in (cloud_msg, info_msg, image_msg):
-        msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+def _set_stamp(msg, stamp_ns: int) -> None:
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+
+
+def publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg, cloud_msg) -> int:
+    """Publish the cloud (stamped ahead), then the image and its CameraInfo; the image stamp."""
+    _set_stamp(cloud_msg, time.time_ns() + CLOUD_LEAD_NS)
     pub_points.publish(cloud_msg)
-    pub_info.publish(info_msg)
-    image_start = time.time_ns()
+    stamp = time.time_ns()
+    _set_stamp(image_msg, stamp)
+    _set_stamp(info_msg, stamp)
     pub_image.publish(image_msg)
-    return stamp, image_start
+    pub_info.publish(info_msg)
+    return stamp
 
 
 def run_model_alone(weights: Path, input_height: int, rgb: np.ndarray, xyz: np.ndarray,
