@@ -265,7 +265,18 @@ class DepthNode(Node):
                 value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
                          for v in value]
             values[name] = value
+        self._warn_unknown_overrides()
         return values
+
+    def _warn_unknown_overrides(self) -> None:
+        # rclpy ignores overrides nobody declares: a typo in a YAML key would go unnoticed.
+        overrides = getattr(self, '_parameter_overrides', None) or {}
+        unknown = sorted(name for name in overrides if name not in PARAMETERS
+                         and name != 'use_sim_time' and not name.startswith('qos_overrides.'))
+        if unknown:
+            self.get_logger().warning(
+                f'ignoring unknown parameter(s) {", ".join(map(repr, unknown))}; this node '
+                f'declares: {", ".join(PARAMETERS)}')
 
     # --- callbacks (executor thread): decode, count, pair; never infer -------------------------
 

@@ -458,6 +458,7 @@ def options_node(repo_root, checkpoint, graph, tmp_path_factory):
                            '-p', 'input_qos:=reliable', '-p', 'output_qos:=best_effort',
                            '-p', 'publish_timing:=true', '-p', 'publish_sparse:=false',
                            '-p', 'publish_colorized:=false', '-p', 'depth_topic:=/g2mono_b/depth',
+                           '-p', 'max_dept:=5.0',  # a typo: warned about, not fatal
                            '-r', '__node:=depth_node_b', topics=TOPICS_B,
                            executable=(sys.executable, '-m', 'g2mono_ros', 'node'))
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
@@ -482,6 +483,12 @@ def test_16uc1_output_with_reliable_inputs(options_node):
     depth_mm = image_to_numpy(msg)
     assert depth_mm.dtype == np.uint16 and depth_mm.shape == (HEIGHT, WIDTH)
     assert depth_mm.max() <= 20_000, 'millimetres, at most max_depth'
+
+
+def test_unknown_parameter_is_named_in_a_warning(options_node):
+    proc, _, sink, _ = options_node
+    sink.wait_for(lambda s: len(s.depth) >= 1, 90, 'depth')
+    assert "ignoring unknown parameter(s) 'max_dept'" in proc.log_path.read_text()
 
 
 def test_optional_outputs_are_not_advertised(options_node):
