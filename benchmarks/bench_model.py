@@ -144,11 +144,12 @@ def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: i
         for precision in precisions:
             config = EngineConfig(weights='<random init>', device='cpu', precision=precision,
                                   input_height=height, input_width=width, max_depth=MAX_DEPTH)
-            engine = DepthEngine(config, model=model)
+            engine = DepthEngine(config, model=model, fuse_cpu=True)
             call = (lambda engine=engine: engine.infer_tensors(rgb, sparse))
-            calls[f'engine {precision}'] = call
+            label = f'engine {precision}{" fused" if engine.fused else ""}'
+            calls[label] = call
             for count in thread_counts:
-                calls[f'engine {precision} {count} thread(s)'] = _with_threads(call, count)
+                calls[f'{label} {count} thread(s)'] = _with_threads(call, count)
     conn.send((list(calls), checksum, tune_cpu_allocator() if role == 'engine' else False))
     while True:
         name = conn.recv()
@@ -201,7 +202,7 @@ def bench_cpu(variant: str, height: int, width: int, rounds: int,
     rows = []
     for name in owner:
         # Each engine row is compared with the baseline at the same thread count.
-        suffix = name[name.index(' ', len('engine ')):] if ' thread' in name else ''
+        suffix = name[name.rindex(' ', 0, name.index(' thread')):] if ' thread' in name else ''
         base = f'{BASELINE}{suffix}' if name.startswith('engine') else name
         row = _row(variant, size, name, times[name], min(times[base]),
                    torch.from_numpy(outputs[name]), reference)

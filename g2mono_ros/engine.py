@@ -132,6 +132,10 @@ class DepthEngine:
             then only labels it. The engine puts the network in eval mode, channels_last,
             on its device.
         tune_allocator: on CPU, call :func:`tune_cpu_allocator` (process-wide).
+        fuse_cpu: on CPU at fp32, run the network's fused inference copy when it has one
+            (``fused_for_cpu_inference``: the official variant), after checking it against the
+            plain network once. None (default): only for weights the engine did not get as a
+            bare module, since a fused copy does not follow later weight updates.
 
     Raises:
         CheckpointError: the weights file is missing, unsafe, or does not fit the variant.
@@ -140,7 +144,7 @@ class DepthEngine:
 
     def __init__(self, config: EngineConfig, *,
                  model: nn.Module | LoadedModel | None = None,
-                 tune_allocator: bool = True) -> None:
+                 tune_allocator: bool = True, fuse_cpu: bool | None = None) -> None:
         self.config = config
         self._device = resolve_device(config.device)
         if tune_allocator and self._device.type == 'cpu':
@@ -161,7 +165,32 @@ class DepthEngine:
         self._input_multiple = int(getattr(loaded.model, 'input_multiple', 64))
         self._autocast_dtype = _DTYPES.get(config.precision)
         self.model = loaded.model.eval().to(self._device, memory_format=torch.channels_last)
+        if fuse_cpu is None:
+            fuse_cpu = model is None or isinstance(model, LoadedModel)
+        self.fused = False
+        if fuse_cpu and self._device.type == 'cpu' and self._autocast_dtype is None:
+            self._use_fused_copy()
         self._pinned: dict[tuple[str, tuple[int, ...], torch.dtype], Tensor] = {}
+
+    def _use_fused_copy(self) -> None:
+        """Swap in the network's fused CPU copy if it exists and agrees with the plain one."""
+        make_fused = getattr(self.model, 'fused_for_cpu_inference', None)
+        if make_fused is None:
+            return
+        size = self._input_multiple
+        gen = torch.Generator().manual_seed(0)
+        inputs = [torch.rand(1, c, size, size, generator=gen).contiguous(
+            memory_format=torch.channels_last) for c in (3, 1, 1)]
+        try:
+            fused = make_fused().to(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                expected = self.model(*inputs)
+                got = fused(*inputs)
+        except RuntimeError:
+            return  # no oneDNN fusion in this PyTorch build: keep the plain network
+        if float((got - expected).abs().max()) <= 1e-4 * (1.0 + float(expected.abs().max())):
+            self.model = fused
+            self.fused = True
 
     @property
     def max_depth(self) -> float:

@@ -196,6 +196,24 @@ def test_engine_release_weights_need_max_depth(tmp_path: Path) -> None:
     assert engine.infer(rgb, sparse).shape == (64, 64)
 
 
+def test_engine_fuses_official_on_cpu_fp32(tmp_path: Path) -> None:
+    small = {'widths': [8, 16, 16, 32, 32, 32, 32], 'num_bottle': 3}
+    torch.manual_seed(1)
+    path = save_checkpoint(tmp_path / 'official_small.pt',
+                           _with_alphas(create_model('official', **small)), variant='official',
+                           model_kwargs=small, max_depth=MAX_DEPTH, input_height=64,
+                           input_width=0)
+    config = EngineConfig(weights=str(path), device='cpu', input_height=64)
+    fused = DepthEngine(config)
+    plain = DepthEngine(config, fuse_cpu=False)
+    bf16 = DepthEngine(EngineConfig(weights=str(path), device='cpu', input_height=64,
+                                    precision='bf16'))
+    assert fused.fused and not plain.fused and not bf16.fused
+    rgb, sparse = _frame(70, 130, seed=7)
+    np.testing.assert_allclose(fused.infer(rgb, sparse), plain.infer(rgb, sparse),
+                               rtol=0, atol=1e-4 * MAX_DEPTH)
+
+
 def test_engine_cuda_unavailable_is_config_error(seed_small_weights: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip('CUDA is available here')
@@ -204,9 +222,10 @@ def test_engine_cuda_unavailable_is_config_error(seed_small_weights: Path) -> No
 
 
 def test_engine_with_in_memory_model() -> None:
-    model = create_model('seed_small')
+    model = create_model('official', widths=(8, 16, 16, 32, 32, 32, 32))
     engine = DepthEngine(EngineConfig(weights='<in-memory>', device='cpu', max_depth=10.0,
                                       input_height=64), model=model)
+    assert engine.model is model and not engine.fused  # a bare module is never swapped
     rgb, sparse = _frame(64, 64)
     assert engine.infer(rgb, sparse).shape == (64, 64)
 

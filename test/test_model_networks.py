@@ -285,3 +285,18 @@ def test_bottleneck_matches_release_inplace_semantics() -> None:
 def test_seed_and_official_are_distinct_classes() -> None:
     assert isinstance(create_model('seed_small'), G2Seed)
     assert isinstance(create_model('official', **SMALL), G2Official)
+
+
+def test_fused_cpu_copy_matches_plain_network() -> None:
+    torch.manual_seed(4)
+    model = create_model('official', **SMALL).eval()
+    _set_alphas(model, low=-0.5, high=0.5)
+    fused = model.fused_for_cpu_inference()
+    assert type(fused.enc_blocks[2][0]).__name__ == 'FusedOfficialBottleneck'
+    assert type(model.enc_blocks[2][0]).__name__ == 'OfficialBottleneck'  # original untouched
+    inputs = _inputs(height=64, width=128, seed=6)
+    with torch.inference_mode():
+        expected = model(*inputs)
+        got = fused(*[t.contiguous(memory_format=torch.channels_last) for t in inputs])
+    assert expected.abs().max() > 1e-3
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))

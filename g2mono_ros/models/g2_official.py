@@ -6,6 +6,7 @@ Blocks, the network, Kaiming init, then the checkpoint filter that maps the rele
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from g2mono_ros.models.g2_seed import check_network_inputs
 
 __all__ = [
     'OFFICIAL_VARIANTS',
+    'FusedOfficialBottleneck',
     'G2Official',
     'OfficialBottleneck',
     'official_checkpoint_filter',
@@ -61,6 +63,38 @@ class OfficialBottleneck(nn.Module):
         branch = F.leaky_relu(self.conv_reduce(x), slope, inplace=True)
         branch = F.leaky_relu(self.conv_mid(branch), slope, inplace=True)
         return torch.addcmul(self.shortcut(x), self.alpha, self.conv_expand(branch))
+
+
+class FusedOfficialBottleneck(nn.Module):
+    """Inference-only CPU form of :class:`OfficialBottleneck` using oneDNN post-ops (fp32).
+
+    The two inner LeakyReLUs run inside conv_reduce and conv_mid; alpha is folded into
+    conv_expand's weights, and the shortcut sum runs inside that convolution too, saving four
+    passes over memory per block. Same result to float32 rounding. Built from a trained block
+    by :meth:`G2Official.fused_for_cpu_inference`; later changes to that block are not seen.
+    """
+
+    def __init__(self, block: OfficialBottleneck) -> None:
+        super().__init__()
+        self.negative_slope = block.negative_slope
+        self.conv_reduce = block.conv_reduce
+        self.conv_mid = block.conv_mid
+        self.shortcut = block.shortcut
+        alpha = block.alpha.detach()
+        self.register_buffer('expand_weight', block.conv_expand.weight.detach() * alpha)
+        self.register_buffer('expand_bias', block.conv_expand.bias.detach() * alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pointwise = torch.ops.mkldnn._convolution_pointwise
+        slope = self.negative_slope
+        x = F.leaky_relu(x, slope)
+        ones = [1, 1]
+        branch = pointwise(x, self.conv_reduce.weight, self.conv_reduce.bias, [0, 0], ones, ones,
+                           1, 'leaky_relu', [slope], '')
+        branch = pointwise(branch, self.conv_mid.weight, self.conv_mid.bias, ones, ones, ones, 1,
+                           'leaky_relu', [slope], '')
+        return pointwise.binary(branch, self.shortcut(x), self.expand_weight, self.expand_bias,
+                                [0, 0], ones, ones, 1, 'add', None, None, [], None)
 
 
 def stacked_bottlenecks(in_chans: int, out_chans: int, num_bottle: int) -> nn.Sequential:
@@ -124,6 +158,31 @@ class G2Official(nn.Module):
             x = F.interpolate(self.dec_blocks[k](x), scale_factor=2.0, mode='nearest')
             x = torch.cat((inputs[k], x), dim=1)
         return self.head(self.head_blocks(x))
+
+    def fused_for_cpu_inference(self) -> G2Official:
+        """A copy for fp32 CPU inference with every bottleneck fused (oneDNN post-ops).
+
+        Shares the convolution weights with this model; alphas are folded at call time.
+
+        Raises:
+            RuntimeError: this PyTorch build has no oneDNN (``torch.ops.mkldnn``) fusion ops.
+        """
+        if not (torch.backends.mkldnn.is_available()
+                and hasattr(torch.ops.mkldnn, '_convolution_pointwise')):
+            msg = 'this PyTorch build has no oneDNN convolution fusion'
+            raise RuntimeError(msg)
+        fused = copy.copy(self)
+        fused._modules = dict(self._modules)
+        for name in ('stem_blocks', 'head_blocks'):
+            fused._modules[name] = _fused_stack(getattr(self, name))
+        for name in ('enc_blocks', 'dec_blocks'):
+            fused._modules[name] = nn.ModuleList(_fused_stack(stack) for stack in getattr(self, name))
+        fused.training = False
+        return fused
+
+
+def _fused_stack(stack: nn.Sequential) -> nn.Sequential:
+    return nn.Sequential(*(FusedOfficialBottleneck(block) for block in stack))
 
 
 # --------------------------------------------------------------------------- init
