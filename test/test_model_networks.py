@@ -300,3 +300,16 @@ def test_fused_cpu_copy_matches_plain_network() -> None:
         got = fused(*[t.contiguous(memory_format=torch.channels_last) for t in inputs])
     assert expected.abs().max() > 1e-3
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_seed_up_stage_equals_upsample_then_conv() -> None:
+    """The 'up' stage convolves before upsampling; the specified order gives the same values."""
+    from g2mono_ros.models.g2_seed import UNetModule
+
+    torch.manual_seed(2)
+    stage = UNetModule(32, 16, mode='up', num_bottle=1).eval()
+    x = torch.randn(2, 32, 8, 16)
+    with torch.no_grad():
+        specified = stage.blocks(stage.conv(F.interpolate(x, scale_factor=2.0, mode='nearest')))
+        torch.testing.assert_close(stage(x), specified, rtol=1e-6, atol=1e-6)
+    assert stage(x).shape == (2, 16, 16, 32)
