@@ -422,9 +422,11 @@ def test_diagnostics_report_rates_latency_and_pairs(depth_node, graph):
     assert float(latest['image_rate_hz']) == pytest.approx(CAMERA_HZ, rel=0.5)
     assert float(latest['points_rate_hz']) == pytest.approx(CAMERA_HZ / LIDAR_EVERY, rel=0.5)
     assert int(latest['pairs_processed']) > 10
-    for stage in ('pre', 'model', 'post', 'total'):
+    for stage in ('pre', 'model', 'post', 'total', 'stamp_to_publish'):
         assert float(latest[f'{stage}_ms_p95']) > 0.0
     assert float(latest['total_ms_p95']) >= float(latest['model_ms_p50'])
+    # The feed stamps with this machine's clock: stamp-to-publish covers the node's own stages.
+    assert float(latest['stamp_to_publish_ms_p50']) >= float(latest['model_ms_p50'])
 
 
 def test_sigterm_exits_cleanly(depth_node):
