@@ -209,7 +209,7 @@ class DepthNode(Node):
         self._camera: tuple[Any, CameraInfo] | None = None
         self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
         self._superseded_seen = 0
-        self._published_since_diag = 0
+        self._last_publish_mono = time.monotonic()
         self._faults_at_last_diag: dict[str, int] = {}
 
         topics = output_topics(self.config.depth_topic)
@@ -427,7 +427,7 @@ class DepthNode(Node):
         for stage, seconds in timings.items():
             self.stages.add(stage, seconds)
         self.pairs_processed += 1
-        self._published_since_diag += 1
+        self._last_publish_mono = time.monotonic()
         if self._pub_timing is not None:
             self._pub_timing.publish(_timing_status(_stamp_ns(header), {
                 'received_wall_ns': image.received_wall_ns, 'paired_wall_ns': paired_wall_ns,
@@ -442,15 +442,20 @@ class DepthNode(Node):
         new_faults = {k: v - self._faults_at_last_diag.get(k, 0) for k, v in counts.items()
                       if v > self._faults_at_last_diag.get(k, 0) and k not in _ROUTINE_DROPS}
         self._faults_at_last_diag = counts
-        published, self._published_since_diag = self._published_since_diag, 0
+        stages = self.stages.summary_ms()
+        # Stale: nothing out for several diagnostics periods, or twice the slowest recent pair
+        # (a CPU-only network can take seconds per pair and still be healthy).
+        slowest_s = stages.get('total', (0.0, 0.0, 0.0))[2] * 1e-3
+        stale_after_s = max(3 * self.config.diagnostics_period, 2 * slowest_s)
+        stale = time.monotonic() - self._last_publish_mono > stale_after_s
         status = DiagnosticStatus()
         status.name = f'{self.get_name()}: depth completion'
         status.hardware_id = str(self.engine.device)
         status.level = DiagnosticStatus.OK
         status.message = 'ok'
-        if self.rates['image'].rate_hz() > 0 and published == 0:
+        if self.rates['image'].rate_hz() > 0 and stale:
             status.level = DiagnosticStatus.WARN
-            status.message = 'images arrive but no depth was published'
+            status.message = f'images arrive but no depth for over {stale_after_s:.1f} s'
         elif new_faults:
             status.level = DiagnosticStatus.WARN
             status.message = 'dropped input: ' + ', '.join(f'{k} x{v}'
@@ -464,7 +469,7 @@ class DepthNode(Node):
             'clouds_received': str(self.rates['points'].total),
             'pairs_processed': str(self.pairs_processed),
         }
-        for stage, (p50, p95, worst) in sorted(self.stages.summary_ms().items()):
+        for stage, (p50, p95, worst) in sorted(stages.items()):
             values[f'{stage}_ms_p50'] = f'{p50:.2f}'
             values[f'{stage}_ms_p95'] = f'{p95:.2f}'
             values[f'{stage}_ms_max'] = f'{worst:.2f}'
