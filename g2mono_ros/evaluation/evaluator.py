@@ -416,8 +416,8 @@ def evaluate_offline(bag: str | Path, options: EvaluationOptions,
             book.add(frame, work.depth_m, latency_ms)
             bar.update(1)
     book.finish_samples()
-    counts = {'images': sequence.topic_counts.get(options.image_topic, 0),
-              'scans': sequence.topic_counts.get(options.points_topic, 0),
+    counts = {'images': expected,  # in the bag, or the first --max-frames of them
+              'scans_in_bag': sequence.topic_counts.get(options.points_topic, 0),
               'scored_frames': len(book.frames)}
     return EvaluationResult(
         bag=str(bag), mode='offline', weights=options.engine.weights,

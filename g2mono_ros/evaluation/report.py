@@ -115,10 +115,17 @@ def format_table(summary: dict[str, Any]) -> str:
         lines.append(f"latency p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms over "
                      f"{latency['count']} frames ({latency['kind']})")
     drops = summary['drops']
-    dropped = ', '.join(f'{k} {v}' for k, v in sorted(drops.items()) if v) or 'none'
+    # Scans the synchroniser never paired are not lost frames: list them apart.
+    frame_drops = {k: v for k, v in drops.items() if v and not k.startswith('sync_scan_')}
+    scan_drops = {k[len('sync_scan_'):]: v for k, v in drops.items()
+                  if v and k.startswith('sync_scan_')}
+    dropped = ', '.join(f'{k} {v}' for k, v in sorted(frame_drops.items())) or 'none'
     counts = summary['counts']
-    lines.append(f"frames scored {counts.get('scored_frames', 0)} of {counts.get('images', 0)}"
-                 f' images; drops: {dropped}')
+    line = (f"frames scored {counts.get('scored_frames', 0)} of {counts.get('images', 0)}"
+            f' images; drops: {dropped}')
+    if scan_drops:
+        line += '; unused scans: ' + ', '.join(f'{k} {v}' for k, v in sorted(scan_drops.items()))
+    lines.append(line)
     return '\n'.join(lines)
 
 
