@@ -128,7 +128,7 @@ def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: i
     if threads:
         torch.set_num_threads(threads)
     model = prepare_model(variant, height, width)
-    checksum = float(sum(p.double().sum() for p in model.parameters()))
+    checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
     rgb, sparse = synthetic_inputs(height, width)
     calls: dict[str, Callable[[], Tensor]] = {}
     if role == 'baseline':
@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds = args.rounds or 20
     else:
         sizes = args.sizes or (['256x512'] if args.quick else ['256x512', '320x1024'])
-        rounds = args.rounds or (2 if args.quick else 3)
+        rounds = args.rounds or (1 if args.quick else 2)
     print(f'g2mono_ros model benchmark: torch {torch.__version__}, device {args.device}, '
           f'{torch.get_num_threads()} threads, CPU capability '
           f'{torch.backends.cpu.get_cpu_capability()}, batch 1, {rounds} interleaved rounds')
