@@ -124,6 +124,11 @@ class DepthEngine:
 
     One engine serves one thread at a time (it reuses pinned host buffers on CUDA).
 
+    Attributes:
+        loaded: the loaded network and its checkpoint record.
+        model: the network that runs (a fused copy when ``fused``).
+        fused: True when the fused fp32 CPU copy of the network runs.
+
     Args:
         config: weights path, variant, device, precision, input size, max depth.
         model: use this instead of loading ``config.weights``: a :class:`LoadedModel` (its
