@@ -39,7 +39,6 @@ def test_demo_weights_beat_both_baselines_on_a_fresh_sparse_scan():
         sums['nearest'].add(nearest_fill(sparse), frame.depth_gt)
         sums['morph'].add(morphological_fill(sparse, 80.0), frame.depth_gt)
     result = {name: acc.finalize() for name, acc in sums.items()}
-    print({n: (round(r["rmse"], 3), round(r["mae"], 3)) for n, r in result.items()})
     for metric in ('rmse', 'mae'):
         assert np.isfinite(result['model'][metric])
         assert result['model'][metric] < result['nearest'][metric], (metric, result)
