@@ -8,9 +8,10 @@ metres); the batch dimension is dynamic, H and W are fixed at export.
 from __future__ import annotations
 
 import argparse
+import inspect
 import warnings
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -77,12 +78,15 @@ def export_onnx(weights: str | Path, out: str | Path, *, opset: int = DEFAULT_OP
     inputs = _example_inputs(height, width)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {}
+    if 'dynamo' in inspect.signature(torch.onnx.export).parameters:
+        options['dynamo'] = False  # the TorchScript exporter: dynamic_axes, no onnxscript needed
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
         torch.onnx.export(model, inputs, str(out), opset_version=opset,
                           input_names=list(INPUT_NAMES), output_names=['depth'],
                           dynamic_axes={name: {0: 'batch'} for name in (*INPUT_NAMES, 'depth')},
-                          dynamo=False)
+                          **options)
         expected = model(*inputs).numpy()
     session = onnxruntime.InferenceSession(str(out), providers=['CPUExecutionProvider'])
     feeds = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES, inputs)}

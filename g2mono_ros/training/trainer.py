@@ -217,6 +217,14 @@ def init_output_layer(model: nn.Module, bias: float, weight_scale: float = 0.1) 
     return head
 
 
+def _grad_scaler() -> Any:
+    # torch.amp.GradScaler appeared in torch 2.3; older releases (Humble-era installs) have the
+    # CUDA-only class.
+    if hasattr(torch.amp, 'GradScaler'):
+        return torch.amp.GradScaler('cuda')
+    return torch.cuda.amp.GradScaler()
+
+
 @contextlib.contextmanager
 def _autocast(device: torch.device, amp: str) -> Iterator[None]:
     if device.type == 'cuda' and amp != 'none':
@@ -237,7 +245,7 @@ def _forward(model: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
 
 
 def train_step(net: nn.Module, batch: Mapping[str, Tensor], optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler | None = None, *, amp: str = 'none',
+               scaler: Any = None, *, amp: str = 'none',
                grad_clip: float = 0.0, grad_weight: float = 0.5,
                dense_weight: float = 0.0) -> tuple[list[float], float | None]:
     """One optimiser step on ``batch`` (``rgb``, ``input``, ``target`` on the net's device).
@@ -370,7 +378,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
                                 config.optim.min_lr / config.optim.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     use_scaler = device.type == 'cuda' and config.optim.amp == 'fp16'
-    scaler = torch.amp.GradScaler('cuda', enabled=use_scaler) if use_scaler else None
+    scaler = _grad_scaler() if use_scaler else None
     step = 0
     if resume is not None:
         state = load_training_state(resume, map_location=device)
