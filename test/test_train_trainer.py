@@ -155,3 +155,19 @@ def test_resume_refuses_a_weights_file(tmp_path):
         load_training_state(tmp_path / 'run' / 'model.pt')
     with pytest.raises(CheckpointError, match='does not exist'):
         load_training_state(tmp_path / 'run' / 'nope.pt')
+
+
+def test_train_cli_runs_a_yaml_config(tmp_path, capsys):
+    import yaml
+
+    from g2mono_ros.cli import main
+
+    path = tmp_path / 'tiny.yaml'
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path)))
+    out_dir = tmp_path / 'cli_run'
+    assert main(['train', '--config', str(path), '--max-steps', '2',
+                 '--output-dir', str(out_dir)]) == 0
+    assert 'weights: ' in capsys.readouterr().out
+    assert load_checkpoint(out_dir / 'model.pt').extra['step'] == 2
+    assert main(['train', '--config', str(tmp_path / 'missing.yaml')]) == 2
+    assert 'cannot read training config' in capsys.readouterr().err
