@@ -221,6 +221,10 @@ def _plot_error_vs_range(path: Path, summary: dict[str, Any]) -> None:
                       for lab in labels]
             ax.plot(x, values, marker='o', label=_METHOD_LABELS[method])
     for ax, title in zip(axes, ('MAE (m) by ground-truth range', 'RMSE (m) by ground-truth range')):
+        values = np.concatenate([line.get_ydata() for line in ax.get_lines()]).astype(float)
+        values = values[np.isfinite(values)]
+        if values.size and values.min() > 0 and values.max() / values.min() > 20:
+            ax.set_yscale('log')  # far bins' errors would flatten the near ones
         ax.set_xticks(x, labels)
         ax.set_xlabel('ground-truth depth')
         ax.set_title(title)
