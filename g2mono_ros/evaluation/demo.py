@@ -52,10 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='camera frames to generate, at 30 Hz (default 90 = 3 s)')
     parser.add_argument('--seed', type=int, default=DEMO_SEED,
                         help=f'sequence seed (default {DEMO_SEED}, unseen in training)')
-    parser.add_argument('--width', type=int, default=320, help='image width (default 320)')
-    parser.add_argument('--height', type=int, default=240, help='image height (default 240)')
-    parser.add_argument('--beams', type=int, default=32, choices=(16, 32, 64),
-                        help='LiDAR beams (default 32)')
+    # Defaults: the shipped weights' own input size (no resampling) and a VLP-16, the sparse
+    # LiDAR where completion matters most (see g2mono_ros/weights/README.md for 32 beams).
+    parser.add_argument('--width', type=int, default=192, help='image width (default 192)')
+    parser.add_argument('--height', type=int, default=128, help='image height (default 128)')
+    parser.add_argument('--beams', type=int, default=16, choices=(16, 32, 64),
+                        help='LiDAR beams (default 16, a VLP-16)')
     parser.add_argument('--mode', choices=('live', 'offline'), default='live',
                         help='live: through the real depth_node over DDS (default); offline: '
                              'the same pipeline without DDS')
