@@ -22,3 +22,29 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope='session')
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def tiny_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6-frame 128x64 synthetic rosbag (seed 11) with ground truth and /tf_static; read-only."""
+    from g2mono_ros.synth import write_synthetic_bag
+
+    path = tmp_path_factory.mktemp('tiny_bag') / 'bag'
+    write_synthetic_bag(path, seed=11, frames=6, width=128, height=64)
+    return path
+
+
+@pytest.fixture(scope='session')
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real seed_small checkpoint in our format (seeded random weights, input 64 px high)."""
+    import torch
+
+    from g2mono_ros.checkpoint import save_checkpoint
+    from g2mono_ros.models import create_model, default_model_kwargs
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('weights') / 'tiny.pt'
+    save_checkpoint(path, create_model('seed_small'), variant='seed_small',
+                    model_kwargs=default_model_kwargs('seed_small'), max_depth=80.0,
+                    input_height=64, input_width=0)
+    return path

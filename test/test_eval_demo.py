@@ -15,21 +15,6 @@ pytestmark = pytest.mark.timeout(240)
 SMALL = ['--frames', '6', '--width', '128', '--height', '64', '--beams', '16', '--no-progress']
 
 
-@pytest.fixture(scope='module')
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from g2mono_ros.checkpoint import save_checkpoint
-    from g2mono_ros.models import create_model, default_model_kwargs
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('weights') / 'tiny.pt'
-    save_checkpoint(path, create_model('seed_small'), variant='seed_small',
-                    model_kwargs=default_model_kwargs('seed_small'), max_depth=80.0,
-                    input_height=64, input_width=0)
-    return path
-
-
 @pytest.mark.dds
 def test_demo_live_end_to_end(tiny_weights: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:

@@ -136,15 +136,6 @@ def test_targets_exclude_pixels_a_kept_point_also_hits() -> None:
 
 # --- the offline evaluator never feeds withheld points to the network -----------------------
 
-@pytest.fixture(scope='module')
-def tiny_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from g2mono_ros.synth import write_synthetic_bag
-
-    path = tmp_path_factory.mktemp('holdout') / 'bag'
-    write_synthetic_bag(path, seed=11, frames=6, width=128, height=64)
-    return path
-
-
 class SpyEngine:
     """Wraps a real DepthEngine and records every sparse depth image it is given."""
 
@@ -161,22 +152,14 @@ class SpyEngine:
         return self.engine.infer(rgb, sparse)
 
 
-def test_offline_holdout_points_never_reach_the_network(tiny_bag: Path, tmp_path: Path) -> None:
-    import torch
-
+def test_offline_holdout_points_never_reach_the_network(tiny_bag: Path,
+                                                        tiny_weights: Path) -> None:
     from g2mono_ros.bagio import BagReader
-    from g2mono_ros.checkpoint import save_checkpoint
     from g2mono_ros.config import EngineConfig
     from g2mono_ros.engine import DepthEngine
     from g2mono_ros.evaluation.evaluator import EvaluationOptions, evaluate_offline
-    from g2mono_ros.models import create_model, default_model_kwargs
 
-    torch.manual_seed(0)
-    weights = tmp_path / 'tiny.pt'
-    save_checkpoint(weights, create_model('seed_small'), variant='seed_small',
-                    model_kwargs=default_model_kwargs('seed_small'), max_depth=80.0,
-                    input_height=64, input_width=0)
-    options = EvaluationOptions(engine=EngineConfig(weights=str(weights), device='cpu',
+    options = EvaluationOptions(engine=EngineConfig(weights=str(tiny_weights), device='cpu',
                                                     input_height=64),
                                 ground_truth='holdout', holdout_fraction=0.3, seed=5,
                                 progress=False)

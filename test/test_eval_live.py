@@ -22,30 +22,6 @@ from g2mono_ros.evaluation.live import evaluate_live, replay, score_recording
 pytestmark = [pytest.mark.dds, pytest.mark.timeout(240)]
 
 
-@pytest.fixture(scope='module')
-def tiny_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from g2mono_ros.synth import write_synthetic_bag
-
-    path = tmp_path_factory.mktemp('live') / 'bag'
-    write_synthetic_bag(path, seed=11, frames=6, width=128, height=64)
-    return path
-
-
-@pytest.fixture(scope='module')
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from g2mono_ros.checkpoint import save_checkpoint
-    from g2mono_ros.models import create_model, default_model_kwargs
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('weights') / 'tiny.pt'
-    save_checkpoint(path, create_model('seed_small'), variant='seed_small',
-                    model_kwargs=default_model_kwargs('seed_small'), max_depth=80.0,
-                    input_height=64, input_width=0)
-    return path
-
-
 def _options(weights: Path, **kwargs: Any) -> EvaluationOptions:
     engine = EngineConfig(weights=str(weights), device='cpu', input_height=64)
     return EvaluationOptions(engine=engine, mode='live', progress=False, **kwargs)

@@ -21,30 +21,6 @@ from g2mono_ros.evaluation.metrics import METRIC_NAMES, compute_depth_metrics
 from g2mono_ros.evaluation.report import write_report
 
 
-@pytest.fixture(scope='module')
-def tiny_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from g2mono_ros.synth import write_synthetic_bag
-
-    path = tmp_path_factory.mktemp('offline') / 'bag'
-    write_synthetic_bag(path, seed=11, frames=6, width=128, height=64)
-    return path
-
-
-@pytest.fixture(scope='module')
-def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
-    from g2mono_ros.checkpoint import save_checkpoint
-    from g2mono_ros.models import create_model, default_model_kwargs
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('weights') / 'tiny.pt'
-    save_checkpoint(path, create_model('seed_small'), variant='seed_small',
-                    model_kwargs=default_model_kwargs('seed_small'), max_depth=80.0,
-                    input_height=64, input_width=0)
-    return path
-
-
 def _options(weights: str = 'unused.pt', **kwargs: Any) -> EvaluationOptions:
     engine = EngineConfig(weights=weights, device='cpu', input_height=64)
     return EvaluationOptions(engine=engine, progress=False, **kwargs)
