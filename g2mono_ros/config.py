@@ -72,6 +72,8 @@ class EngineConfig:
             aspect ratio (rounded to a multiple of 64).
         max_depth: metres that map to 1.0 at the network input/output; 0 uses the value
             recorded in the checkpoint.
+        num_threads: torch intra-op threads on CPU (process-wide); 0 keeps torch's default.
+            On a small, busy CPU one thread can beat several (they spin-wait on each other).
     """
 
     weights: str = ''
@@ -81,6 +83,7 @@ class EngineConfig:
     input_height: int = 320
     input_width: int = 0
     max_depth: float = 0.0
+    num_threads: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.weights, str) or not self.weights.strip():
@@ -101,6 +104,11 @@ class EngineConfig:
                    f' got {self.input_width!r}')
             raise ConfigError(msg)
         _require_finite('max_depth', self.max_depth, low=0.0)
+        if not (isinstance(self.num_threads, int) and not isinstance(self.num_threads, bool)
+                and self.num_threads >= 0):
+            msg = (f"parameter 'num_threads' must be an integer >= 0 (0 = torch's default);"
+                   f' got {self.num_threads!r}')
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True)

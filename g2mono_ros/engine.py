@@ -154,6 +154,8 @@ class DepthEngine:
         self._device = resolve_device(config.device)
         if tune_allocator and self._device.type == 'cpu':
             tune_cpu_allocator()
+        if config.num_threads and self._device.type == 'cpu':
+            torch.set_num_threads(config.num_threads)
         if model is None:
             loaded = load_checkpoint(config.weights, variant=config.variant)
         elif isinstance(model, LoadedModel):

@@ -77,6 +77,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                  "or 0 to keep the camera's aspect ratio."),
     'max_depth': ParameterSpec(_D['max_depth'], 'Metres mapped to 1.0 at the network; 0 = the '
                                "checkpoint's value.", True),
+    'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
+                                 "torch's default (one per core)."),
     'min_range': ParameterSpec(_D['min_range'], 'LiDAR points nearer than this (m, camera depth) '
                                'are ignored.', True),
     'max_range': ParameterSpec(_D['max_range'], 'LiDAR points farther than this (m) are ignored.',

@@ -38,6 +38,8 @@ def test_missing_weights_names_the_parameter():
     ({'input_width': 100}, "'input_width' must be 0"),
     ({'max_depth': -1.0}, "'max_depth' must be a finite number >= 0.0"),
     ({'max_depth': float('nan')}, "'max_depth' must be a finite number"),
+    ({'num_threads': -1}, "'num_threads' must be an integer >= 0"),
+    ({'num_threads': 1.5}, "'num_threads' must be an integer >= 0"),
 ])
 def test_engine_config_rejects_bad_values(kwargs, pattern):
     with pytest.raises(ConfigError, match=pattern):

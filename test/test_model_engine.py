@@ -331,3 +331,17 @@ def test_tune_cpu_allocator_is_idempotent() -> None:
     assert tune_cpu_allocator() is first
     if platform.system() == 'Linux' and platform.libc_ver()[0] == 'glibc':
         assert first is True
+
+
+def test_engine_applies_num_threads_on_cpu(seed_small_weights):
+    from g2mono_ros.config import EngineConfig
+    from g2mono_ros.engine import DepthEngine
+
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                     num_threads=threads, input_height=64))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
