@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
@@ -261,7 +261,6 @@ class PairInputs:
     rgb: np.ndarray
     points_lidar: np.ndarray
     camera: Any
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, min_range: float,
