@@ -27,7 +27,7 @@ setup(
     tests_require=['pytest'],
     entry_points={
         'console_scripts': [
-            'depth_node = g2mono_ros.node:main',
+            'depth_node = g2mono_ros.ros.node:main',
             'g2mono = g2mono_ros.cli:main',
         ],
     },

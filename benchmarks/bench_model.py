@@ -35,7 +35,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from g2mono_ros.config import EngineConfig  # noqa: E402
-from g2mono_ros.engine import DepthEngine, tune_cpu_allocator  # noqa: E402
+from g2mono_ros.models.engine import DepthEngine, tune_cpu_allocator  # noqa: E402
 from g2mono_ros.models import create_model  # noqa: E402
 
 MAX_DEPTH = 80.0

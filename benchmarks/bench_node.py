@@ -37,7 +37,7 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from g2mono_ros.dds_env import localhost_dds_env  # noqa: E402
+from g2mono_ros.ros.dds_env import localhost_dds_env  # noqa: E402
 
 HEIGHT, WIDTH = 480, 640
 N_POINTS = 65_536
@@ -123,7 +123,7 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
     from std_msgs.msg import Header
 
-    from g2mono_ros.codecs import numpy_to_image, xyz_to_pointcloud2
+    from g2mono_ros.ros.codecs import numpy_to_image, xyz_to_pointcloud2
 
     depth_node = shutil.which('depth_node') or str(Path(sys.executable).parent / 'depth_node')
     command = [depth_node, '--ros-args', '--params-file', str(REPO_ROOT / 'config' / 'depth.yaml'),
@@ -240,11 +240,11 @@ def publish_frame(pub_image, pub_info, pub_points, image_msg, info_msg, cloud_ms
 def run_model_alone(weights: Path, input_height: int, rgb: np.ndarray, xyz: np.ndarray,
                     runs: int) -> tuple[list[float], list[float]]:
     """(model ms, projection ms) per run, DepthEngine.infer as the node calls it."""
-    from g2mono_ros.codecs import camera_info_to_model
+    from g2mono_ros.ros.codecs import camera_info_to_model
     from g2mono_ros.config import EngineConfig
-    from g2mono_ros.engine import DepthEngine
-    from g2mono_ros.node_pipeline import sparse_at_network_size
-    from g2mono_ros.transforms import transform_from_translation_quaternion
+    from g2mono_ros.models.engine import DepthEngine
+    from g2mono_ros.fusion.pipeline import sparse_at_network_size
+    from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
     from std_msgs.msg import Header
 
     engine = DepthEngine(EngineConfig(weights=str(weights), device='cpu',
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop('FASTDDS_BUILTIN_TRANSPORTS', None)
     import torch
 
-    from g2mono_ros.checkpoint import save_checkpoint
+    from g2mono_ros.models.checkpoint import save_checkpoint
     from g2mono_ros.models import create_model
 
     threads = (args.threads or int(os.environ.get('OMP_NUM_THREADS', 0))

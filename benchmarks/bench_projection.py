@@ -22,10 +22,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from g2mono_ros.camera import CameraModel
-from g2mono_ros.codecs import pointcloud2_to_xyz, xyz_to_pointcloud2
-from g2mono_ros.projection import project_points_to_depth, project_points_to_depth_torch
-from g2mono_ros.transforms import R_OPTICAL_FROM_REP103
+from g2mono_ros.fusion.camera import CameraModel
+from g2mono_ros.ros.codecs import pointcloud2_to_xyz, xyz_to_pointcloud2
+from g2mono_ros.fusion.projection import project_points_to_depth, project_points_to_depth_torch
+from g2mono_ros.fusion.transforms import R_OPTICAL_FROM_REP103
 
 D_KITTI = np.array([-0.3691481, 0.1968681, 0.001353473, 0.0005677587, -0.06770705])
 

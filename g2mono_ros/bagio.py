@@ -2,7 +2,7 @@
 
 Reading: ``BagReader`` opens a bag directory or a bare ``.mcap``/``.db3`` file, lists topics,
 iterates typed (or raw CDR) messages with their stamps, decodes images, clouds and CameraInfo
-through ``g2mono_ros.codecs``, and finds the LiDAR -> camera extrinsic in ``/tf_static``.
+through ``g2mono_ros.ros.codecs``, and finds the LiDAR -> camera extrinsic in ``/tf_static``.
 Writing: ``BagWriter`` plus message builders for the types our bags hold. Every rosbags, OS or
 deserialisation failure is wrapped into ``BagError`` naming the file and what is missing.
 """
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from g2mono_ros.camera import CameraModel
+from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.errors import BagError, MessageError
 
 __all__ = [
@@ -242,7 +242,7 @@ class BagReader:
         Raises:
             BagError: no CameraInfo (missing/empty topic) or an invalid one.
         """
-        from g2mono_ros.codecs import camera_info_to_model
+        from g2mono_ros.ros.codecs import camera_info_to_model
 
         topics = self.topics
         if topic not in topics or topics[topic].count == 0:
@@ -263,7 +263,7 @@ class BagReader:
         Raises:
             BagError: missing topic, corrupt data or an undecodable image.
         """
-        from g2mono_ros.codecs import rgb_from_image
+        from g2mono_ros.ros.codecs import rgb_from_image
 
         return ((m.stamp_ns, _decode(rgb_from_image, m, self.path)) for m in self.messages(topic))
 
@@ -274,7 +274,7 @@ class BagReader:
         Raises:
             BagError: missing topic, corrupt data or an undecodable image.
         """
-        from g2mono_ros.codecs import depth_from_image
+        from g2mono_ros.ros.codecs import depth_from_image
 
         return ((m.stamp_ns, _decode(depth_from_image, m, self.path))
                 for m in self.messages(topic))
@@ -286,7 +286,7 @@ class BagReader:
         Raises:
             BagError: missing topic, corrupt data, or a cloud lacking a requested field.
         """
-        from g2mono_ros.codecs import pointcloud2_to_xyz
+        from g2mono_ros.ros.codecs import pointcloud2_to_xyz
 
         def decode(msg: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             return pointcloud2_to_xyz(msg, extra_fields)
@@ -334,7 +334,7 @@ def _decode(fn: Any, message: BagMessage, path: Path) -> Any:
 
 def _transform(tx: float, ty: float, tz: float, qx: float, qy: float, qz: float,
                qw: float) -> np.ndarray:
-    from g2mono_ros.transforms import transform_from_translation_quaternion
+    from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
     return transform_from_translation_quaternion([tx, ty, tz], [qx, qy, qz, qw])
 
@@ -581,7 +581,7 @@ def pointcloud2_message(store: Any, xyz: np.ndarray, stamp_ns: int, frame_id: st
 
 def tf_static_message(store: Any, transforms: Sequence[StaticTransform], stamp_ns: int) -> Any:
     """A rosbags tf2_msgs/TFMessage holding ``T_parent_child`` transforms."""
-    from g2mono_ros.transforms import quaternion_from_rotation
+    from g2mono_ros.fusion.transforms import quaternion_from_rotation
 
     types = store.types
     stamped = []

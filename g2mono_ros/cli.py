@@ -19,7 +19,7 @@ __all__ = ['SUBCOMMANDS', 'main']
 #: name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     'infer': ('g2mono_ros.infer_cli', 'dense depth from one RGB image and a sparse depth map'),
-    'node': ('g2mono_ros.node', 'run the ROS 2 depth node (same as `ros2 run g2mono_ros depth_node`)'),
+    'node': ('g2mono_ros.ros.node', 'run the ROS 2 depth node (same as `ros2 run g2mono_ros depth_node`)'),
     'synth': ('g2mono_ros.synth.cli', 'write a synthetic camera+LiDAR rosbag with ground truth'),
     'evaluate': ('g2mono_ros.evaluation.cli', 'score the network on a rosbag (offline or live)'),
     'demo': ('g2mono_ros.evaluation.demo', 'generate, replay through the live node, evaluate'),

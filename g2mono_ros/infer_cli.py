@@ -88,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
     """Run one inference and write OUT.npy and OUT.png."""
     from PIL import Image
 
-    from g2mono_ros.checkpoint import load_checkpoint
-    from g2mono_ros.engine import DepthEngine
+    from g2mono_ros.models.checkpoint import load_checkpoint
+    from g2mono_ros.models.engine import DepthEngine
     from g2mono_ros.visualize import colorize_depth
 
     # Checked before the weights are read, so a bad option fails fast.

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from g2mono_ros.dds_env import localhost_dds_env
+from g2mono_ros.ros.dds_env import localhost_dds_env
 
-# Set before any test imports rclpy: rcl reads these at init.
-os.environ.update(localhost_dds_env())
+# Set before any test imports rclpy: rcl reads these at init. A ROS_DOMAIN_ID already set is kept
+# (parallel runs on one machine each pass their own); otherwise one is derived from the PID.
+_domain = os.environ.get('ROS_DOMAIN_ID', '')
+os.environ.update(localhost_dds_env(int(_domain) if _domain.isdigit() else None))
 # One intra-op thread for torch here and in the node processes the tests start: on 2 cores a
 # test process and a node process each spinning 2 OpenMP threads slowed a 15 s test to 500 s.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
@@ -39,7 +41,7 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real seed_small checkpoint in our format (seeded random weights, input 64 px high)."""
     import torch
 
-    from g2mono_ros.checkpoint import save_checkpoint
+    from g2mono_ros.models.checkpoint import save_checkpoint
     from g2mono_ros.models import create_model, default_model_kwargs
 
     torch.manual_seed(0)

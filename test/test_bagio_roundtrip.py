@@ -11,7 +11,7 @@ import yaml
 from g2mono_ros import bagio
 from g2mono_ros.synth import SyntheticSequence, write_synthetic_bag
 from g2mono_ros.synth.bag import SYNTH_TOPICS
-from g2mono_ros.transforms import invert_transform
+from g2mono_ros.fusion.transforms import invert_transform
 
 FRAMES = 9
 OPTIONS = {'width': 64, 'height': 48, 'beams': 16, 'distortion': True}
@@ -133,7 +133,7 @@ def test_raw_cdr_deserialises_with_rclpy_message_types(synthetic_bag):
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-    from g2mono_ros.codecs import camera_info_to_model, pointcloud2_to_xyz, rgb_from_image
+    from g2mono_ros.ros.codecs import camera_info_to_model, pointcloud2_to_xyz, rgb_from_image
 
     path, info = synthetic_bag
     types = {bagio.IMAGE_TYPE: Image, bagio.CAMERA_INFO_TYPE: CameraInfo,

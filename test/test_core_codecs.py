@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from g2mono_ros.camera import CameraModel
-from g2mono_ros.codecs import (
+from g2mono_ros.fusion.camera import CameraModel
+from g2mono_ros.ros.codecs import (
     IMAGE_ENCODINGS,
     POINTFIELD_DTYPES,
     RGB_ENCODINGS,

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from g2mono_ros.camera import CameraModel
+from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.config import ExtrinsicConfig
 from g2mono_ros.errors import ShapeError
-from g2mono_ros.projection import project_camera_points
-from g2mono_ros.transforms import (
+from g2mono_ros.fusion.projection import project_camera_points
+from g2mono_ros.fusion.transforms import (
     R_OPTICAL_FROM_REP103,
     invert_transform,
     quaternion_from_rotation,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from g2mono_ros.camera import CameraModel
+from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.errors import ConfigError, ShapeError
-from g2mono_ros.projection import (
+from g2mono_ros.fusion.projection import (
     distortion_radius_limit,
     project_camera_points,
     project_camera_points_torch,
@@ -19,7 +19,7 @@ from g2mono_ros.projection import (
     project_points_to_depth,
     project_points_to_depth_torch,
 )
-from g2mono_ros.transforms import (
+from g2mono_ros.fusion.transforms import (
     R_OPTICAL_FROM_REP103,
     invert_transform,
     transform_from_translation_quaternion,

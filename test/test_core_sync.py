@@ -7,7 +7,7 @@ import pytest
 
 from g2mono_ros.config import SyncConfig
 from g2mono_ros.errors import ConfigError
-from g2mono_ros.sync import DROP_REASONS, Pair, PairSynchronizer
+from g2mono_ros.fusion.sync import DROP_REASONS, Pair, PairSynchronizer
 
 MS = 1_000_000
 S = 1_000_000_000

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from g2mono_ros.camera import CameraModel
-from g2mono_ros.codecs import pointcloud2_to_xyz
+from g2mono_ros.fusion.camera import CameraModel
+from g2mono_ros.ros.codecs import pointcloud2_to_xyz
 from g2mono_ros.errors import ConfigError, MessageError
 from g2mono_ros.evaluation.holdout import (
     choose_holdout_rows,
@@ -18,7 +18,7 @@ from g2mono_ros.evaluation.holdout import (
     holdout_targets,
     select_cloud_rows,
 )
-from g2mono_ros.projection import project_points_to_depth
+from g2mono_ros.fusion.projection import project_points_to_depth
 
 CAMERA = CameraModel(width=128, height=64, K=np.array([[60.0, 0, 63.5], [0, 60.0, 31.5],
                                                         [0, 0, 1]]), D=np.zeros(5))
@@ -101,7 +101,7 @@ def test_select_rows_keeps_fields_and_exact_points(organised: bool) -> None:
 
 
 def test_select_rows_on_rclpy_message() -> None:
-    from g2mono_ros.codecs import xyz_to_pointcloud2
+    from g2mono_ros.ros.codecs import xyz_to_pointcloud2
 
     xyz = _points(50)[10:]
     msg = xyz_to_pointcloud2(xyz)
@@ -156,7 +156,7 @@ def test_offline_holdout_points_never_reach_the_network(tiny_bag: Path,
                                                         tiny_weights: Path) -> None:
     from g2mono_ros.bagio import BagReader
     from g2mono_ros.config import EngineConfig
-    from g2mono_ros.engine import DepthEngine
+    from g2mono_ros.models.engine import DepthEngine
     from g2mono_ros.evaluation.evaluator import EvaluationOptions, evaluate_offline
 
     options = EvaluationOptions(engine=EngineConfig(weights=str(tiny_weights), device='cpu',

@@ -17,7 +17,8 @@ from g2mono_ros.config import EngineConfig
 from g2mono_ros.errors import NodeError
 from g2mono_ros.evaluation.evaluator import METHODS, EvaluationOptions, evaluate_offline
 from g2mono_ros.evaluation.evaluator import open_sequence
-from g2mono_ros.evaluation.live import evaluate_live, replay, score_recording
+from g2mono_ros.evaluation.live import evaluate_live, score_recording
+from g2mono_ros.ros.live_replay import replay
 
 pytestmark = [pytest.mark.dds, pytest.mark.timeout(240)]
 
@@ -45,7 +46,7 @@ class RecordingEngine:
 
 def test_live_scores_the_real_node_like_the_offline_pipeline(tiny_bag: Path,
                                                              tiny_weights: Path) -> None:
-    from g2mono_ros.engine import DepthEngine
+    from g2mono_ros.models.engine import DepthEngine
 
     options = _options(tiny_weights, rate=1.0)
     sequence = open_sequence(tiny_bag, options)
@@ -82,7 +83,7 @@ def test_live_holdout_never_sends_withheld_points(tiny_bag: Path, tiny_weights: 
     from sensor_msgs.msg import PointCloud2
 
     from g2mono_ros.bagio import BagReader, BagWriter, read_extrinsic
-    from g2mono_ros.codecs import pointcloud2_to_xyz
+    from g2mono_ros.ros.codecs import pointcloud2_to_xyz
     from g2mono_ros.evaluation.holdout import choose_holdout_rows, cloud_rows
 
     bag = tmp_path / 'no_gt'

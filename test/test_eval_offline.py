@@ -159,7 +159,7 @@ def test_holdout_when_the_bag_has_no_ground_truth(tiny_bag: Path, tmp_path: Path
 
 def test_given_extrinsic_replaces_a_missing_tf_static(tiny_bag: Path, tmp_path: Path) -> None:
     from g2mono_ros.synth import default_T_cam_lidar
-    from g2mono_ros.transforms import quaternion_from_rotation
+    from g2mono_ros.fusion.transforms import quaternion_from_rotation
 
     bag = _copy_bag(tiny_bag, tmp_path / 'no_tf', ('/tf_static',))
     T = default_T_cam_lidar()

@@ -30,8 +30,8 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from g2mono_ros.checkpoint import save_checkpoint  # noqa: E402
-from g2mono_ros.codecs import numpy_to_image, xyz_to_pointcloud2  # noqa: E402
+from g2mono_ros.models.checkpoint import save_checkpoint  # noqa: E402
+from g2mono_ros.ros.codecs import numpy_to_image, xyz_to_pointcloud2  # noqa: E402
 from g2mono_ros.models import create_model  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

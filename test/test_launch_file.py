@@ -7,7 +7,7 @@ import ast
 
 import pytest
 
-from g2mono_ros.node import PARAMETERS
+from g2mono_ros.ros.node import PARAMETERS
 
 REQUIRED_ARGUMENTS = {'params_file', 'weights', 'device', 'namespace', 'image', 'camera_info',
                       'points', 'use_sim_time', 'fastdds_large_data'}

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from g2mono_ros.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
+from g2mono_ros.models.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from g2mono_ros.errors import CheckpointError, ConfigError
 from g2mono_ros.models import create_model, default_model_kwargs, to_release_state_dict
 

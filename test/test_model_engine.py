@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from g2mono_ros.checkpoint import load_checkpoint, save_checkpoint
+from g2mono_ros.models.checkpoint import load_checkpoint, save_checkpoint
 from g2mono_ros.config import EngineConfig
-from g2mono_ros.engine import DepthEngine, resize_sparse_depth
+from g2mono_ros.models.engine import DepthEngine, resize_sparse_depth
 from g2mono_ros.errors import CheckpointError, ConfigError, ShapeError
 from g2mono_ros.models import create_model, default_model_kwargs, to_release_state_dict
 from g2mono_ros.visualize import colorize_depth
@@ -325,7 +325,7 @@ def test_colorize_depth() -> None:
 def test_tune_cpu_allocator_is_idempotent() -> None:
     import platform
 
-    from g2mono_ros.engine import tune_cpu_allocator
+    from g2mono_ros.models.engine import tune_cpu_allocator
 
     first = tune_cpu_allocator()
     assert tune_cpu_allocator() is first
@@ -335,7 +335,7 @@ def test_tune_cpu_allocator_is_idempotent() -> None:
 
 def test_engine_applies_num_threads_on_cpu(seed_small_weights):
     from g2mono_ros.config import EngineConfig
-    from g2mono_ros.engine import DepthEngine
+    from g2mono_ros.models.engine import DepthEngine
 
     before = torch.get_num_threads()
     try:

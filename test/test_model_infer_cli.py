@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from g2mono_ros.checkpoint import save_checkpoint
+from g2mono_ros.models.checkpoint import save_checkpoint
 from g2mono_ros.errors import ConfigError, ShapeError
 from g2mono_ros.infer_cli import read_sparse_depth
 from g2mono_ros.models import create_model

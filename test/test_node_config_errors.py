@@ -70,7 +70,7 @@ def test_g2mono_node_subcommand_reports_the_same_error(repo_root, fake_weights):
 
 
 def test_weights_of_another_variant(repo_root, tmp_path):
-    from g2mono_ros.checkpoint import save_checkpoint
+    from g2mono_ros.models.checkpoint import save_checkpoint
     from g2mono_ros.models import create_model
 
     weights = save_checkpoint(tmp_path / 'small.pt', create_model('seed_small'),

@@ -27,12 +27,12 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from g2mono_ros.checkpoint import save_checkpoint  # noqa: E402
-from g2mono_ros.codecs import (camera_info_to_model, image_to_numpy, numpy_to_image,  # noqa: E402
+from g2mono_ros.models.checkpoint import save_checkpoint  # noqa: E402
+from g2mono_ros.ros.codecs import (camera_info_to_model, image_to_numpy, numpy_to_image,  # noqa: E402
                                xyz_to_pointcloud2)
 from g2mono_ros.models import create_model  # noqa: E402
-from g2mono_ros.projection import project_points_to_depth  # noqa: E402
-from g2mono_ros.transforms import transform_from_translation_quaternion  # noqa: E402
+from g2mono_ros.fusion.projection import project_points_to_depth  # noqa: E402
+from g2mono_ros.fusion.transforms import transform_from_translation_quaternion  # noqa: E402
 
 HEIGHT, WIDTH = 96, 160
 N_POINTS = 2000

@@ -10,7 +10,7 @@ import pytest
 from g2mono_ros.config import (EngineConfig, NodeConfig, ProjectionConfig, SyncConfig,
                                load_node_params_yaml)
 from g2mono_ros.errors import ConfigError
-from g2mono_ros.node import PARAMETERS, output_topics
+from g2mono_ros.ros.node import PARAMETERS, output_topics
 
 
 def _config_field_names() -> set[str]:

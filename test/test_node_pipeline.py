@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from g2mono_ros.errors import MessageError, ShapeError
-from g2mono_ros.node_pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
+from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
                                       StampGuard, classify_image_error, process_pair)
 
 
@@ -128,12 +128,12 @@ def test_process_pair_refuses_camera_of_another_size():
 
 def test_process_pair_with_a_real_engine(tmp_path):
     """The worker's per-pair work on a real (tiny) checkpoint: sizes, sparse input, timings."""
-    from g2mono_ros.camera import CameraModel
-    from g2mono_ros.checkpoint import save_checkpoint
+    from g2mono_ros.fusion.camera import CameraModel
+    from g2mono_ros.models.checkpoint import save_checkpoint
     from g2mono_ros.config import EngineConfig
-    from g2mono_ros.engine import DepthEngine
+    from g2mono_ros.models.engine import DepthEngine
     from g2mono_ros.models import create_model
-    from g2mono_ros.projection import project_points_to_depth
+    from g2mono_ros.fusion.projection import project_points_to_depth
 
     weights = save_checkpoint(tmp_path / 'small.pt', create_model('seed_small'),
                               variant='seed_small', model_kwargs={}, max_depth=20.0,

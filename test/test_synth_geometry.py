@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from g2mono_ros.camera import CameraModel
-from g2mono_ros.projection import project_points_to_depth
+from g2mono_ros.fusion.camera import CameraModel
+from g2mono_ros.fusion.projection import project_points_to_depth
 from g2mono_ros.synth import SyntheticFrame, SyntheticSequence
 
 H, W = 192, 256

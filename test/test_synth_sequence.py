@@ -7,7 +7,7 @@ import pytest
 
 from g2mono_ros.errors import ConfigError
 from g2mono_ros.synth import LIDAR_MODELS, SyntheticSequence, default_T_cam_lidar
-from g2mono_ros.transforms import transform_points
+from g2mono_ros.fusion.transforms import transform_points
 
 H, W = 48, 64
 

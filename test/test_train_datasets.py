@@ -219,7 +219,7 @@ def test_rosbag_errors(synthetic_bag, tmp_path):
 
 def _odometry(store, T: np.ndarray, stamp_ns: int):
     from g2mono_ros.bagio import _header
-    from g2mono_ros.transforms import quaternion_from_rotation
+    from g2mono_ros.fusion.transforms import quaternion_from_rotation
 
     t = store.types
     q = quaternion_from_rotation(T[:3, :3])

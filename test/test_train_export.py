@@ -8,7 +8,7 @@ import onnxruntime
 import pytest
 import torch
 
-from g2mono_ros.checkpoint import save_checkpoint
+from g2mono_ros.models.checkpoint import save_checkpoint
 from g2mono_ros.cli import main
 from g2mono_ros.errors import CheckpointError, ConfigError
 from g2mono_ros.models import create_model, default_model_kwargs

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from g2mono_ros.checkpoint import load_checkpoint
+from g2mono_ros.models.checkpoint import load_checkpoint
 from g2mono_ros.errors import CheckpointError, ConfigError
 from g2mono_ros.models import create_model
 from g2mono_ros.training.config import config_from_mapping, load_train_config

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from g2mono_ros.checkpoint import load_checkpoint
+from g2mono_ros.models.checkpoint import load_checkpoint
 from g2mono_ros.evaluation.baselines import morphological_fill, nearest_fill
 from g2mono_ros.evaluation.metrics import MetricSums
-from g2mono_ros.projection import project_points_to_depth
+from g2mono_ros.fusion.projection import project_points_to_depth
 from g2mono_ros.synth.sequence import SyntheticSequence
 from g2mono_ros.weights import DEMO_WEIGHTS
 

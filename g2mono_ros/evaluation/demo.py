@@ -98,7 +98,7 @@ def generate_demo_bag(path: Path, *, seed: int, frames: int, width: int, height:
 
 def run(args: argparse.Namespace) -> int:
     """Generate, evaluate (live by default), report; print which weights were used."""
-    from g2mono_ros.checkpoint import load_checkpoint
+    from g2mono_ros.models.checkpoint import load_checkpoint
     from g2mono_ros.evaluation.report import format_table, write_report
 
     started = time.perf_counter()

@@ -158,7 +158,7 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
             none was given).
     """
     from g2mono_ros import bagio
-    from g2mono_ros.transforms import quaternion_from_rotation
+    from g2mono_ros.fusion.transforms import quaternion_from_rotation
 
     path = Path(bag)
     with bagio.BagReader(path) as reader:
@@ -190,7 +190,7 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
             q_xyzw = quaternion_from_rotation(T[:3, :3])
             extrinsic = ExtrinsicConfig(tuple(float(v) for v in T[:3, 3]),
                                         tuple(float(v) for v in q_xyzw))
-    from g2mono_ros.transforms import transform_from_translation_quaternion
+    from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
     T = transform_from_translation_quaternion(np.asarray(extrinsic.translation, np.float64),
                                               np.asarray(extrinsic.rotation, np.float64))
@@ -225,7 +225,7 @@ class _Scan(NamedTuple):
 
 def split_scan(msg: Any, sequence: BagSequence, options: EvaluationOptions) -> _Scan:
     """Decode one cloud; under hold-out, remove the withheld points (shared with ``live``)."""
-    from g2mono_ros.codecs import pointcloud2_to_xyz
+    from g2mono_ros.ros.codecs import pointcloud2_to_xyz
 
     if sequence.ground_truth != 'holdout':
         xyz, _ = pointcloud2_to_xyz(msg)
@@ -260,9 +260,9 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
     Raises:
         BagError: a message cannot be decoded (wrapped with its topic).
     """
-    from g2mono_ros.codecs import depth_from_image, rgb_from_image
+    from g2mono_ros.ros.codecs import depth_from_image, rgb_from_image
     from g2mono_ros.errors import G2MonoError
-    from g2mono_ros.sync import PairSynchronizer
+    from g2mono_ros.fusion.sync import PairSynchronizer
 
     sync = PairSynchronizer(options.sync)
     camera = sequence.camera
@@ -286,7 +286,7 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
                     else:
                         still.append(pair)
                     continue
-                from g2mono_ros.projection import project_points_to_depth
+                from g2mono_ros.fusion.projection import project_points_to_depth
 
                 sparse, _ = project_points_to_depth(scan.kept_xyz, sequence.T_cam_lidar, camera,
                                                     min_range=proj.min_range,
@@ -379,7 +379,7 @@ def evaluate_offline(bag: str | Path, options: EvaluationOptions,
                      engine: Any | None = None) -> EvaluationResult:
     """Score the local engine on every paired frame of ``bag``; no DDS.
 
-    Each pair goes through ``node_pipeline.process_pair`` (the node's projection at the
+    Each pair goes through ``fusion.pipeline.process_pair`` (the node's projection at the
     network input size and ``DepthEngine.infer``). Latency is that call's wall time.
 
     Args:
@@ -391,12 +391,12 @@ def evaluate_offline(bag: str | Path, options: EvaluationOptions,
     Raises:
         BagError, ConfigError, CheckpointError: see ``open_sequence`` and ``DepthEngine``.
     """
-    from g2mono_ros.node_pipeline import PairInputs, process_pair
+    from g2mono_ros.fusion.pipeline import PairInputs, process_pair
 
     started = time.perf_counter()
     sequence = open_sequence(bag, options)
     if engine is None:
-        from g2mono_ros.engine import DepthEngine
+        from g2mono_ros.models.engine import DepthEngine
 
         engine = DepthEngine(options.engine)
     expected = expected_frames(sequence, options)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from g2mono_ros.codecs import POINTFIELD_DTYPES
+from g2mono_ros.ros.codecs import POINTFIELD_DTYPES
 from g2mono_ros.errors import ConfigError, MessageError
 
 __all__ = [
@@ -89,7 +89,7 @@ def choose_holdout_rows(xyz: np.ndarray, T_cam_lidar: np.ndarray, camera: Any, *
     if not (0.0 < fraction < 1.0):
         msg = f'hold-out fraction must be in (0, 1); got {fraction!r}'
         raise ConfigError(msg)
-    from g2mono_ros.projection import project_points
+    from g2mono_ros.fusion.projection import project_points
 
     xyz = np.asarray(xyz)
     # The same culling, in the same float32 arithmetic, as the projection the node runs.
@@ -146,7 +146,7 @@ class HoldoutTargets(NamedTuple):
 def holdout_targets(held_xyz: np.ndarray, kept_xyz: np.ndarray, T_cam_lidar: np.ndarray,
                     camera: Any, *, min_range: float, max_range: float) -> HoldoutTargets:
     """Project both sides of a split with the core projection (nearest point wins)."""
-    from g2mono_ros.projection import project_points_to_depth
+    from g2mono_ros.fusion.projection import project_points_to_depth
 
     held, _ = project_points_to_depth(held_xyz.astype(np.float32), T_cam_lidar, camera,
                                       min_range=min_range, max_range=max_range)

@@ -241,7 +241,7 @@ def sparse_at_network_size(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, ca
     Returns:
         (h, w) float32 metres, 0 where no point landed; nearest point wins.
     """
-    from g2mono_ros.projection import project_points_to_depth
+    from g2mono_ros.fusion.projection import project_points_to_depth
 
     depth, _ = project_points_to_depth(points_lidar, T_cam_lidar, camera, out_hw=net_hw,
                                        min_range=min_range, max_range=max_range)
@@ -296,7 +296,7 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
     t2 = clock()
     sparse_full = None
     if want_sparse:
-        from g2mono_ros.projection import project_points_to_depth
+        from g2mono_ros.fusion.projection import project_points_to_depth
 
         sparse_full, _ = project_points_to_depth(inputs.points_lidar, T_cam_lidar, camera,
                                                  min_range=min_range, max_range=max_range)

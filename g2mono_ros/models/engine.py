@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from g2mono_ros.checkpoint import LoadedModel, load_checkpoint
 from g2mono_ros.config import EngineConfig
 from g2mono_ros.errors import ConfigError, ShapeError
+from g2mono_ros.models.checkpoint import LoadedModel, load_checkpoint
 
 __all__ = ['DepthEngine', 'resize_sparse_depth', 'resolve_device', 'tune_cpu_allocator']
 

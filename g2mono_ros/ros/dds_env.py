@@ -16,7 +16,7 @@ _PROFILE_NAME = 'fastdds_localhost.xml'
 
 def fastdds_profile_path() -> Path:
     """Path of the shared-memory + loopback-UDP Fast DDS profile (source tree or installed share)."""
-    source = Path(__file__).resolve().parent.parent / 'config' / _PROFILE_NAME
+    source = Path(__file__).resolve().parents[2] / 'config' / _PROFILE_NAME
     if source.is_file():
         return source
     installed = Path(sys.prefix) / 'share' / 'g2mono_ros' / 'config' / _PROFILE_NAME

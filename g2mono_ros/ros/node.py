@@ -30,7 +30,7 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, NodeConfig, ProjectionConfig,
                                SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
-from g2mono_ros.node_pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
+from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
                                       StampGuard, classify_image_error, process_pair)
 
 __all__ = ['NODE_NAME', 'PARAMETERS', 'DepthNode', 'add_arguments', 'main', 'output_topics', 'run']
@@ -186,10 +186,10 @@ class DepthNode(Node):
             raise ConfigError(msg)
 
         # Imported only after the parameters are valid: a typo fails before torch loads.
-        from g2mono_ros import codecs
-        from g2mono_ros.engine import DepthEngine
-        from g2mono_ros.sync import PairSynchronizer
-        from g2mono_ros.transforms import transform_from_translation_quaternion
+        from g2mono_ros.ros import codecs
+        from g2mono_ros.models.engine import DepthEngine
+        from g2mono_ros.fusion.sync import PairSynchronizer
+        from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
         self._codecs = codecs
         self._rgb_encodings = _rgb_convertible_encodings(codecs.IMAGE_ENCODINGS)

@@ -23,9 +23,9 @@ from g2mono_ros.bagio import (
     pointcloud2_message,
     tf_static_message,
 )
-from g2mono_ros.camera import CameraModel
+from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.synth.sequence import SyntheticSequence
-from g2mono_ros.transforms import R_OPTICAL_FROM_REP103
+from g2mono_ros.fusion.transforms import R_OPTICAL_FROM_REP103
 
 __all__ = ['SYNTH_TOPICS', 'SyntheticBagInfo', 'write_synthetic_bag']
 

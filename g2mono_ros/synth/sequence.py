@@ -12,12 +12,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from g2mono_ros.camera import CameraModel
+from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.errors import ConfigError
 from g2mono_ros.synth.lidar import LidarModel, LidarReturns, lidar_model_for_beams, scan_scene
 from g2mono_ros.synth.scene import Scene, make_scene
 from g2mono_ros.synth.trajectory import LoopTrajectory, rotation_xyz
-from g2mono_ros.transforms import R_OPTICAL_FROM_REP103
+from g2mono_ros.fusion.transforms import R_OPTICAL_FROM_REP103
 
 __all__ = [
     'DEFAULT_PLUMB_BOB',

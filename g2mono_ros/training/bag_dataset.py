@@ -24,7 +24,7 @@ _VIEW_MARGIN_PX = 32.0
 
 def odometry_pose(msg: Any) -> np.ndarray:
     """``T_frame_child`` (4, 4) float64 of a nav_msgs/Odometry (``header.frame_id`` <- child)."""
-    from g2mono_ros.transforms import transform_from_translation_quaternion
+    from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
     p, q = msg.pose.pose.position, msg.pose.pose.orientation
     return transform_from_translation_quaternion([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
@@ -66,7 +66,7 @@ class RosbagSource:
     # ---- reading ------------------------------------------------------------------------
 
     def _extrinsic(self, bag: Any) -> np.ndarray:
-        from g2mono_ros.transforms import transform_from_translation_quaternion
+        from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
         c = self.config
         if c.extrinsic_translation and c.extrinsic_rotation:
@@ -76,7 +76,7 @@ class RosbagSource:
 
     def _read(self, path: Path) -> None:
         from g2mono_ros.bagio import BagReader
-        from g2mono_ros.codecs import pointcloud2_fields, rgb_from_image
+        from g2mono_ros.ros.codecs import pointcloud2_fields, rgb_from_image
 
         c = self.config
         topics = [c.image_topic, c.camera_info_topic, c.points_topic]
@@ -141,8 +141,8 @@ class RosbagSource:
         return len(self.pairs)
 
     def _target(self, number: int) -> np.ndarray:
-        from g2mono_ros.projection import project_points_to_depth
-        from g2mono_ros.transforms import invert_transform
+        from g2mono_ros.fusion.projection import project_points_to_depth
+        from g2mono_ros.fusion.transforms import invert_transform
 
         if number in self.targets:
             return self.targets[number]

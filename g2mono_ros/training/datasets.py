@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
-from g2mono_ros.camera import CameraModel
+from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.errors import DatasetError, G2MonoError
 from g2mono_ros.training.config import DataConfig, SimulationConfig, TrainConfig
 from g2mono_ros.training.simulation import (
@@ -116,7 +116,7 @@ def _cover_and_crop(rgb: np.ndarray, depths: Sequence[np.ndarray], out_hw: tuple
     Sparse depths keep their nearest point per pixel (``resize_sparse_depth``); the crop is
     random when ``rng`` is given, else centred (or bottom-aligned with ``anchor='bottom'``).
     """
-    from g2mono_ros.engine import resize_sparse_depth
+    from g2mono_ros.models.engine import resize_sparse_depth
 
     h0, w0 = rgb.shape[:2]
     scale = max(out_hw[0] / h0, out_hw[1] / w0)
@@ -454,7 +454,7 @@ class TrainingDataset(Dataset):
         return len(self.source)
 
     def _project(self, scan: ScanInView, keep: np.ndarray | None) -> np.ndarray:
-        from g2mono_ros.projection import project_points_to_depth
+        from g2mono_ros.fusion.projection import project_points_to_depth
 
         points = scan.points_lidar if keep is None else scan.points_lidar[keep]
         depth, _ = project_points_to_depth(points, scan.T_cam_lidar, scan.camera,

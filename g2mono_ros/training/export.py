@@ -62,7 +62,7 @@ def export_onnx(weights: str | Path, out: str | Path, *, opset: int = DEFAULT_OP
     """
     import onnxruntime
 
-    from g2mono_ros.checkpoint import load_checkpoint
+    from g2mono_ros.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(weights, variant=variant)
     height = height or loaded.input_height

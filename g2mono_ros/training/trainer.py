@@ -176,7 +176,7 @@ def _prune_states(directory: Path, keep: int) -> None:
 
 
 def _build_model(config: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
-    from g2mono_ros.checkpoint import load_checkpoint, load_state_dict_strict
+    from g2mono_ros.models.checkpoint import load_checkpoint, load_state_dict_strict
     from g2mono_ros.models import create_model, default_model_kwargs
 
     kwargs = default_model_kwargs(config.model.variant)
@@ -482,7 +482,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
     save_state()
     weights_path = None
     if dist_info.is_main:
-        from g2mono_ros.checkpoint import save_checkpoint
+        from g2mono_ros.models.checkpoint import save_checkpoint
 
         weights_path = save_checkpoint(
             out_dir / 'model.pt', model, variant=config.model.variant, model_kwargs=model_kwargs,

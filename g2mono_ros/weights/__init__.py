@@ -1,7 +1,7 @@
 """The shipped demo weights: ``seed_small`` trained on the synthetic generator (see README.md).
 
 ``DEMO_WEIGHTS`` is the checkpoint ``g2mono demo`` uses by default; load it with
-``g2mono_ros.checkpoint.load_checkpoint``.
+``g2mono_ros.models.checkpoint.load_checkpoint``.
 """
 
 from pathlib import Path
