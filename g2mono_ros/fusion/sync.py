@@ -426,18 +426,22 @@ class PairGapStats:
 
     def __init__(self) -> None:
         self.gaps_ns: list[int] = []
+        self.images_in = 0
 
     def add(self, pairs: Iterable[Pair]) -> None:
         self.gaps_ns.extend(int(p.gap_ns) for p in pairs)
 
-    def summary(self, images: int, with_depth: int | None = None) -> dict[str, float]:
-        """``images``: images in; ``with_depth``: images that got depth (default: pairs).
+    def summary(self, images: int | None = None,
+                with_depth: int | None = None) -> dict[str, float]:
+        """``images``: images in (default ``images_in``); ``with_depth``: images that got depth
+        (default: the pairs added).
 
         Returns:
             ``images``, ``images_with_depth``, ``depth_fraction`` (0..1), and the absolute
             pair gap ``gap_ms_p50`` / ``gap_ms_p95`` / ``gap_ms_mean`` / ``gap_ms_max``
             (NaN without pairs).
         """
+        images = self.images_in if images is None else int(images)
         done = len(self.gaps_ns) if with_depth is None else int(with_depth)
         gaps = np.abs(np.asarray(self.gaps_ns, dtype=np.float64)) * 1e-6
         nan = float('nan')

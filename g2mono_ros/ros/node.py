@@ -1,7 +1,8 @@
 """The ROS 2 depth node ``depth_node``: camera + CameraInfo + LiDAR in, dense metric depth out.
 
 Callbacks only decode and feed the camera/LiDAR synchroniser; a worker thread runs the network
-on the newest complete pair. Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
+on the pairs it completes (all of them while it keeps up, the best aligned when it cannot).
+Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, NodeConfig, ProjectionConfig,
                                SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
-from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
-                                      StampGuard, classify_image_error, process_pair)
+from g2mono_ros.fusion.pipeline import (FaultLog, PairInputs, RateMeter, StageStats,
+                                      classify_image_error, process_pair)
 
 __all__ = ['NODE_NAME', 'PARAMETERS', 'DepthNode', 'add_arguments', 'main', 'output_topics', 'run']
 
@@ -85,10 +86,19 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                True),
     'sync_max_offset': ParameterSpec(_D['sync_max_offset'], 'An image pairs with the LiDAR scan '
                                      'nearest in time within this many seconds.', True),
-    'sync_max_wait': ParameterSpec(_D['sync_max_wait'], 'Seconds an image may wait for a later '
-                                   'scan before it is dropped.', True),
+    'sync_max_wait': ParameterSpec(_D['sync_max_wait'], 'Seconds (node clock, from arrival) an '
+                                   'image may wait for a later scan; cover the LiDAR delivery '
+                                   'delay.', True),
     'sync_queue_size': ParameterSpec(_D['sync_queue_size'], 'Images and scans buffered for '
-                                     'pairing, each (>= 1).'),
+                                     'pairing, each, and pairs waiting for the network (>= 1).'),
+    'sync_policy': ParameterSpec(_D['sync_policy'], 'nearest (the scan nearest in time; may wait '
+                                 'for the next scan) | newest_before (low latency: the newest '
+                                 'scan at or before the image, at once; for motion-compensated '
+                                 'scans).'),
+    'image_time_offset': ParameterSpec(_D['image_time_offset'], 'Seconds added to image stamps '
+                                       'for pairing (output keeps the camera stamp).', True),
+    'points_time_offset': ParameterSpec(_D['points_time_offset'], 'Seconds added to cloud stamps '
+                                        'for pairing (driver latency, clock offset).', True),
     'extrinsic.translation': ParameterSpec(_D['extrinsic.translation'], 'LiDAR -> camera optical '
                                            'frame translation [x, y, z], m: '
                                            'p_cam = R p_lidar + t.', True),
@@ -118,8 +128,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
 
 _FLUSH_PERIOD_S = 0.05
 _JUMP_BACK_NS = 1_000_000_000  # a stamp this much older than the newest = time went back
-# Drops that happen in normal operation (newest pair wins; spare scans): no warning level.
-_ROUTINE_DROPS = frozenset({'pair_superseded', 'sync_superseded'})
+# Drops that happen in normal operation (overload: best-aligned pair wins; spare scans): no
+# warning level.
+_ROUTINE_DROPS = frozenset({'pair_superseded', 'pair_stale', 'sync_superseded'})
 _WORKER_POLL_S = 0.2
 # ros2 launch escalates SIGINT to SIGTERM after 5 s: stop waiting for an inference before that.
 _WORKER_JOIN_S = 3.0
@@ -188,7 +199,8 @@ class DepthNode(Node):
         # Imported only after the parameters are valid: a typo fails before torch loads.
         from g2mono_ros.ros import codecs
         from g2mono_ros.models.engine import DepthEngine
-        from g2mono_ros.fusion.sync import PairSynchronizer
+        from g2mono_ros.fusion.pair_queue import PairQueue
+        from g2mono_ros.fusion.sync import ArrivalClock, PairSynchronizer
         from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
         self._codecs = codecs
@@ -204,13 +216,12 @@ class DepthNode(Node):
         self.rates = {'image': RateMeter(), 'points': RateMeter(), 'camera_info': RateMeter()}
         self.pairs_processed = 0
         self._sync = PairSynchronizer(self.config.sync, backwards_jump_ns=_JUMP_BACK_NS)
-        self._image_guard = StampGuard(_JUMP_BACK_NS)
-        self._scan_guard = StampGuard(_JUMP_BACK_NS)
-        self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
+        # Waits count in arrival time on the node's clock (sim time with a bag), never going back.
+        self._arrival = ArrivalClock(self._ros_now_ns)
+        self._queue = PairQueue(self.config.sync.sync_queue_size, clock=self._arrival.now_ns)
+        self._jumps_seen = 0
         self._camera_lock = threading.Lock()
         self._camera: tuple[Any, CameraInfo] | None = None
-        self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
-        self._superseded_seen = 0
         self._last_publish_mono = time.monotonic()
         self._faults_at_last_diag: dict[str, int] = {}
 
@@ -287,22 +298,24 @@ class DepthNode(Node):
         if line:
             self.get_logger().warning(line)
 
-    def _note_stamp(self, stamp_ns: int) -> None:
-        if self._newest_stamp is None or stamp_ns > self._newest_stamp[0]:
-            self._newest_stamp = (stamp_ns, time.monotonic())
+    def _ros_now_ns(self) -> int:
+        # Sim time before the first /clock reads 0: fall back to the steady clock until then.
+        return self.get_clock().now().nanoseconds or time.monotonic_ns()
 
-    def _time_jumped_back(self, stream: str, stamp_ns: int) -> None:
+    def _note_time_jumps(self) -> None:
+        """Log the synchroniser's per-stream jumps; pairs still queued are from before it."""
+        if self._sync.time_jumps == self._jumps_seen:
+            return
+        self._jumps_seen = self._sync.time_jumps
+        jump = self._sync.last_time_jump
+        stream = 'points' if jump.stream == 'scan' else jump.stream
         self._log_fault(f'{stream}_time_jump_back',
-                        f'stamp {stamp_ns * 1e-9:.3f} s is older than earlier {stream} messages; '
-                        'pairing restarts')
-        self._sync.clear()  # buffered messages are counted as sync_time_jump drops
-        self._image_guard.reset()
-        self._scan_guard.reset()
-        self._newest_stamp = None
-        if self._slot.clear():
-            self.faults.record('pair_dropped_time_jump')
+                        f'stamp {jump.to_ns * 1e-9:.3f} s is older than earlier {stream} messages '
+                        f'({jump.from_ns * 1e-9:.3f} s); pairing restarts')
+        self._queue.clear()  # counted as pair_time_jump
 
     def _on_image(self, msg: Image) -> None:
+        arrival = self._arrival.now_ns()
         received = time.time_ns()
         self.rates['image'].tick()
         stamp = _stamp_ns(msg.header)
@@ -312,13 +325,12 @@ class DepthNode(Node):
             kind = classify_image_error(exc, msg.encoding, self._rgb_encodings)
             self._log_fault(kind, f'{exc}')
             return
-        if self._image_guard.check(stamp):
-            self._time_jumped_back('image', stamp)
-            self._image_guard.check(stamp)
-        self._note_stamp(stamp)
-        self._offer(self._sync.add_image(stamp, _ImageItem(msg, rgb, received)))
+        pairs = self._sync.add_image(stamp, _ImageItem(msg, rgb, received), arrival_ns=arrival)
+        self._note_time_jumps()
+        self._offer(pairs)
 
     def _on_points(self, msg: PointCloud2) -> None:
+        arrival = self._arrival.now_ns()
         received = time.time_ns()
         self.rates['points'].tick()
         stamp = _stamp_ns(msg.header)
@@ -330,11 +342,10 @@ class DepthNode(Node):
         if xyz.shape[0] == 0:
             self._log_fault('empty_cloud', 'a PointCloud2 with no points')
             return
-        if self._scan_guard.check(stamp):
-            self._time_jumped_back('points', stamp)
-            self._scan_guard.check(stamp)
-        self._note_stamp(stamp)
-        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received)))
+        pairs = self._sync.add_scan(stamp, _ScanItem(xyz, received), arrival_ns=arrival)
+        self._queue.note_scan()
+        self._note_time_jumps()
+        self._offer(pairs)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
@@ -347,36 +358,32 @@ class DepthNode(Node):
             self._camera = (model, msg)
 
     def _on_flush_timer(self) -> None:
-        # Data time, not the node clock: a bag replayed without sim time still pairs correctly,
-        # and images still time out when every stream has stopped.
-        if self._newest_stamp is not None:
-            stamp, seen = self._newest_stamp
-            self._offer(self._sync.flush(stamp + int((time.monotonic() - seen) * 1e9)))
+        # Arrival time: images stop waiting when their wait is over even if every stream stopped.
+        self._offer(self._sync.flush(self._arrival.now_ns()))
         for line in self.faults.sync_counts('sync_', dict(self._sync.drops)):
             self.get_logger().warning(line)
+        # Queue drops under overload are routine (pair_superseded, pair_stale): counted silently.
+        self.faults.sync_counts('pair_', dict(self._queue.drops))
 
     def _offer(self, pairs: Sequence[Any]) -> None:
-        for pair in pairs:
-            self._slot.put((pair, time.time_ns()))
-        superseded = self._slot.superseded
-        if superseded > self._superseded_seen:
-            self.faults.record('pair_superseded', count=superseded - self._superseded_seen)
-            self._superseded_seen = superseded
+        self._queue.put(pairs, tag=time.time_ns())  # tag: paired wall time, for the timings
 
     # --- worker thread ------------------------------------------------------------------------
 
     def _work(self) -> None:
-        while not self._slot.closed:
-            taken = self._slot.take(_WORKER_POLL_S)
+        while not self._queue.closed:
+            taken = self._queue.take(_WORKER_POLL_S)
             if taken is None:
                 continue
-            pair, paired_wall_ns = taken
+            started = self._arrival.now_ns()
             try:
-                self._process(pair, paired_wall_ns)
+                self._process(taken.pair, taken.tag)
             except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the node
-                if self._slot.closed or not self.context.ok():
+                if self._queue.closed or not self.context.ok():
                     return
                 self._log_fault('processing_error', f'{type(exc).__name__}: {exc}')
+            finally:
+                self._queue.done(self._arrival.now_ns() - started)
 
     def _process(self, pair: Any, paired_wall_ns: int) -> None:
         start_wall_ns = time.time_ns()
@@ -400,7 +407,7 @@ class DepthNode(Node):
                             min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=self._pub_sparse is not None,
                             want_colorized=self._pub_color is not None)
-        if self._slot.closed:  # shutting down: the publishers may already be gone
+        if self._queue.closed:  # shutting down: the publishers may already be gone
             return
         t0 = time.perf_counter()
         header = image.msg.header
@@ -426,6 +433,7 @@ class DepthNode(Node):
         # sees, camera exposure to depth out, when the camera's clock agrees with ours.
         now_ns = self.get_clock().now().nanoseconds
         timings['stamp_to_publish'] = (now_ns - _stamp_ns(header)) * 1e-9
+        timings['pair_gap'] = abs(pair.gap_ns) * 1e-9  # scan time - image time, offsets applied
         for stage, seconds in timings.items():
             self.stages.add(stage, seconds)
         self.pairs_processed += 1
@@ -470,6 +478,10 @@ class DepthNode(Node):
             'images_received': str(self.rates['image'].total),
             'clouds_received': str(self.rates['points'].total),
             'pairs_processed': str(self.pairs_processed),
+            # Share of the decoded images that got depth (all of them while the device keeps up).
+            'images_with_depth_fraction': (
+                f'{self.pairs_processed / self.rates["image"].total:.3f}'
+                if self.rates['image'].total else 'nan'),
         }
         for stage, (p50, p95, worst) in sorted(stages.items()):
             values[f'{stage}_ms_p50'] = f'{p50:.2f}'
@@ -485,7 +497,7 @@ class DepthNode(Node):
 
     def close(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
         """Stop the worker thread after its current pair; False if it is still running."""
-        self._slot.close()
+        self._queue.close()
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join(timeout=timeout_s)
         return not self._worker.is_alive()
