@@ -38,11 +38,14 @@ class PairQueue:
     """Bounded, thread-safe queue of pairs for one worker, with a latency-aware choice.
 
     Policy of ``take``:
-        - The latency window ``W`` is the larger of the worker's period (median of its recent
-          ``done`` durations) and the LiDAR period (median interval of recent ``note_scan``
-          calls); unknown while neither has been measured.
-        - Pairs that waited longer than ``W`` are dropped (``stale``): a pair waits at most about
-          one model period, or one burst of pairs when a scan completes several at once.
+        - The latency window ``W`` is the interval between batches of pairs (median of the
+          recent intervals between non-empty ``put`` calls: one LiDAR period when each scan
+          completes a burst of images, one camera period when images pair on arrival); the
+          worker's period (median of its ``done`` durations) until two batches were seen.
+        - Pairs that waited longer than ``W`` are dropped (``stale``): when the worker is slower
+          than the batches come, it chooses within the newest batch, so a pair waits at most one
+          batch interval and latency stays about the pairing wait plus one model period (plus
+          at most one batch interval). A worker that keeps up never waits that long.
         - If every waiting pair can still start within ``W`` when run oldest first (at one
           worker period each), the oldest is taken: when the worker keeps up, every pair runs.
         - Otherwise the worker is behind: the pair with the smallest time gap is taken (ties:
@@ -71,8 +74,8 @@ class PairQueue:
         self._cond = threading.Condition()
         self._items: deque[QueuedPair] = deque()
         self._durations: deque[int] = deque(maxlen=window)
-        self._scan_intervals: deque[int] = deque(maxlen=window)
-        self._last_scan: int | None = None
+        self._put_intervals: deque[int] = deque(maxlen=window)
+        self._last_put: int | None = None
         self._closed = False
         self.drops: Counter[str] = Counter()
         self.put_count = 0
@@ -87,6 +90,9 @@ class PairQueue:
             return
         with self._cond:
             now = self._clock()
+            if self._last_put is not None and now > self._last_put:
+                self._put_intervals.append(now - self._last_put)
+            self._last_put = now
             for pair in pairs:
                 self._items.append(QueuedPair(pair, now, tag))
                 self.put_count += 1
@@ -94,14 +100,6 @@ class PairQueue:
                 self._items.popleft()
                 self.drops['queue_full'] += 1
             self._cond.notify()
-
-    def note_scan(self) -> None:
-        """A LiDAR scan arrived: its period bounds how long a burst of pairs may wait."""
-        with self._cond:
-            now = self._clock()
-            if self._last_scan is not None and now > self._last_scan:
-                self._scan_intervals.append(now - self._last_scan)
-            self._last_scan = now
 
     def clear(self) -> int:
         """Discard every waiting pair (counted ``time_jump``); returns how many."""
@@ -166,7 +164,7 @@ class PairQueue:
             return self._window()
 
     def _window(self) -> int | None:
-        window = max(_median(self._durations), _median(self._scan_intervals))
+        window = _median(self._put_intervals) or _median(self._durations)
         return window or None
 
     def _choose(self) -> QueuedPair | None:

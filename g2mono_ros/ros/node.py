@@ -343,7 +343,6 @@ class DepthNode(Node):
             self._log_fault('empty_cloud', 'a PointCloud2 with no points')
             return
         pairs = self._sync.add_scan(stamp, _ScanItem(xyz, received), arrival_ns=arrival)
-        self._queue.note_scan()
         self._note_time_jumps()
         self._offer(pairs)
 
