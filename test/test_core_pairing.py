@@ -53,8 +53,10 @@ class FakeClock:
 
 
 def simulate(config: SyncConfig, images, scans, *, image_latency_ns=5 * MS,
-             scan_latency_ns=30 * MS, worker_ns=10 * MS, flush_ns=50 * MS):
+             scan_latency_ns=30 * MS, worker_ns=10 * MS, flush_ns=50 * MS, lidar_clock_ns=0):
     """Run the node's pairing path on a fake clock; returns (sync, queue, processed).
+
+    ``scans`` are true times; the LiDAR stamps them ``lidar_clock_ns`` off (its clock differs).
 
     ``processed``: (pair, image arrival ns, start ns, end ns) in processing order.
     """
@@ -62,7 +64,7 @@ def simulate(config: SyncConfig, images, scans, *, image_latency_ns=5 * MS,
     sync = PairSynchronizer(config)
     queue = PairQueue(config.sync_queue_size, clock=clock)
     events = [(t + image_latency_ns, 1, 'image', t) for t in images]
-    events += [(t + scan_latency_ns, 1, 'scan', t) for t in scans]
+    events += [(t + scan_latency_ns, 1, 'scan', t + lidar_clock_ns) for t in scans]
     end = max(e[0] for e in events) + 2 * S
     events += [(t, 2, 'flush', 0) for t in range(min(e[0] for e in events), end, flush_ns)]
     heapq.heapify(events)
@@ -189,12 +191,13 @@ def test_clock_offset_between_sensors_is_not_a_jump_and_an_offset_parameter_fixe
     """The LiDAR's clock runs 3 s behind the camera's. Not a jump (each stream is checked
     against itself); ``points_time_offset: 3.0`` pairs them; output keeps camera stamps."""
     images, scans = _streams(3.0, seed=4)
-    lidar_stamps = [t - 3 * S for t in scans]
-    sync, _, processed = simulate(SyncConfig(), images, lidar_stamps)
+    sync, _, processed = simulate(SyncConfig(), images, scans, lidar_clock_ns=-3 * S)
     assert sync.time_jumps == 0 and processed == []
     assert sync.image_drops['no_partner'] == len(images)
+    # the node's hint: clouds stamped 3 s (+ their 25 ms later delivery) behind the images
+    assert sync.stream_offset_ns == pytest.approx(-3 * S - 25 * MS, abs=5 * MS)
     config = SyncConfig(points_time_offset=3.0)
-    sync, _, processed = simulate(config, images, lidar_stamps)
+    sync, _, processed = simulate(config, images, scans, lidar_clock_ns=-3 * S)
     assert sync.time_jumps == 0
     oracle = _oracle(images, scans, config.max_offset_ns)
     assert {p.image_stamp_ns: p.scan_time_ns for p, *_ in processed} == oracle

@@ -141,6 +141,7 @@ class PairSynchronizer:
         self.time_jumps = 0
         self.jumps_by_stream: Counter[str] = Counter()
         self.last_time_jump: TimeJump | None = None
+        self._lead_ns: dict[str, int] = {}  # stream -> time minus arrival of its last message
         self._clock: int | None = None
         self._arrival_shift = 0
         self._newest_stamp: dict[str, int | None] = {'image': None, 'scan': None}
@@ -174,6 +175,15 @@ class PairSynchronizer:
     @property
     def pending_unused_scans(self) -> int:
         return sum(not scan.used for scan in self._scans)
+
+    @property
+    def stream_offset_ns(self) -> int | None:
+        """How far scan times run ahead of image times for messages arriving together (ns):
+        the LiDAR's delivery delay, negated, when the clocks agree; seconds when they do not
+        (then ``points_time_offset`` should be about minus this). None before both streams."""
+        if len(self._lead_ns) < 2:
+            return None
+        return self._lead_ns['scan'] - self._lead_ns['image']
 
     def record_drop(self, reason: str, count: int = 1) -> None:
         """Count a drop decided by the caller (e.g. ``malformed`` for undecodable messages)."""
@@ -260,6 +270,7 @@ class PairSynchronizer:
         when the message is from an old epoch (dropped)."""
         self._check_jump(stream, stamp, time)
         arrival = self._tick(stamp if arrival_ns is None else int(arrival_ns))
+        self._lead_ns[stream] = time - arrival
         other = self._jumped
         if other is not None and self._clock - self._jumped_at > self._jump:
             # Messages in flight at the jump have long arrived: the other stream's clock did not

@@ -420,6 +420,12 @@ class DepthNodePhases:
         self._offer(self._sync.flush(self._arrival.now_ns()))
         for line in self.faults.sync_counts('sync_', dict(self._sync.drops)):
             self.get_logger().warning(line)
+            lead = self._sync.stream_offset_ns
+            if line.startswith('sync_no_partner') and lead is not None and abs(lead) > 1e9:
+                self._log_fault('clock_offset_suspected',
+                                f'cloud stamps run {lead * 1e-9:+.3f} s from image stamps '
+                                'arriving at the same time: if the camera and LiDAR clocks '
+                                f'differ, set points_time_offset to about {-lead * 1e-9:.2f}')
         # Queue drops under overload are routine (pair_superseded, pair_stale): counted silently.
         self.faults.sync_counts('pair_', dict(self._queue.drops))
 
