@@ -273,10 +273,11 @@ def _yuv422_to_rgb(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:
 
 
 def depth_from_image(msg: Any) -> np.ndarray:
-    """Decode a depth Image into (H, W) float32 metres, 0 = no data (REP 118).
+    """Decode a depth Image into (H, W) float32 metres, 0 = no data.
 
-    ``16UC1``/``mono16`` are millimetres; ``32FC1``/``64FC1`` metres, where NaN, +-Inf and
-    values <= 0 all become 0.
+    Reads both conventions: REP 118 (NaN = no data in ``32FC1``, what the node publishes) and
+    the older 0.0 of earlier bags. ``16UC1``/``mono16`` are millimetres (0 = no data);
+    ``32FC1``/``64FC1`` metres, where NaN, +-Inf and values <= 0 all become 0.
 
     Raises:
         MessageError: any other encoding.
@@ -290,6 +291,9 @@ def depth_from_image(msg: Any) -> np.ndarray:
         return depth
     msg_ = f'image encoding {encoding!r} is not a depth encoding (expected 32FC1 or 16UC1)'
     raise MessageError(msg_)
+
+
+_UINT16_MAX = 65535.0
 
 
 def _new_header(header: Any) -> Any:
@@ -345,13 +349,18 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
 
 
 def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32FC1') -> Any:
-    """Encode metric depth as a sensor_msgs/msg/Image following REP 118 (0 = no data).
+    """Encode metric depth as a sensor_msgs/msg/Image following REP 118.
+
+    REP 118 (and depth_image_proc) read 0.0 in a float image as a point at the camera centre,
+    so "no data" must be NaN there; in millimetres 0 is the only invalid value, and a depth that
+    does not fit in 16 bits is invalid rather than clipped to 65.535 m.
 
     Args:
-        depth_m: (H, W) depth in metres along the optical axis.
+        depth_m: (H, W) depth in metres along the optical axis; NaN, +-Inf and values <= 0
+            mean no estimate (the arrays of this package use 0).
         header: std_msgs/Header (stamp and frame of the camera image it belongs to).
-        encoding: ``'32FC1'`` metres, or ``'16UC1'`` millimetres rounded and clipped to 65535.
-            NaN, +-Inf and values <= 0 become 0 in both.
+        encoding: ``'32FC1'`` metres, no estimate = NaN; or ``'16UC1'`` millimetres rounded to
+            the nearest, no estimate and depths above 65.535 m = 0.
 
     Raises:
         ShapeError: ``depth_m`` is not 2-D.
@@ -365,12 +374,15 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
         msg = f'depth encoding must be 32FC1 or 16UC1; got {encoding!r}'
         raise MessageError(msg)
     depth = depth.astype(np.float32, copy=False)
-    invalid = ~(np.isfinite(depth) & (depth > 0))
+    with np.errstate(invalid='ignore'):
+        invalid = ~(np.isfinite(depth) & (depth > 0))
     if encoding == '32FC1':
         if invalid.any():
-            depth = np.where(invalid, np.float32(0.0), depth)
+            depth = np.where(invalid, np.float32(np.nan), depth)
         return numpy_to_image(depth, '32FC1', header)
-    millimetres = np.clip(np.rint(np.where(invalid, 0.0, depth) * 1000.0), 0, 65535)
+    with np.errstate(invalid='ignore'):
+        millimetres = np.rint(np.where(invalid, 0.0, depth) * 1000.0)
+    millimetres[millimetres > _UINT16_MAX] = 0.0
     return numpy_to_image(millimetres.astype(np.uint16), '16UC1', header)
 
 

@@ -100,12 +100,14 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'points_topic': ParameterSpec(_D['points_topic'], 'LiDAR sensor_msgs/PointCloud2 input.'),
     'depth_topic': ParameterSpec(_D['depth_topic'], 'Depth output; camera_info, sparse_depth, '
                                  'depth/colorized and depth/timing are published beside it.'),
-    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres) | 16UC1 '
-                                     '(millimetres); 0 = no estimate.'),
+    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres, NaN = no '
+                                     'estimate) | 16UC1 (millimetres, 0 = no estimate or beyond '
+                                     '65.535 m); REP 118.'),
     'publish_colorized': ParameterSpec(_D['publish_colorized'], 'Also publish an rgb8 rendering '
                                        'on <depth_topic>/colorized.'),
     'publish_sparse': ParameterSpec(_D['publish_sparse'], 'Also publish the projected LiDAR '
-                                    'input (32FC1, image size) on <ns>/sparse_depth.'),
+                                    'input (32FC1, image size, NaN where no point landed) on '
+                                    '<ns>/sparse_depth.'),
     'input_qos': ParameterSpec(_D['input_qos'], 'Subscriptions: sensor_data (best effort; matches '
                                'best-effort and reliable drivers) | reliable | best_effort.'),
     'output_qos': ParameterSpec(_D['output_qos'], 'Publishers: reliable (matches every '
