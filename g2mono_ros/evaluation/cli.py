@@ -21,8 +21,8 @@ __all__ = ['add_arguments', 'add_common_arguments', 'default_report_dir', 'exit_
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *,
-                         input_height_default: str = '320, as the node',
-                         input_width_default: str = '0') -> None:
+                         input_height_default: str = "the checkpoint's, as the node",
+                         input_width_default: str = "the checkpoint's") -> None:
     """Options shared by ``evaluate`` and ``demo``: the network and the live replay."""
     net = parser.add_argument_group('network (as the node parameters of the same names)')
     net.add_argument('--variant', default='auto', help='auto | seed | official (default auto)')

@@ -71,10 +71,11 @@ PARAMETERS: dict[str, ParameterSpec] = {
                              '| official (needed for the official bare state dict).'),
     'device': ParameterSpec(_D['device'], 'auto (CUDA when available) | cuda | cpu.'),
     'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (autocast, network only).'),
-    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; a positive '
-                                  'multiple of 64 (about 320 recommended).'),
+    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; 0 = the size '
+                                  'recorded in the checkpoint, else a multiple of 64.'),
     'input_width': ParameterSpec(_D['input_width'], 'Network input width, px; a multiple of 64, '
-                                 "or 0 to keep the camera's aspect ratio."),
+                                 "or 0: the checkpoint's when input_height is 0, else keep the "
+                                 "camera's aspect ratio."),
     'max_depth': ParameterSpec(_D['max_depth'], 'Metres mapped to 1.0 at the network; 0 = the '
                                "checkpoint's value.", True),
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
@@ -245,7 +246,8 @@ class DepthNode(Node):
         self.get_logger().info(
             f'depth node ready: {names[0]} + {names[1]} + {names[2]} -> {names[3]} '
             f'({self.config.output_encoding}) on {self.engine.device}, network input '
-            f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m')
+            f'{self.engine.input_height} x {self.engine.input_width or "aspect-kept"}, '
+            f'max depth {self.engine.max_depth:g} m')
 
     # --- set-up -------------------------------------------------------------------------------
 
