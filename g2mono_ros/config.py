@@ -16,6 +16,7 @@ from typing import Any
 from g2mono_ros.errors import ConfigError
 
 __all__ = [
+    'CAMERA_MODELS',
     'DEVICES',
     'PRECISIONS',
     'QOS_PROFILES',
@@ -34,6 +35,8 @@ DEVICES = ('auto', 'cuda', 'cpu')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
+#: what the input image is: ``raw`` (CameraInfo K + D apply) or ``rectified`` (P, no distortion).
+CAMERA_MODELS = ('raw', 'rectified')
 
 
 def _require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -206,6 +209,7 @@ class NodeConfig:
     points_topic: str = '/lidar/points'
     depth_topic: str = '/g2mono/depth'
     output_encoding: str = '32FC1'
+    camera_model: str = 'raw'  # raw: K + D | rectified: P, no distortion (image_rect topics)
     publish_colorized: bool = False
     publish_sparse: bool = False
     input_qos: str = 'sensor_data'
@@ -223,6 +227,7 @@ class NodeConfig:
                 msg = f'parameter {name!r} must be a non-empty topic name; got {value!r}'
                 raise ConfigError(msg)
         _require_choice('output_encoding', self.output_encoding, DEPTH_ENCODINGS)
+        _require_choice('camera_model', self.camera_model, CAMERA_MODELS)
         _require_choice('input_qos', self.input_qos, QOS_PROFILES)
         _require_choice('output_qos', self.output_qos, QOS_PROFILES)
         _require_finite('diagnostics_period', self.diagnostics_period, low=0.0, low_open=True)

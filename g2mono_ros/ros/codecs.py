@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from g2mono_ros.fusion.camera import CameraModel
+from g2mono_ros.fusion.camera import CameraModel, camera_model_from_calibration
 from g2mono_ros.errors import MessageError, ShapeError
 
 __all__ = [
@@ -567,25 +567,26 @@ def xyz_to_pointcloud2(xyz: np.ndarray, header: Any = None,
     return out
 
 
-def camera_info_to_model(msg: Any) -> CameraModel:
+def camera_info_to_model(msg: Any, camera_model: str = 'raw') -> CameraModel:
     """Build the CameraModel of the published image from a sensor_msgs/CameraInfo.
 
-    Works on rclpy and rosbags messages and on ROS 1 names (``K``/``D``). An empty distortion
-    model with no coefficients means ``none``; ``fisheye`` is read as ``equidistant``.
-    Binning and ROI are applied as image_geometry's PinholeCameraModel does: the size becomes
-    ``roi size / binning`` (full size when the ROI is all zero, binning 0 means 1), and
-    ``cx' = (cx - x_offset) / binning_x``, ``fx' = fx / binning_x`` (likewise y).
+    Works on rclpy and rosbags messages and on ROS 1 names (``K``/``D``/``P``). An empty
+    distortion model with no coefficients means ``none``; ``fisheye`` is read as
+    ``equidistant``. ``camera_model`` ``raw`` uses K and D; ``rectified`` uses P's 3x3 part, no
+    distortion, and P's Tx/Ty. Binning and ROI are applied as image_geometry's
+    PinholeCameraModel does (``fusion.camera.camera_model_from_calibration``).
 
     Raises:
-        MessageError: K with a zero/non-finite focal length, zero image size, an unknown
-            distortion model, or a coefficient count that model cannot take.
+        MessageError: K (raw) or P (rectified) with a zero/non-finite focal length, zero image
+            size, an unknown distortion model, a coefficient count that model cannot take, or a
+            ROI outside the image.
     """
-    k = getattr(msg, 'k', None)
-    if k is None:
-        k = getattr(msg, 'K', None)
-    d = getattr(msg, 'd', None)
-    if d is None:
-        d = getattr(msg, 'D', ())
+    def field(lower: str, upper: str, default: Any = None) -> Any:
+        value = getattr(msg, lower, None)
+        return getattr(msg, upper, default) if value is None else value
+
+    k = field('k', 'K')
+    d = field('d', 'D', ())
     if k is None:
         err = f'CameraInfo message has no field k/K (got {type(msg).__name__})'
         raise MessageError(err)
@@ -598,25 +599,17 @@ def camera_info_to_model(msg: Any) -> CameraModel:
         model = 'none'
     elif model == 'fisheye':
         model = 'equidistant'
-    width = _int_field(msg, 'width', 'CameraInfo')
-    height = _int_field(msg, 'height', 'CameraInfo')
-    k_arr = np.array(k, dtype=np.float64).reshape(-1)
-    bin_x = max(int(getattr(msg, 'binning_x', 0) or 0), 1)
-    bin_y = max(int(getattr(msg, 'binning_y', 0) or 0), 1)
     roi = getattr(msg, 'roi', None)
-    x_off = y_off = 0
-    if roi is not None and int(roi.width) > 0 and int(roi.height) > 0:
-        x_off, y_off = int(roi.x_offset), int(roi.y_offset)
-        width, height = int(roi.width), int(roi.height)
-    if k_arr.size == 9 and (bin_x > 1 or bin_y > 1 or x_off or y_off):
-        k_arr[2] = (k_arr[2] - x_off) / bin_x
-        k_arr[5] = (k_arr[5] - y_off) / bin_y
-        k_arr[0] /= bin_x
-        k_arr[1] /= bin_x
-        k_arr[4] /= bin_y
-        width, height = width // bin_x, height // bin_y
+    roi_values = ((int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))
+                  if roi is not None else (0, 0, 0, 0))
     try:
-        return CameraModel(width=width, height=height, K=k_arr, D=d_arr, distortion_model=model)
+        return camera_model_from_calibration(
+            width=_int_field(msg, 'width', 'CameraInfo'),
+            height=_int_field(msg, 'height', 'CameraInfo'),
+            K=np.asarray(k, dtype=np.float64), D=d_arr, distortion_model=model,
+            P=field('p', 'P'), binning_x=int(getattr(msg, 'binning_x', 0) or 0),
+            binning_y=int(getattr(msg, 'binning_y', 0) or 0), roi=roi_values,
+            camera_model=camera_model)
     except ShapeError as exc:
         err = f'invalid CameraInfo: {exc}'
         raise MessageError(err) from exc

@@ -98,6 +98,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'image_topic': ParameterSpec(_D['image_topic'], 'Camera image input (rgb8, bgr8, mono8, '
                                  '...).'),
     'camera_info_topic': ParameterSpec(_D['camera_info_topic'], 'CameraInfo of that camera.'),
+    'camera_model': ParameterSpec(_D['camera_model'], 'raw (CameraInfo K + D: image_raw) | '
+                                  'rectified (P, no distortion: image_rect, stereo/RGB-D '
+                                  'drivers).'),
     'points_topic': ParameterSpec(_D['points_topic'], 'LiDAR sensor_msgs/PointCloud2 input.'),
     'depth_topic': ParameterSpec(_D['depth_topic'], 'Depth output; camera_info, sparse_depth, '
                                  'depth/colorized and depth/timing are published beside it.'),
@@ -210,8 +213,10 @@ class DepthNode(Node):
         self._image_guard = StampGuard(_JUMP_BACK_NS)
         self._scan_guard = StampGuard(_JUMP_BACK_NS)
         self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
-        self._camera_lock = threading.Lock()
-        self._camera: tuple[Any, CameraInfo] | None = None
+        from g2mono_ros.fusion.camera_info_buffer import CameraInfoBuffer
+
+        # (CameraModel, CameraInfo) by stamp: an image gets the calibration with its stamp.
+        self._camera_infos: CameraInfoBuffer[tuple[Any, CameraInfo]] = CameraInfoBuffer()
         self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
         self._superseded_seen = 0
         self._last_publish_mono = time.monotonic()
@@ -248,8 +253,19 @@ class DepthNode(Node):
             f'({self.config.output_encoding}) on {self.engine.device}, network input '
             f'{self.engine.input_height} x {self.engine.input_width or "aspect-kept"}, '
             f'max depth {self.engine.max_depth:g} m')
+        self._warn_camera_model(names[0])
 
     # --- set-up -------------------------------------------------------------------------------
+
+    def _warn_camera_model(self, image_topic: str) -> None:
+        # The usual topic names say which images are rectified; a mismatch is the classic
+        # mistake (distortion applied twice, or never), and costs tens of pixels at the edges.
+        leaf = image_topic.rsplit('/', 1)[-1]
+        looks = 'rectified' if 'rect' in leaf else 'raw' if leaf.endswith('_raw') else None
+        if looks is not None and looks != self.config.camera_model:
+            self.get_logger().warning(
+                f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
+                f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
 
     def _declare_parameters(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -343,12 +359,11 @@ class DepthNode(Node):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
         try:
-            model = self._codecs.camera_info_to_model(msg)
+            model = self._codecs.camera_info_to_model(msg, self.config.camera_model)
         except G2MonoError as exc:
             self._log_fault('malformed_camera_info', f'{exc}')
             return
-        with self._camera_lock:
-            self._camera = (model, msg)
+        self._camera_infos.add(_stamp_ns(msg.header), (model, msg))
 
     def _on_flush_timer(self) -> None:
         # Data time, not the node clock: a bag replayed without sim time still pairs correctly,
@@ -386,14 +401,20 @@ class DepthNode(Node):
         start_wall_ns = time.time_ns()
         image: _ImageItem = pair.image
         scan: _ScanItem = pair.scan
-        with self._camera_lock:
-            camera = self._camera
-        if camera is None:
+        rgb = image.rgb
+        image_stamp = _stamp_ns(image.msg.header)
+        match = self._camera_infos.lookup(
+            image_stamp, fits=lambda item: (item[0].height, item[0].width) == rgb.shape[:2])
+        if match is None:
             self._log_fault('no_camera_info', f'no CameraInfo on {self.config.camera_info_topic} '
                                               'yet; pair skipped')
             return
-        model, info = camera
-        rgb = image.rgb
+        if not match.exact:
+            # Drivers stamp CameraInfo like the image; without one, the newest that fits.
+            self._log_fault('camera_info_fallback',
+                            f'no CameraInfo stamped {image_stamp * 1e-9:.6f} s (the image); '
+                            f'using the newest that fits, stamped {match.stamp_ns * 1e-9:.6f} s')
+        model, info = match.item
         if (model.height, model.width) != rgb.shape[:2]:
             self._log_fault('camera_info_mismatch',
                             f'CameraInfo is {model.width}x{model.height}, image is '
