@@ -56,8 +56,10 @@ def _launch_file() -> Path:
 def _params_file() -> Path:
     """The shipped YAML with a small network input, as a user's own params_file would be."""
     document = yaml.safe_load((REPO_ROOT / 'config' / 'depth.yaml').read_text())
-    params = document['depth_node']['ros__parameters']
+    params = document['/**']['ros__parameters']
+    # Points already in the optical frame (the feed below): an explicit identity, not TF.
     params.update(input_height=64, max_depth=20.0)
+    params['extrinsic'].update(translation=[0.0, 0.0, 0.0], rotation=[0.0, 0.0, 0.0, 1.0])
     path = WORKDIR / 'depth_small.yaml'
     path.write_text(yaml.safe_dump(document))
     return path
@@ -113,7 +115,7 @@ class TestDepthLaunch(unittest.TestCase):
         received: list[Image] = []
         node.create_subscription(Image, '/g2mono/depth', received.append, 10)
         rng = np.random.default_rng(0)
-        # The shipped YAML has the identity extrinsic: points already in the optical frame.
+        # The params file sets the identity extrinsic: points already in the optical frame.
         xyz = np.stack([rng.uniform(-3, 3, 2000), rng.uniform(-2, 2, 2000),
                         rng.uniform(4, 12, 2000)], axis=1).astype(np.float32)
         rgb = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
