@@ -18,6 +18,8 @@ PYTHON_KEYS = {
     'python3-pytest': 'pytest',
 }
 PLUGIN_TEXT = {'python3-pytest-timeout': 'pytest.mark.timeout'}
+# Used through another package's module: rclpy.lifecycle needs lifecycle_msgs at run time.
+INDIRECT_TEXT = {'lifecycle_msgs': 'rclpy.lifecycle'}
 ROS_MODULE = re.compile(r'^(rclpy|rcl_interfaces|ament_index_python|launch|launch_ros|'
                         r'launch_testing|tf2_ros|message_filters|cv_bridge|sensor_msgs_py|'
                         r'rosbag2_py|\w+_msgs)$')
@@ -61,8 +63,12 @@ def test_every_imported_ros_package_is_declared_and_every_declaration_used(repo_
 
     unused = set()
     for dep in exec_deps:
-        used = (dep in run_modules if not dep.startswith('python3-')
-                else PYTHON_KEYS.get(dep) in run_modules)
+        if dep in INDIRECT_TEXT:
+            used = INDIRECT_TEXT[dep] in run_text
+        elif dep.startswith('python3-'):
+            used = PYTHON_KEYS.get(dep) in run_modules
+        else:
+            used = dep in run_modules
         unused |= set() if used else {dep}
     for dep in declared['test_depend']:
         if dep in PLUGIN_TEXT:

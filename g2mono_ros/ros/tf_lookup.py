@@ -48,6 +48,7 @@ class TfTransformSource:
         from tf2_ros.buffer import Buffer
         from tf2_ros.transform_listener import TransformListener
 
+        self._node = node
         self._buffer = Buffer(cache_time=Duration(seconds=cache_time_s), node=node)
         self._listener = TransformListener(self._buffer, node, spin_thread=False)
         self.static_tree = StaticFrameTree()
@@ -84,3 +85,8 @@ class TfTransformSource:
 
     def is_static(self, target_frame: str, source_frame: str) -> bool:
         return self.static_tree.connects(target_frame, source_frame)
+
+    def close(self) -> None:
+        """Destroy the listener's and the static tree's subscriptions (lifecycle cleanup)."""
+        self._listener.unregister()
+        self._node.destroy_subscription(self._static_sub)
