@@ -18,6 +18,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
@@ -39,6 +40,9 @@ RIGS = {
     'cam_right': ((-0.30, 0.05, 0.10), (0.5416752, -0.4545195, 0.4545195, 0.5416752)),
 }
 QOS_OVERRIDE_NS = 'cam_right'
+# A third rig with a forgotten extrinsic (identity on a REP 103 LiDAR): warned about.
+WRONG_NS = 'cam_wrong'
+NAMESPACES = {**RIGS, WRONG_NS: ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))}
 
 
 @pytest.fixture(scope='module')
@@ -53,8 +57,20 @@ def rigs(repo_root, tmp_path_factory):
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     lock = threading.Lock()
-    pubs, sent, sparse = {}, {ns: {} for ns in RIGS}, {ns: [] for ns in RIGS}
-    for ns in RIGS:
+    pubs, sent, sparse = {}, {ns: {} for ns in NAMESPACES}, {ns: [] for ns in NAMESPACES}
+    diagnostics: dict[str, list[dict[str, str]]] = {ns: [] for ns in NAMESPACES}
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            ns = status.name.split('/', 1)[0]
+            if ns in diagnostics:
+                values = {kv.key: kv.value for kv in status.values}
+                values['_name'] = status.name
+                with lock:
+                    diagnostics[ns].append(values)
+
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
+    for ns in NAMESPACES:
         # Relative names as a driver in that namespace would publish them.
         pubs[ns] = (node.create_publisher(Image, f'/{ns}/camera/image_raw', qos_profile_sensor_data),
                     node.create_publisher(CameraInfo, f'/{ns}/camera/camera_info',
@@ -71,11 +87,12 @@ def rigs(repo_root, tmp_path_factory):
 
     procs = {}
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    for ns, (t, q) in RIGS.items():
+    for ns, (t, q) in NAMESPACES.items():
         command = [DEPTH_NODE, '--ros-args', '-r', f'__ns:=/{ns}',
                    '--params-file', str(repo_root / 'config' / 'depth.yaml'),
                    '-p', f'weights:={weights}', '-p', 'device:=cpu', '-p', 'input_height:=64',
                    '-p', 'max_depth:=20', '-p', 'publish_sparse:=true',
+                   '-p', 'diagnostics_period:=0.5',
                    '-p', f'extrinsic.translation:={list(t)}',
                    '-p', f'extrinsic.rotation:={list(q)}']
         if ns == QOS_OVERRIDE_NS:
@@ -92,7 +109,7 @@ def rigs(repo_root, tmp_path_factory):
     def feed() -> None:
         frame = 0
         while not stop.is_set():
-            for i, ns in enumerate(RIGS):
+            for i, ns in enumerate(NAMESPACES):
                 stamp = time.time_ns() + i  # distinct stamps per rig
                 xyz = make_points(rng)
                 with lock:
@@ -108,7 +125,7 @@ def rigs(repo_root, tmp_path_factory):
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    yield procs, node, lock, sent, sparse
+    yield procs, node, lock, sent, sparse, diagnostics
     stop.set()
     feeder.join(5.0)
     for proc in procs.values():
@@ -139,7 +156,7 @@ def _wait(predicate, timeout_s: float, what: str, procs) -> None:
 
 
 def test_each_namespace_projects_with_its_own_extrinsic(rigs):
-    procs, _, lock, sent, sparse = rigs
+    procs, _, lock, sent, sparse, _ = rigs
 
     def enough() -> bool:
         with lock:
@@ -178,3 +195,24 @@ def test_qos_override_parameter_sets_the_depth_publishers_reliability(rigs):
           is not None, 60, 'both depth publishers', procs)
     assert reliability('cam_left') == ReliabilityPolicy.RELIABLE  # output_qos default
     assert reliability(QOS_OVERRIDE_NS) == ReliabilityPolicy.BEST_EFFORT
+
+
+def test_a_forgotten_extrinsic_is_warned_about_per_namespace(rigs):
+    """Identity on a REP 103 LiDAR: no point lands in the image; log + diagnostics say so."""
+    procs, _, lock, _, _, diagnostics = rigs
+
+    def warned() -> bool:
+        with lock:
+            latest = diagnostics[WRONG_NS][-1:] + diagnostics['cam_left'][-1:]
+        return (len(latest) == 2 and int(latest[0].get('drops.extrinsic_suspect', 0)) > 0
+                and 'points_in_image_pct' in latest[1])
+
+    _wait(warned, 120, 'an extrinsic_suspect count on /diagnostics', procs)
+    with lock:
+        wrong, left = diagnostics[WRONG_NS][-1], diagnostics['cam_left'][-1]
+    assert wrong['_name'] == f'{WRONG_NS}/depth_node: depth completion'
+    assert wrong['extrinsic_source'] == 'parameters' and wrong['points_in_image_pct'] == '0.0'
+    assert 'drops.extrinsic_suspect' not in left and float(left['points_in_image_pct']) > 50
+    log = procs[WRONG_NS].log_path.read_text()
+    assert ("the transform from 'cam_wrong_lidar' to 'cam_wrong_optical' is probably wrong"
+            in log)
