@@ -207,6 +207,15 @@ class ExtrinsicConfig:
         return bool(self.translation)
 
 
+def _as_tuple(name: str, value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
+        msg = f'parameter {name!r} must be a list of numbers (or empty = unset); got {value!r}'
+        raise ConfigError(msg)
+    return tuple(value)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -267,7 +276,8 @@ class NodeConfig:
             elif name in sync:
                 parts['sync'][name] = value
             elif name in ('extrinsic.translation', 'extrinsic.rotation'):
-                parts['extrinsic'][name.split('.', 1)[1]] = tuple(value)
+                # `[]` in a YAML file reaches rclpy as an unset value (None): unset, like empty.
+                parts['extrinsic'][name.split('.', 1)[1]] = _as_tuple(name, value)
             elif name == 'extrinsic.tf_timeout':
                 parts['extrinsic']['tf_timeout'] = value
             elif name in top:

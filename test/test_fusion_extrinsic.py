@@ -151,6 +151,12 @@ def test_extrinsic_config_unset_by_default_and_both_or_neither():
     config = NodeConfig.from_flat({'weights': 'a.pt', 'extrinsic.translation': [],
                                    'extrinsic.rotation': [], 'extrinsic.tf_timeout': 0.5})
     assert not config.extrinsic.is_set and config.extrinsic.tf_timeout == 0.5
+    # `translation: []` in a YAML file arrives from rclpy as None: unset too.
+    config = NodeConfig.from_flat({'weights': 'a.pt', 'extrinsic.translation': None,
+                                   'extrinsic.rotation': None})
+    assert not config.extrinsic.is_set
+    with pytest.raises(ConfigError, match="'extrinsic.rotation' must be a list of numbers"):
+        NodeConfig.from_flat({'weights': 'a.pt', 'extrinsic.rotation': 'identity'})
 
 
 def _scan(seed: int = 0, n: int = 20000) -> np.ndarray:

@@ -118,3 +118,20 @@ def test_half_an_extrinsic_is_refused(repo_root, fake_weights, param, missing):
     result = run_node(repo_root, f'weights:={fake_weights}', param)
     assert result.returncode == 2
     assert f"parameter 'extrinsic.{missing}' is unset" in result.stderr
+
+
+def test_empty_extrinsic_lists_in_a_params_file_mean_unset(repo_root, fake_weights, tmp_path):
+    """`translation: []` reaches rclpy as an unset value: the same as leaving it out."""
+    extra = tmp_path / 'empty_extrinsic.yaml'
+    extra.write_text('/**:\n  ros__parameters:\n    extrinsic:\n      translation: []\n'
+                     '      rotation: []\n')
+    result = subprocess.run([DEPTH_NODE, '--ros-args', '--params-file',
+                             str(repo_root / 'config' / 'depth.yaml'), '--params-file', str(extra),
+                             '-p', f'weights:={fake_weights}'],
+                            capture_output=True, text=True, timeout=90)
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr, result.stderr
+    try:
+        import tf2_ros  # noqa: F401
+    except ImportError:
+        assert "'extrinsic.translation' and 'extrinsic.rotation' are unset" in result.stderr
