@@ -76,6 +76,7 @@ def node_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[st
         'points_time_offset': float(sync.points_time_offset),
         'image_topic': options.image_topic,
         'camera_info_topic': options.camera_info_topic,
+        'camera_model': options.camera_model,
         'points_topic': options.points_topic,
         'depth_topic': DEPTH_TOPIC,
         'output_encoding': '32FC1',

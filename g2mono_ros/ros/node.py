@@ -26,11 +26,13 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, NodeConfig, ProjectionConfig,
                                SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
+from g2mono_ros.fusion.extrinsic import CoverageCheck, ExtrinsicResolver
 from g2mono_ros.fusion.pair_queue import PairQueue
 from g2mono_ros.fusion.pipeline import (FaultLog, PairInputs, RateMeter, StageStats,
                                       classify_image_error, process_pair)
@@ -57,9 +59,10 @@ def _defaults() -> dict[str, Any]:
     for f in fields(NodeConfig):
         if f.name not in ('engine', 'projection', 'sync', 'extrinsic'):
             values[f.name] = f.default
-    extrinsic = ExtrinsicConfig()
+    extrinsic = ExtrinsicConfig()  # unset: [] (the transform then comes from TF)
     values['extrinsic.translation'] = [float(v) for v in extrinsic.translation]
     values['extrinsic.rotation'] = [float(v) for v in extrinsic.rotation]
+    values['extrinsic.tf_timeout'] = extrinsic.tf_timeout
     return values
 
 
@@ -73,10 +76,11 @@ PARAMETERS: dict[str, ParameterSpec] = {
                              '| official (needed for the official bare state dict).'),
     'device': ParameterSpec(_D['device'], 'auto (CUDA when available) | cuda | cpu.'),
     'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (autocast, network only).'),
-    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; a positive '
-                                  'multiple of 64 (about 320 recommended).'),
+    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; 0 = the size '
+                                  'recorded in the checkpoint, else a multiple of 64.'),
     'input_width': ParameterSpec(_D['input_width'], 'Network input width, px; a multiple of 64, '
-                                 "or 0 to keep the camera's aspect ratio."),
+                                 "or 0: the checkpoint's when input_height is 0, else keep the "
+                                 "camera's aspect ratio."),
     'max_depth': ParameterSpec(_D['max_depth'], 'Metres mapped to 1.0 at the network; 0 = the '
                                "checkpoint's value.", True),
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
@@ -102,21 +106,29 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                         'for pairing (driver latency, clock offset).', True),
     'extrinsic.translation': ParameterSpec(_D['extrinsic.translation'], 'LiDAR -> camera optical '
                                            'frame translation [x, y, z], m: '
-                                           'p_cam = R p_lidar + t.', True),
+                                           'p_cam = R p_lidar + t; empty = from TF.', True),
     'extrinsic.rotation': ParameterSpec(_D['extrinsic.rotation'], 'LiDAR -> camera optical frame '
-                                        'rotation, unit quaternion [x, y, z, w].', True),
+                                        'rotation, unit quaternion [x, y, z, w]; empty = from '
+                                        'TF.', True),
+    'extrinsic.tf_timeout': ParameterSpec(_D['extrinsic.tf_timeout'], 'Seconds a TF lookup '
+                                          '(cloud frame_id -> image frame_id) may wait.', True),
     'image_topic': ParameterSpec(_D['image_topic'], 'Camera image input (rgb8, bgr8, mono8, '
                                  '...).'),
     'camera_info_topic': ParameterSpec(_D['camera_info_topic'], 'CameraInfo of that camera.'),
+    'camera_model': ParameterSpec(_D['camera_model'], 'raw (CameraInfo K + D: image_raw) | '
+                                  'rectified (P, no distortion: image_rect, stereo/RGB-D '
+                                  'drivers).'),
     'points_topic': ParameterSpec(_D['points_topic'], 'LiDAR sensor_msgs/PointCloud2 input.'),
     'depth_topic': ParameterSpec(_D['depth_topic'], 'Depth output; camera_info, sparse_depth, '
                                  'depth/colorized and depth/timing are published beside it.'),
-    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres) | 16UC1 '
-                                     '(millimetres); 0 = no estimate.'),
+    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres, NaN = no '
+                                     'estimate) | 16UC1 (millimetres, 0 = no estimate or beyond '
+                                     '65.535 m); REP 118.'),
     'publish_colorized': ParameterSpec(_D['publish_colorized'], 'Also publish an rgb8 rendering '
                                        'on <depth_topic>/colorized.'),
     'publish_sparse': ParameterSpec(_D['publish_sparse'], 'Also publish the projected LiDAR '
-                                    'input (32FC1, image size) on <ns>/sparse_depth.'),
+                                    'input (32FC1, image size, NaN where no point landed) on '
+                                    '<ns>/sparse_depth.'),
     'input_qos': ParameterSpec(_D['input_qos'], 'Subscriptions: sensor_data (best effort; matches '
                                'best-effort and reliable drivers) | reliable | best_effort.'),
     'output_qos': ParameterSpec(_D['output_qos'], 'Publishers: reliable (matches every '
@@ -138,7 +150,7 @@ _WORKER_JOIN_S = 3.0
 
 
 def output_topics(depth_topic: str) -> dict[str, str]:
-    """Every output name, derived from ``depth_topic`` (``/g2mono/depth`` -> ``/g2mono/...``)."""
+    """Every output name, derived from ``depth_topic`` (``g2mono/depth`` -> ``g2mono/...``)."""
     parent = depth_topic.rsplit('/', 1)[0] if '/' in depth_topic else ''
     prefix = f'{parent}/' if parent or depth_topic.startswith('/') else ''
     return {
@@ -151,8 +163,12 @@ def output_topics(depth_topic: str) -> dict[str, str]:
 
 
 def _qos(name: str, *, output: bool) -> QoSProfile:
+    # A new profile per entity: qos_overrides.* parameters are written into the one passed.
     if name == 'sensor_data':
-        return qos_profile_sensor_data
+        return QoSProfile(history=qos_profile_sensor_data.history,
+                          depth=qos_profile_sensor_data.depth,
+                          reliability=qos_profile_sensor_data.reliability,
+                          durability=qos_profile_sensor_data.durability)
     reliability = (ReliabilityPolicy.RELIABLE if name == 'reliable'
                    else ReliabilityPolicy.BEST_EFFORT)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5 if output else 10,
@@ -179,6 +195,7 @@ class _ImageItem(NamedTuple):
 class _ScanItem(NamedTuple):
     points: np.ndarray
     received_wall_ns: int
+    frame_id: str = ''
 
 
 class DepthNodePhases:
@@ -206,6 +223,17 @@ class DepthNodePhases:
         if not weights.is_file():
             msg = f"parameter 'weights': no checkpoint file at {str(weights)!r}"
             raise ConfigError(msg)
+        if not self.config.extrinsic.is_set:
+            from g2mono_ros.ros.tf_lookup import tf2_available
+
+            why = tf2_available()
+            if why is not None:
+                msg = ("no LiDAR -> camera extrinsic: parameters 'extrinsic.translation' and "
+                       "'extrinsic.rotation' are unset and TF is not available (tf2_ros does "
+                       f'not import: {why}). Either set extrinsic.translation [x, y, z] and '
+                       'extrinsic.rotation [x, y, z, w], or install tf2_ros (a ROS 2 install) '
+                       "and publish TF from the cloud's frame_id to the image's")
+                raise ConfigError(msg)
 
         # Imported only after the parameters are valid: a typo fails before torch loads.
         from g2mono_ros.ros import codecs
@@ -217,11 +245,19 @@ class DepthNodePhases:
         self._rgb_encodings = _rgb_convertible_encodings(codecs.IMAGE_ENCODINGS)
         self.engine = DepthEngine(self.config.engine)
         ext = self.config.extrinsic
-        self._T_cam_lidar = transform_from_translation_quaternion(
-            np.asarray(ext.translation, dtype=np.float64),
-            np.asarray(ext.rotation, dtype=np.float64))
-
         self.faults = FaultLog()
+        self._tf_source: Any = None
+        if ext.is_set:
+            self._extrinsic = ExtrinsicResolver(fixed=transform_from_translation_quaternion(
+                np.asarray(ext.translation, dtype=np.float64),
+                np.asarray(ext.rotation, dtype=np.float64)))
+        else:
+            from g2mono_ros.ros.tf_lookup import TfTransformSource
+
+            self._tf_source = TfTransformSource(self)
+            self._extrinsic = ExtrinsicResolver(source=self._tf_source, timeout_s=ext.tf_timeout,
+                                                record=self._log_fault)
+        self._coverage = CoverageCheck()
         self.stages = StageStats()
         self.rates = {'image': RateMeter(), 'points': RateMeter(), 'camera_info': RateMeter()}
         self.pairs_processed = 0
@@ -229,10 +265,12 @@ class DepthNodePhases:
         # Waits count in arrival time on the node's clock (sim time with a bag), never going back.
         self._arrival = ArrivalClock(self._ros_now_ns)
         self._queue = PairQueue(self.config.sync.sync_queue_size, clock=self._arrival.now_ns)
-        self._jumps_seen = 0
-        self._camera_lock = threading.Lock()
-        self._camera: tuple[Any, CameraInfo] | None = None
         self._queue.close()  # a fresh one is opened by _activate
+        self._jumps_seen = 0
+        from g2mono_ros.fusion.camera_info_buffer import CameraInfoBuffer
+
+        # (CameraModel, CameraInfo) by stamp: an image gets the calibration with its stamp.
+        self._camera_infos: CameraInfoBuffer[tuple[Any, CameraInfo]] = CameraInfoBuffer()
         self._last_publish_mono = time.monotonic()
         self._faults_at_last_diag: dict[str, int] = {}
         self._subscriptions_active: list[Any] = []
@@ -240,12 +278,20 @@ class DepthNodePhases:
         self._worker: threading.Thread | None = None
 
         topics = output_topics(self.config.depth_topic)
-        out_qos = _qos(self.config.output_qos, output=True)
-        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos)
-        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos)
-        self._pub_sparse = (self.create_publisher(Image, topics['sparse_depth'], out_qos)
+        def out_qos() -> QoSProfile:
+            return _qos(self.config.output_qos, output=True)
+
+        # qos_overrides.<topic>.publisher.{reliability,history,depth} parameters apply here.
+        overridable = QoSOverridingOptions.with_default_policies()
+        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos(),
+                                                qos_overriding_options=overridable)
+        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos(),
+                                               qos_overriding_options=overridable)
+        self._pub_sparse = (self.create_publisher(Image, topics['sparse_depth'], out_qos(),
+                                                  qos_overriding_options=overridable)
                             if self.config.publish_sparse else None)
-        self._pub_color = (self.create_publisher(Image, topics['colorized'], out_qos)
+        self._pub_color = (self.create_publisher(Image, topics['colorized'], out_qos(),
+                                                 qos_overriding_options=overridable)
                            if self.config.publish_colorized else None)
         self._pub_timing = (self.create_publisher(DiagnosticStatus, topics['timing'], 10)
                             if self.config.publish_timing else None)
@@ -253,13 +299,19 @@ class DepthNodePhases:
 
     def _activate(self) -> None:
         """Subscribe to the inputs, start the timers and the worker thread."""
-        in_qos = _qos(self.config.input_qos, output=False)
+        def in_qos() -> QoSProfile:
+            return _qos(self.config.input_qos, output=False)
+
+        # qos_overrides.<topic>.subscription.{reliability,history,depth} parameters apply here.
+        overridable = QoSOverridingOptions.with_default_policies()
         sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
-                                             in_qos)
+                                             in_qos(), qos_overriding_options=overridable)
         sub_info = self.create_subscription(CameraInfo, self.config.camera_info_topic,
-                                            self._on_camera_info, in_qos)
+                                            self._on_camera_info, in_qos(),
+                                            qos_overriding_options=overridable)
         sub_points = self.create_subscription(PointCloud2, self.config.points_topic,
-                                              self._on_points, in_qos)
+                                              self._on_points, in_qos(),
+                                              qos_overriding_options=overridable)
         self._subscriptions_active = [sub_image, sub_info, sub_points]
         self._timers_active = [
             self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
@@ -277,7 +329,11 @@ class DepthNodePhases:
         self.get_logger().info(
             f'depth node ready: {names[0]} + {names[1]} + {names[2]} -> {names[3]} '
             f'({self.config.output_encoding}) on {self.engine.device}, network input '
-            f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m')
+            f'{self.engine.input_height} x {self.engine.input_width or "aspect-kept"}, '
+            f'max depth {self.engine.max_depth:g} m, '
+            + ('extrinsic from TF (cloud frame_id -> image frame_id)' if self._extrinsic.uses_tf
+               else 'extrinsic from the parameters (TF not consulted)'))
+        self._warn_camera_model(names[0])
 
     def _deactivate(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
         """Stop subscriptions, timers and the worker; the network stays loaded.
@@ -302,10 +358,22 @@ class DepthNodePhases:
                 self.destroy_publisher(pub)
         self._pub_sparse = self._pub_color = self._pub_timing = None
         self.engine = None
-        with self._camera_lock:
-            self._camera = None
+        self._camera_infos.clear()
+        if getattr(self, '_tf_source', None) is not None:  # a new configure makes a new one
+            self._tf_source.close()
+            self._tf_source = None
 
     # --- set-up -------------------------------------------------------------------------------
+
+    def _warn_camera_model(self, image_topic: str) -> None:
+        # The usual topic names say which images are rectified; a mismatch is the classic
+        # mistake (distortion applied twice, or never), and costs tens of pixels at the edges.
+        leaf = image_topic.rsplit('/', 1)[-1]
+        looks = 'rectified' if 'rect' in leaf else 'raw' if leaf.endswith('_raw') else None
+        if looks is not None and looks != self.config.camera_model:
+            self.get_logger().warning(
+                f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
+                f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
 
     def _declare_parameters(self) -> None:
         """Declare every parameter (constructor); values are read and checked by _configure.
@@ -401,19 +469,19 @@ class DepthNodePhases:
         if xyz.shape[0] == 0:
             self._log_fault('empty_cloud', 'a PointCloud2 with no points')
             return
-        pairs = self._sync.add_scan(stamp, _ScanItem(xyz, received), arrival_ns=arrival)
+        pairs = self._sync.add_scan(stamp, _ScanItem(xyz, received, msg.header.frame_id),
+                                    arrival_ns=arrival)
         self._note_time_jumps()
         self._offer(pairs)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
         try:
-            model = self._codecs.camera_info_to_model(msg)
+            model = self._codecs.camera_info_to_model(msg, self.config.camera_model)
         except G2MonoError as exc:
             self._log_fault('malformed_camera_info', f'{exc}')
             return
-        with self._camera_lock:
-            self._camera = (model, msg)
+        self._camera_infos.add(_stamp_ns(msg.header), (model, msg))
 
     def _on_flush_timer(self) -> None:
         # Arrival time: images stop waiting when their wait is over even if every stream stopped.
@@ -455,21 +523,37 @@ class DepthNodePhases:
         start_wall_ns = time.time_ns()
         image: _ImageItem = pair.image
         scan: _ScanItem = pair.scan
-        with self._camera_lock:
-            camera = self._camera
-        if camera is None:
+        rgb = image.rgb
+        image_stamp = _stamp_ns(image.msg.header)
+        match = self._camera_infos.lookup(
+            image_stamp, fits=lambda item: (item[0].height, item[0].width) == rgb.shape[:2])
+        if match is None:
             self._log_fault('no_camera_info', f'no CameraInfo on {self.config.camera_info_topic} '
                                               'yet; pair skipped')
             return
-        model, info = camera
-        rgb = image.rgb
+        if not match.exact:
+            # Drivers stamp CameraInfo like the image; without one, the newest that fits.
+            self._log_fault('camera_info_fallback',
+                            f'no CameraInfo stamped {image_stamp * 1e-9:.6f} s (the image); '
+                            f'using the newest that fits, stamped {match.stamp_ns * 1e-9:.6f} s')
+        model, info = match.item
         if (model.height, model.width) != rgb.shape[:2]:
             self._log_fault('camera_info_mismatch',
                             f'CameraInfo is {model.width}x{model.height}, image is '
                             f'{rgb.shape[1]}x{rgb.shape[0]}; pair skipped')
             return
         proj = self.config.projection
-        work = process_pair(self.engine, PairInputs(rgb, scan.points, model), self._T_cam_lidar,
+        image_frame = image.msg.header.frame_id
+        resolved = self._extrinsic.resolve(scan.frame_id, image_frame, pair.image_stamp_ns)
+        if resolved.T_cam_lidar is None:  # counted and logged (no_transform) by the resolver
+            return
+        T_cam_lidar = resolved.T_cam_lidar
+        suspect = self._coverage.observe(scan.points, T_cam_lidar, model,
+                                         min_range=proj.min_range, max_range=proj.max_range,
+                                         cloud_frame=scan.frame_id, image_frame=image_frame)
+        if suspect:
+            self._log_fault('extrinsic_suspect', suspect)
+        work = process_pair(self.engine, PairInputs(rgb, scan.points, model), T_cam_lidar,
                             min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=self._pub_sparse is not None,
                             want_colorized=self._pub_color is not None)
@@ -525,7 +609,8 @@ class DepthNodePhases:
         stale_after_s = max(3 * self.config.diagnostics_period, 2 * slowest_s)
         stale = time.monotonic() - self._last_publish_mono > stale_after_s
         status = DiagnosticStatus()
-        status.name = f'{self.get_name()}: depth completion'
+        # Namespaced (`cam_left/depth_node: ...`): nodes of several cameras stay apart.
+        status.name = f"{self.get_fully_qualified_name().lstrip('/')}: depth completion"
         status.hardware_id = str(self.engine.device)
         status.level = DiagnosticStatus.OK
         status.message = 'ok'
@@ -548,7 +633,11 @@ class DepthNodePhases:
             'images_with_depth_fraction': (
                 f'{self.pairs_processed / self.rates["image"].total:.3f}'
                 if self.rates['image'].total else 'nan'),
+            'extrinsic_source': self._extrinsic.last_source,
         }
+        coverage = self._coverage.fraction
+        if coverage is not None:
+            values['points_in_image_pct'] = f'{100 * coverage:.1f}'
         for stage, (p50, p95, worst) in sorted(stages.items()):
             values[f'{stage}_ms_p50'] = f'{p50:.2f}'
             values[f'{stage}_ms_p95'] = f'{p95:.2f}'
