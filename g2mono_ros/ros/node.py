@@ -27,8 +27,8 @@ from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, NodeConfig, ProjectionConfig,
-                               SyncConfig)
+from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, NodeConfig,
+                               ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
 from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
                                       StampGuard, classify_image_error, process_pair)
@@ -53,8 +53,14 @@ def _defaults() -> dict[str, Any]:
             values[f.name] = f.default
     values['weights'] = ''
     for f in fields(NodeConfig):
-        if f.name not in ('engine', 'projection', 'sync', 'extrinsic'):
+        if f.name not in ('engine', 'projection', 'sync', 'extrinsic', 'motion'):
             values[f.name] = f.default
+    motion = MotionConfig()
+    for f in fields(MotionConfig):
+        if not f.name.startswith('lidar_to_base_'):
+            values[f.name] = f.default
+    values['lidar_to_base.translation'] = [float(v) for v in motion.lidar_to_base_translation]
+    values['lidar_to_base.rotation'] = [float(v) for v in motion.lidar_to_base_rotation]
     extrinsic = ExtrinsicConfig()
     values['extrinsic.translation'] = [float(v) for v in extrinsic.translation]
     values['extrinsic.rotation'] = [float(v) for v in extrinsic.rotation]
@@ -114,6 +120,31 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                         'messages.', True),
     'publish_timing': ParameterSpec(_D['publish_timing'], 'Publish per-pair stage timings on '
                                     '<depth_topic>/timing (for benchmarks).'),
+    'motion_source': ParameterSpec(_D['motion_source'], 'Move LiDAR points to the image time: '
+                                   'none | odometry (nav_msgs/Odometry on odom_topic) | tf '
+                                   '(tf2_ros through fixed_frame).'),
+    'odom_topic': ParameterSpec(_D['odom_topic'], 'nav_msgs/Odometry input (motion_source '
+                                'odometry); its child frame is the rig body.'),
+    'fixed_frame': ParameterSpec(_D['fixed_frame'], 'Frame that does not move with the rig '
+                                 '(motion_source tf), e.g. odom.'),
+    'point_time_field': ParameterSpec(_D['point_time_field'], 'Per-point time field for '
+                                      'deskew: auto (time, t, timestamp, time_stamp, '
+                                      'offset_time) | none (scan-level) | a field name.'),
+    'point_time_unit': ParameterSpec(_D['point_time_unit'], 'Unit of that field: auto | s | ms '
+                                     '| us | ns (relative or absolute is detected).'),
+    'motion_max_extrapolation': ParameterSpec(_D['motion_max_extrapolation'], 'Seconds a pose '
+                                              'may be extrapolated past the odometry; points '
+                                              'beyond are dropped and counted.', True),
+    'motion_max_gap': ParameterSpec(_D['motion_max_gap'], 'Seconds: odometry samples further '
+                                    'apart are not interpolated across.', True),
+    'tf_timeout': ParameterSpec(_D['tf_timeout'], 'Seconds one TF lookup may wait (motion_source '
+                                'tf).', True),
+    'lidar_to_base.translation': ParameterSpec(_D['lidar_to_base.translation'], 'LiDAR -> '
+                                               'odometry child frame translation [x, y, z], m '
+                                               '(motion_source odometry).', True),
+    'lidar_to_base.rotation': ParameterSpec(_D['lidar_to_base.rotation'], 'LiDAR -> odometry '
+                                            'child frame rotation, unit quaternion [x, y, z, '
+                                            'w].', True),
 }
 
 _FLUSH_PERIOD_S = 0.05
@@ -167,6 +198,8 @@ class _ImageItem(NamedTuple):
 class _ScanItem(NamedTuple):
     points: np.ndarray
     received_wall_ns: int
+    point_stamps_ns: np.ndarray | int = 0  # (N,) per-point stamps, or the header stamp
+    frame_id: str = ''
 
 
 class DepthNode(Node):
@@ -213,6 +246,7 @@ class DepthNode(Node):
         self._superseded_seen = 0
         self._last_publish_mono = time.monotonic()
         self._faults_at_last_diag: dict[str, int] = {}
+        self._motion = self._make_motion_source()
 
         topics = output_topics(self.config.depth_topic)
         out_qos = _qos(self.config.output_qos, output=True)
@@ -246,6 +280,48 @@ class DepthNode(Node):
             f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m')
 
     # --- set-up -------------------------------------------------------------------------------
+
+    def _make_motion_source(self) -> Any:
+        """The ego-motion source of ``motion_source`` (None for ``none``)."""
+        motion = self.config.motion
+        if motion.motion_source == 'none':
+            return None
+        from g2mono_ros.fusion.motion import OdometryMotion, PoseBuffer
+
+        if motion.motion_source == 'tf':
+            try:
+                from g2mono_ros.ros.motion import TfMotion
+
+                return TfMotion(self, motion.fixed_frame, timeout_s=motion.tf_timeout,
+                                max_gap_s=motion.motion_max_gap,
+                                max_extrapolation_s=motion.motion_max_extrapolation)
+            except ImportError as exc:
+                msg = (f"parameter 'motion_source' is tf but tf2_ros cannot be imported ({exc}); "
+                       'source a ROS installation, or use motion_source: odometry')
+                raise ConfigError(msg) from exc
+        from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+        from g2mono_ros.ros.motion import subscribe_odometry
+
+        self.poses = PoseBuffer(max_gap_s=motion.motion_max_gap,
+                                max_extrapolation_s=motion.motion_max_extrapolation)
+        subscribe_odometry(self, motion.odom_topic, self.poses,
+                           _qos(self.config.input_qos, output=False), self._log_fault)
+        T_base_lidar = transform_from_translation_quaternion(
+            np.asarray(motion.lidar_to_base_translation, dtype=np.float64),
+            np.asarray(motion.lidar_to_base_rotation, dtype=np.float64))
+        return OdometryMotion(self.poses, T_base_lidar)
+
+    def _point_stamps(self, msg: PointCloud2, stamp: int) -> tuple[np.ndarray | int, str | None]:
+        """Per-point stamps for deskew, or the header stamp (scan-level) with no time field."""
+        from g2mono_ros.fusion.deskew import detect_time_field, point_stamps_ns
+
+        motion = self.config.motion
+        field = detect_time_field(self._codecs.pointcloud2_fields(msg), motion.point_time_field)
+        if field is None:
+            return stamp, None
+        _, extras = self._codecs.pointcloud2_to_xyz(msg, (field,))
+        return point_stamps_ns(extras[field], stamp, field=field,
+                               unit=motion.point_time_unit), field
 
     def _declare_parameters(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -330,11 +406,18 @@ class DepthNode(Node):
         if xyz.shape[0] == 0:
             self._log_fault('empty_cloud', 'a PointCloud2 with no points')
             return
+        point_stamps: np.ndarray | int = stamp
+        if self._motion is not None:
+            try:
+                point_stamps, _ = self._point_stamps(msg, stamp)
+            except G2MonoError as exc:  # fall back to scan-level for this cloud
+                self._log_fault('bad_point_times', f'{exc}; cloud compensated at its stamp')
         if self._scan_guard.check(stamp):
             self._time_jumped_back('points', stamp)
             self._scan_guard.check(stamp)
         self._note_stamp(stamp)
-        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received)))
+        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received, point_stamps,
+                                                         msg.header.frame_id)))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
@@ -396,7 +479,12 @@ class DepthNode(Node):
                             f'{rgb.shape[1]}x{rgb.shape[0]}; pair skipped')
             return
         proj = self.config.projection
-        work = process_pair(self.engine, PairInputs(rgb, scan.points, model), self._T_cam_lidar,
+        points = scan.points
+        if self._motion is not None:
+            points = self._compensate(scan, _stamp_ns(image.msg.header))
+            if points is None:
+                return
+        work = process_pair(self.engine, PairInputs(rgb, points, model), self._T_cam_lidar,
                             min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=self._pub_sparse is not None,
                             want_colorized=self._pub_color is not None)
@@ -437,6 +525,24 @@ class DepthNode(Node):
                 'published_wall_ns': published_wall_ns,
                 'scan_received_wall_ns': scan.received_wall_ns}, timings))
 
+    def _compensate(self, scan: _ScanItem, image_stamp_ns: int) -> np.ndarray | None:
+        """The scan's points in the LiDAR frame at the image time; None skips the pair."""
+        from g2mono_ros.fusion.motion import compensate_points
+
+        source = self._motion
+        if self.config.motion.motion_source == 'tf':
+            source = source.for_frame(scan.frame_id)
+        result = compensate_points(scan.points, scan.point_stamps_ns, image_stamp_ns, source)
+        if result.no_odometry and len(result.points):
+            self.faults.record('no_odometry_points', count=result.no_odometry)
+        if len(result.points) == 0:
+            detail = getattr(self._motion, 'last_error', '') or (
+                f'no {self.config.motion.motion_source} pose within '
+                f'{self.config.motion.motion_max_extrapolation:g} s of the image or scan time')
+            self._log_fault('no_odometry', f'{detail}; pair skipped')
+            return None
+        return result.points
+
     # --- diagnostics --------------------------------------------------------------------------
 
     def _publish_diagnostics(self) -> None:
@@ -464,6 +570,7 @@ class DepthNode(Node):
                                                           for k, v in sorted(new_faults.items()))
         values = {
             'device': str(self.engine.device),
+            'motion_source': self.config.motion.motion_source,
             'image_rate_hz': f'{self.rates["image"].rate_hz():.2f}',
             'points_rate_hz': f'{self.rates["points"].rate_hz():.2f}',
             'camera_info_rate_hz': f'{self.rates["camera_info"].rate_hz():.2f}',
