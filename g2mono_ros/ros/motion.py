@@ -17,7 +17,8 @@ from g2mono_ros.errors import MessageError
 from g2mono_ros.fusion.motion import PoseBuffer, PoseLookup
 from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
-__all__ = ['TfMotion', 'odometry_to_pose', 'subscribe_odometry', 'transform_msg_to_matrix']
+__all__ = ['TfMotion', 'cloud_point_stamps', 'odometry_to_pose', 'subscribe_odometry',
+           'transform_msg_to_matrix']
 
 #: Spacing of the TF samples across a sweep; poses between them are interpolated (slerp).
 TF_SAMPLE_NS = 5_000_000
@@ -25,6 +26,33 @@ TF_SAMPLE_NS = 5_000_000
 
 def _stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def cloud_point_stamps(msg: Any, *, field: str = 'auto', unit: str = 'auto'
+                       ) -> np.ndarray | int:
+    """Each point's stamp for deskew, or the header stamp (scan-level) when the cloud has no
+    time field (or ``field`` is ``none``). The node and the evaluator both read times here.
+
+    Args:
+        msg: a sensor_msgs/PointCloud2 (rclpy or rosbags).
+        field, unit: the ``point_time_field`` / ``point_time_unit`` parameters.
+
+    Returns:
+        (N,) int64 nanoseconds aligned with ``codecs.pointcloud2_to_xyz(msg)``'s points, or the
+        header stamp as an int.
+
+    Raises:
+        MessageError: a named field is missing, or no unit puts the times near the stamp.
+    """
+    from g2mono_ros.fusion.deskew import detect_time_field, point_stamps_ns
+    from g2mono_ros.ros.codecs import pointcloud2_fields, pointcloud2_to_xyz
+
+    stamp = _stamp_ns(msg.header)
+    name = detect_time_field(pointcloud2_fields(msg), field)
+    if name is None:
+        return stamp
+    _, extras = pointcloud2_to_xyz(msg, (name,))
+    return point_stamps_ns(extras[name], stamp, field=name, unit=unit)
 
 
 def odometry_to_pose(msg: Any) -> tuple[int, np.ndarray]:

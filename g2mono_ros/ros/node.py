@@ -311,18 +311,6 @@ class DepthNode(Node):
             np.asarray(motion.lidar_to_base_rotation, dtype=np.float64))
         return OdometryMotion(self.poses, T_base_lidar)
 
-    def _point_stamps(self, msg: PointCloud2, stamp: int) -> tuple[np.ndarray | int, str | None]:
-        """Per-point stamps for deskew, or the header stamp (scan-level) with no time field."""
-        from g2mono_ros.fusion.deskew import detect_time_field, point_stamps_ns
-
-        motion = self.config.motion
-        field = detect_time_field(self._codecs.pointcloud2_fields(msg), motion.point_time_field)
-        if field is None:
-            return stamp, None
-        _, extras = self._codecs.pointcloud2_to_xyz(msg, (field,))
-        return point_stamps_ns(extras[field], stamp, field=field,
-                               unit=motion.point_time_unit), field
-
     def _declare_parameters(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for name, spec in PARAMETERS.items():
@@ -408,8 +396,11 @@ class DepthNode(Node):
             return
         point_stamps: np.ndarray | int = stamp
         if self._motion is not None:
+            from g2mono_ros.ros.motion import cloud_point_stamps
+
             try:
-                point_stamps, _ = self._point_stamps(msg, stamp)
+                point_stamps = cloud_point_stamps(msg, field=self.config.motion.point_time_field,
+                                                  unit=self.config.motion.point_time_unit)
             except G2MonoError as exc:  # fall back to scan-level for this cloud
                 self._log_fault('bad_point_times', f'{exc}; cloud compensated at its stamp')
         if self._scan_guard.check(stamp):
