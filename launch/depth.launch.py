@@ -29,7 +29,7 @@ def _depth_node(context):
     """Build the node once the arguments are known: only non-empty overrides reach it."""
     value = {name: LaunchConfiguration(name).perform(context)
              for name in ('params_file', 'weights', 'device', 'namespace', 'use_sim_time',
-                          *DEFAULT_TOPICS)}
+                          'lifecycle', *DEFAULT_TOPICS)}
     overrides = {'use_sim_time': _is_true(value['use_sim_time'])}
     # Empty launch arguments leave the parameters file's value in force.
     for name in ('weights', 'device'):
@@ -37,6 +37,19 @@ def _depth_node(context):
             overrides[name] = value[name]
     remappings = [(default, value[name]) for name, default in DEFAULT_TOPICS.items()
                   if value[name] and value[name] != default]
+    if _is_true(value['lifecycle']):
+        # Managed: it waits unconfigured for a lifecycle manager or `ros2 lifecycle set`.
+        from launch_ros.actions import LifecycleNode
+        return [LifecycleNode(
+            package=PACKAGE,
+            executable='depth_lifecycle_node',
+            name='depth_node',
+            namespace=value['namespace'],
+            parameters=[value['params_file'], overrides],
+            remappings=remappings,
+            output='screen',
+            emulate_tty=True,
+        )]
     return [Node(
         package=PACKAGE,
         executable='depth_node',
@@ -79,6 +92,10 @@ def generate_launch_description():
         DeclareLaunchArgument(
             'use_sim_time', default_value='false',
             description='Use /clock (true when replaying a bag with --clock).'),
+        DeclareLaunchArgument(
+            'lifecycle', default_value='false',
+            description='true: start the managed (lifecycle) depth node; it loads the network '
+                        'on configure and subscribes on activate.'),
         DeclareLaunchArgument(
             'fastdds_large_data', default_value='false',
             description='true: set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (Fast DDS >= 2.13: '

@@ -33,7 +33,7 @@ from g2mono_ros.errors import ConfigError, G2MonoError
 from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
                                       StampGuard, classify_image_error, process_pair)
 
-__all__ = ['NODE_NAME', 'PARAMETERS', 'DepthNode', 'add_arguments', 'main', 'output_topics', 'run']
+__all__ = ['NODE_NAME', 'PARAMETERS', 'DepthNode', 'DepthNodePhases', 'add_arguments', 'main', 'output_topics', 'run']
 
 NODE_NAME = 'depth_node'
 
@@ -202,17 +202,27 @@ class _ScanItem(NamedTuple):
     frame_id: str = ''
 
 
-class DepthNode(Node):
-    """Dense metric depth from a camera image, its CameraInfo and a LiDAR cloud.
+class DepthNodePhases:
+    """The depth node's set-up in phases, shared by ``DepthNode`` and ``LifecycleDepthNode``.
 
-    Raises:
-        ConfigError: a parameter is out of range, or the weights file is missing.
-        CheckpointError: the weights cannot be loaded as the requested variant.
+    ``_declare_parameters`` (constructor) -> ``_configure`` (validate, load the network, create
+    the publishers) -> ``_activate`` (subscriptions, timers, worker thread) -> ``_deactivate``
+    (stop those; the network stays loaded) -> ``_cleanup`` (publishers and network freed). The
+    plain node runs the first three in its constructor; the lifecycle node maps them to its
+    transitions. Mixed into an rclpy ``Node`` (or ``LifecycleNode``) subclass.
     """
 
-    def __init__(self, **node_kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **node_kwargs)
-        self.config = NodeConfig.from_flat(self._declare_parameters())
+    config: NodeConfig
+    engine: Any
+
+    def _configure(self) -> None:
+        """Validate the parameters, load the network, create the publishers.
+
+        Raises:
+            ConfigError: a parameter is out of range, or the weights file is missing.
+            CheckpointError: the weights cannot be loaded as the requested variant.
+        """
+        self.config = NodeConfig.from_flat(self._parameter_values())
         weights = Path(self.config.engine.weights).expanduser()
         if not weights.is_file():
             msg = f"parameter 'weights': no checkpoint file at {str(weights)!r}"
@@ -243,9 +253,14 @@ class DepthNode(Node):
         self._camera_lock = threading.Lock()
         self._camera: tuple[Any, CameraInfo] | None = None
         self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
+        self._slot.close()  # opened by _activate
         self._superseded_seen = 0
         self._last_publish_mono = time.monotonic()
         self._faults_at_last_diag: dict[str, int] = {}
+        self._subscriptions_active: list[Any] = []
+        self._timers_active: list[Any] = []
+        self._worker: threading.Thread | None = None
+        self.poses: Any = None  # PoseBuffer of the odometry (motion_source: odometry)
         self._motion = self._make_motion_source()
 
         topics = output_topics(self.config.depth_topic)
@@ -260,6 +275,8 @@ class DepthNode(Node):
                             if self.config.publish_timing else None)
         self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
+    def _activate(self) -> None:
+        """Subscribe to the inputs, start the timers and the worker thread."""
         in_qos = _qos(self.config.input_qos, output=False)
         sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
                                              in_qos)
@@ -267,10 +284,21 @@ class DepthNode(Node):
                                             self._on_camera_info, in_qos)
         sub_points = self.create_subscription(PointCloud2, self.config.points_topic,
                                               self._on_points, in_qos)
-        self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer)
-        self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+        self._subscriptions_active = [sub_image, sub_info, sub_points]
+        if self.poses is not None:
+            from g2mono_ros.ros.motion import subscribe_odometry
 
-        self._worker = threading.Thread(target=self._work, name='g2mono_depth_worker', daemon=True)
+            self._subscriptions_active.append(subscribe_odometry(
+                self, self.config.motion.odom_topic, self.poses, in_qos, self._log_fault))
+        self._timers_active = [
+            self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
+            self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)]
+
+        self._slot = LatestSlot()
+        self._superseded_seen = 0
+        self._last_publish_mono = time.monotonic()
+        self._worker = threading.Thread(target=self._work, args=(self._slot,),
+                                        name='g2mono_depth_worker', daemon=True)
         self._worker.start()
         names = [getattr(entity, 'topic_name', '?')  # resolved, i.e. after remapping
                  for entity in (sub_image, sub_info, sub_points, self._pub_depth)]
@@ -278,6 +306,37 @@ class DepthNode(Node):
             f'depth node ready: {names[0]} + {names[1]} + {names[2]} -> {names[3]} '
             f'({self.config.output_encoding}) on {self.engine.device}, network input '
             f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m')
+
+    def _deactivate(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
+        """Stop subscriptions, timers and the worker; the network stays loaded.
+
+        Returns:
+            False if the worker is still inside an inference after ``timeout_s``.
+        """
+        for sub in self._subscriptions_active:
+            self.destroy_subscription(sub)
+        for timer in self._timers_active:
+            self.destroy_timer(timer)
+        self._subscriptions_active, self._timers_active = [], []
+        stopped = self.close(timeout_s)
+        self._sync.clear()
+        self._image_guard.reset()
+        self._scan_guard.reset()
+        self._newest_stamp = None
+        if self.poses is not None:
+            self.poses.clear()
+        return stopped
+
+    def _cleanup(self) -> None:
+        """Destroy the publishers and free the network (after ``_deactivate``)."""
+        for pub in (self._pub_depth, self._pub_info, self._pub_sparse, self._pub_color,
+                    self._pub_timing, self._pub_diag):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self._pub_sparse = self._pub_color = self._pub_timing = None
+        self.engine = None
+        with self._camera_lock:
+            self._camera = None
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -300,29 +359,38 @@ class DepthNode(Node):
                        'source a ROS installation, or use motion_source: odometry')
                 raise ConfigError(msg) from exc
         from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
-        from g2mono_ros.ros.motion import subscribe_odometry
 
+        # The odometry subscription comes with the other inputs, in _activate.
         self.poses = PoseBuffer(max_gap_s=motion.motion_max_gap,
                                 max_extrapolation_s=motion.motion_max_extrapolation)
-        subscribe_odometry(self, motion.odom_topic, self.poses,
-                           _qos(self.config.input_qos, output=False), self._log_fault)
         T_base_lidar = transform_from_translation_quaternion(
             np.asarray(motion.lidar_to_base_translation, dtype=np.float64),
             np.asarray(motion.lidar_to_base_rotation, dtype=np.float64))
         return OdometryMotion(self.poses, T_base_lidar)
 
-    def _declare_parameters(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+    def _declare_parameters(self) -> None:
+        """Declare every parameter (constructor); values are read and checked by _configure.
+
+        Raises:
+            ConfigError: a parameter override has the wrong type.
+        """
         for name, spec in PARAMETERS.items():
             descriptor = ParameterDescriptor(description=spec.description, read_only=True,
                                              dynamic_typing=spec.dynamic)
             try:
-                value = self.declare_parameter(name, spec.default, descriptor).value
+                self.declare_parameter(name, spec.default, descriptor)
             except InvalidParameterTypeException as exc:
                 kind = type(spec.default).__name__
                 msg = (f'parameter {name!r} must be of type {kind} (default '
                        f'{spec.default!r}): {exc}')
                 raise ConfigError(msg) from exc
+        self._warn_unknown_overrides()
+
+    def _parameter_values(self) -> dict[str, Any]:
+        """The current values of the declared parameters, integers widened where floats are due."""
+        values: dict[str, Any] = {}
+        for name, spec in PARAMETERS.items():
+            value = self.get_parameter(name).value
             if spec.dynamic and isinstance(spec.default, float) and isinstance(value, int) \
                     and not isinstance(value, bool):
                 value = float(value)
@@ -331,7 +399,6 @@ class DepthNode(Node):
                 value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
                          for v in value]
             values[name] = value
-        self._warn_unknown_overrides()
         return values
 
     def _warn_unknown_overrides(self) -> None:
@@ -439,16 +506,18 @@ class DepthNode(Node):
 
     # --- worker thread ------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        while not self._slot.closed:
-            taken = self._slot.take(_WORKER_POLL_S)
+    def _work(self, slot: LatestSlot[tuple[Any, int]]) -> None:
+        # Its own slot, not self._slot: a worker that outlives a deactivate (stuck in the
+        # network) must not start taking the next activation's pairs.
+        while not slot.closed:
+            taken = slot.take(_WORKER_POLL_S)
             if taken is None:
                 continue
             pair, paired_wall_ns = taken
             try:
                 self._process(pair, paired_wall_ns)
             except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the node
-                if self._slot.closed or not self.context.ok():
+                if slot.closed or not self.context.ok():
                     return
                 self._log_fault('processing_error', f'{type(exc).__name__}: {exc}')
 
@@ -584,9 +653,30 @@ class DepthNode(Node):
     def close(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
         """Stop the worker thread after its current pair; False if it is still running."""
         self._slot.close()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=timeout_s)
-        return not self._worker.is_alive()
+        worker = self._worker
+        if worker is None:
+            return True
+        if worker.is_alive() and threading.current_thread() is not worker:
+            worker.join(timeout=timeout_s)
+        return not worker.is_alive()
+
+
+class DepthNode(DepthNodePhases, Node):
+    """Dense metric depth from a camera image, its CameraInfo and a LiDAR cloud.
+
+    Configured and active from the constructor on (see ``LifecycleDepthNode`` for the managed
+    variant).
+
+    Raises:
+        ConfigError: a parameter is out of range, or the weights file is missing.
+        CheckpointError: the weights cannot be loaded as the requested variant.
+    """
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._declare_parameters()
+        self._configure()
+        self._activate()
 
 
 def _camera_info_with_header(info: CameraInfo, header: Any) -> CameraInfo:
@@ -611,13 +701,17 @@ def _timing_status(stamp_ns: int, wall_ns: dict[str, int],
     return status
 
 
-def _run_node(argv: Sequence[str]) -> int:
-    """Init rclpy with ``argv`` (ROS arguments), spin the node until shutdown; raises on config."""
+def _run_node(argv: Sequence[str], node_class: type | None = None) -> int:
+    """Init rclpy with ``argv`` (ROS arguments), spin the node until shutdown; raises on config.
+
+    Args:
+        node_class: ``DepthNode`` (default) or ``LifecycleDepthNode``.
+    """
     rclpy.init(args=list(argv))
     node = None
     worker_stopped = True
     try:
-        node = DepthNode()
+        node = (node_class or DepthNode)()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -662,12 +756,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar='ROS_ARGS',
                         help='ROS arguments, e.g. --ros-args --params-file config/depth.yaml '
                              '-p weights:=model.pt -r /camera/image_raw:=/cam/image')
+    parser.add_argument('--lifecycle', action='store_true',
+                        help='run the managed (lifecycle) node: it waits for configure and '
+                             'activate (ros2 lifecycle set /depth_node configure)')
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the node from the ``g2mono`` CLI; errors propagate to the CLI's handler."""
     ros_args = list(args.ros_args or [])
-    return _run_node([NODE_NAME, *(['--ros-args', *ros_args] if ros_args else [])])
+    node_class = None
+    if getattr(args, 'lifecycle', False):
+        from g2mono_ros.ros.lifecycle_node import LifecycleDepthNode
+        node_class = LifecycleDepthNode
+    return _run_node([NODE_NAME, *(['--ros-args', *ros_args] if ros_args else [])], node_class)
 
 
 if __name__ == '__main__':
