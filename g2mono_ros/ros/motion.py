@@ -126,16 +126,20 @@ class TfMotion:
         self.listener = tf2_ros.TransformListener(self.buffer, node, spin_thread=False)
         self.fixed_frame = fixed_frame
         self._timeout_s = timeout_s
-        self._max_gap_s = max_gap_s
-        self._max_extrapolation_s = max_extrapolation_s
+        self.max_gap_s = max_gap_s
+        self.max_extrapolation_s = max_extrapolation_s
         self.last_error = ''
 
     def for_frame(self, lidar_frame: str) -> _FrameMotion:
         """A ``MotionSource`` for clouds in ``lidar_frame``."""
         return _FrameMotion(self, lidar_frame)
 
-    def lookup(self, lidar_frame: str, from_ns: int, to_ns: int) -> np.ndarray | None:
-        """``T_lidar(to)_lidar(from)`` (4, 4), or None (recorded in ``last_error``)."""
+    def lookup(self, lidar_frame: str, from_ns: int, to_ns: int, *, wait: bool = True
+               ) -> np.ndarray | None:
+        """``T_lidar(to)_lidar(from)`` (4, 4), or None (recorded in ``last_error``).
+
+        ``wait``: allow up to the timeout for TF to arrive (else only what is buffered).
+        """
         from rclpy.duration import Duration
         from rclpy.time import Time
 
@@ -143,7 +147,7 @@ class TfMotion:
             stamped = self.buffer.lookup_transform_full(
                 lidar_frame, Time(nanoseconds=int(to_ns)), lidar_frame,
                 Time(nanoseconds=int(from_ns)), self.fixed_frame,
-                timeout=Duration(nanoseconds=round(self._timeout_s * 1e9)))
+                timeout=Duration(nanoseconds=round(self._timeout_s * 1e9) if wait else 0))
         except (self._tf2.LookupException, self._tf2.ConnectivityException,
                 self._tf2.ExtrapolationException) as exc:
             self.last_error = f'{type(exc).__name__}: {exc}'
@@ -160,14 +164,20 @@ class _FrameMotion:
 
     def sensor_motion(self, from_stamps_ns: np.ndarray, to_stamp_ns: int) -> PoseLookup:
         stamps = np.asarray(from_stamps_ns, dtype=np.int64).reshape(-1)
-        samples = PoseBuffer(max_gap_s=self._tf._max_gap_s,
-                             max_extrapolation_s=self._tf._max_extrapolation_s)
+        samples = PoseBuffer(max_gap_s=self._tf.max_gap_s,
+                             max_extrapolation_s=self._tf.max_extrapolation_s)
         if len(stamps):
             lo, hi = int(stamps.min()), int(stamps.max())
             count = max(1, math.ceil((hi - lo) / TF_SAMPLE_NS))
-            for sample in np.unique(np.linspace(lo, hi, count + 1).round().astype(np.int64)):
-                T = self._tf.lookup(self._frame, int(sample), to_stamp_ns)
-                if T is not None:
-                    samples.add(int(sample), T)
+            grid = np.unique(np.linspace(lo, hi, count + 1).round().astype(np.int64))
+            # Only the newest sample waits for TF: once it is there, the older ones are too,
+            # and a missing tree costs one timeout per scan, not one per sample.
+            newest = self._tf.lookup(self._frame, int(grid[-1]), to_stamp_ns)
+            if newest is not None:
+                samples.add(int(grid[-1]), newest)
+                for sample in grid[:-1]:
+                    T = self._tf.lookup(self._frame, int(sample), to_stamp_ns, wait=False)
+                    if T is not None:
+                        samples.add(int(sample), T)
         # Relative poses share the target frame, so interpolating them is interpolating poses.
         return samples.lookup(stamps)
