@@ -29,8 +29,8 @@ from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy,
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, NodeConfig, ProjectionConfig,
-                               SyncConfig)
+from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, NodeConfig,
+                               ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
 from g2mono_ros.fusion.extrinsic import CoverageCheck, ExtrinsicResolver
 from g2mono_ros.fusion.pair_queue import PairQueue
@@ -57,8 +57,14 @@ def _defaults() -> dict[str, Any]:
             values[f.name] = f.default
     values['weights'] = ''
     for f in fields(NodeConfig):
-        if f.name not in ('engine', 'projection', 'sync', 'extrinsic'):
+        if f.name not in ('engine', 'projection', 'sync', 'extrinsic', 'motion'):
             values[f.name] = f.default
+    motion = MotionConfig()
+    for f in fields(MotionConfig):
+        if not f.name.startswith('lidar_to_base_'):
+            values[f.name] = f.default
+    values['lidar_to_base.translation'] = [float(v) for v in motion.lidar_to_base_translation]
+    values['lidar_to_base.rotation'] = [float(v) for v in motion.lidar_to_base_rotation]
     extrinsic = ExtrinsicConfig()  # unset: [] (the transform then comes from TF)
     values['extrinsic.translation'] = [float(v) for v in extrinsic.translation]
     values['extrinsic.rotation'] = [float(v) for v in extrinsic.rotation]
@@ -137,6 +143,31 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                         'messages.', True),
     'publish_timing': ParameterSpec(_D['publish_timing'], 'Publish per-pair stage timings on '
                                     '<depth_topic>/timing (for benchmarks).'),
+    'motion_source': ParameterSpec(_D['motion_source'], 'Move LiDAR points to the image time: '
+                                   'none | odometry (nav_msgs/Odometry on odom_topic) | tf '
+                                   '(tf2_ros through fixed_frame).'),
+    'odom_topic': ParameterSpec(_D['odom_topic'], 'nav_msgs/Odometry input (motion_source '
+                                'odometry); its child frame is the rig body.'),
+    'fixed_frame': ParameterSpec(_D['fixed_frame'], 'Frame that does not move with the rig '
+                                 '(motion_source tf), e.g. odom.'),
+    'point_time_field': ParameterSpec(_D['point_time_field'], 'Per-point time field for '
+                                      'deskew: auto (time, t, timestamp, time_stamp, '
+                                      'offset_time) | none (scan-level) | a field name.'),
+    'point_time_unit': ParameterSpec(_D['point_time_unit'], 'Unit of that field: auto | s | ms '
+                                     '| us | ns (relative or absolute is detected).'),
+    'motion_max_extrapolation': ParameterSpec(_D['motion_max_extrapolation'], 'Seconds a pose '
+                                              'may be extrapolated past the odometry; points '
+                                              'beyond are dropped and counted.', True),
+    'motion_max_gap': ParameterSpec(_D['motion_max_gap'], 'Seconds: odometry samples further '
+                                    'apart are not interpolated across.', True),
+    'tf_timeout': ParameterSpec(_D['tf_timeout'], 'Seconds one TF lookup may wait (motion_source '
+                                'tf).', True),
+    'lidar_to_base.translation': ParameterSpec(_D['lidar_to_base.translation'], 'LiDAR -> '
+                                               'odometry child frame translation [x, y, z], m '
+                                               '(motion_source odometry).', True),
+    'lidar_to_base.rotation': ParameterSpec(_D['lidar_to_base.rotation'], 'LiDAR -> odometry '
+                                            'child frame rotation, unit quaternion [x, y, z, '
+                                            'w].', True),
 }
 
 _FLUSH_PERIOD_S = 0.05
@@ -195,6 +226,7 @@ class _ImageItem(NamedTuple):
 class _ScanItem(NamedTuple):
     points: np.ndarray
     received_wall_ns: int
+    point_stamps_ns: np.ndarray | int = 0  # (N,) per-point stamps, or the header stamp
     frame_id: str = ''
 
 
@@ -276,6 +308,8 @@ class DepthNodePhases:
         self._subscriptions_active: list[Any] = []
         self._timers_active: list[Any] = []
         self._worker: threading.Thread | None = None
+        self.poses: Any = None  # PoseBuffer of the odometry (motion_source: odometry)
+        self._motion = self._make_motion_source()
 
         topics = output_topics(self.config.depth_topic)
         def out_qos() -> QoSProfile:
@@ -313,6 +347,11 @@ class DepthNodePhases:
                                               self._on_points, in_qos(),
                                               qos_overriding_options=overridable)
         self._subscriptions_active = [sub_image, sub_info, sub_points]
+        if self.poses is not None:
+            from g2mono_ros.ros.motion import subscribe_odometry
+
+            self._subscriptions_active.append(subscribe_odometry(
+                self, self.config.motion.odom_topic, self.poses, in_qos, self._log_fault))
         self._timers_active = [
             self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
             self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)]
@@ -348,6 +387,8 @@ class DepthNodePhases:
         self._subscriptions_active, self._timers_active = [], []
         stopped = self.close(timeout_s)
         self._sync.clear()
+        if self.poses is not None:
+            self.poses.clear()
         return stopped
 
     def _cleanup(self) -> None:
@@ -374,6 +415,34 @@ class DepthNodePhases:
             self.get_logger().warning(
                 f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
                 f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
+
+    def _make_motion_source(self) -> Any:
+        """The ego-motion source of ``motion_source`` (None for ``none``)."""
+        motion = self.config.motion
+        if motion.motion_source == 'none':
+            return None
+        from g2mono_ros.fusion.motion import OdometryMotion, PoseBuffer
+
+        if motion.motion_source == 'tf':
+            try:
+                from g2mono_ros.ros.motion import TfMotion
+
+                return TfMotion(self, motion.fixed_frame, timeout_s=motion.tf_timeout,
+                                max_gap_s=motion.motion_max_gap,
+                                max_extrapolation_s=motion.motion_max_extrapolation)
+            except ImportError as exc:
+                msg = (f"parameter 'motion_source' is tf but tf2_ros cannot be imported ({exc}); "
+                       'source a ROS installation, or use motion_source: odometry')
+                raise ConfigError(msg) from exc
+        from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+
+        # The odometry subscription comes with the other inputs, in _activate.
+        self.poses = PoseBuffer(max_gap_s=motion.motion_max_gap,
+                                max_extrapolation_s=motion.motion_max_extrapolation)
+        T_base_lidar = transform_from_translation_quaternion(
+            np.asarray(motion.lidar_to_base_translation, dtype=np.float64),
+            np.asarray(motion.lidar_to_base_rotation, dtype=np.float64))
+        return OdometryMotion(self.poses, T_base_lidar)
 
     def _declare_parameters(self) -> None:
         """Declare every parameter (constructor); values are read and checked by _configure.
@@ -469,8 +538,17 @@ class DepthNodePhases:
         if xyz.shape[0] == 0:
             self._log_fault('empty_cloud', 'a PointCloud2 with no points')
             return
-        pairs = self._sync.add_scan(stamp, _ScanItem(xyz, received, msg.header.frame_id),
-                                    arrival_ns=arrival)
+        point_stamps: np.ndarray | int = stamp
+        if self._motion is not None:
+            from g2mono_ros.ros.motion import cloud_point_stamps
+
+            try:
+                point_stamps = cloud_point_stamps(msg, field=self.config.motion.point_time_field,
+                                                  unit=self.config.motion.point_time_unit)
+            except G2MonoError as exc:  # fall back to scan-level for this cloud
+                self._log_fault('bad_point_times', f'{exc}; cloud compensated at its stamp')
+        pairs = self._sync.add_scan(stamp, _ScanItem(xyz, received, point_stamps,
+                                                     msg.header.frame_id), arrival_ns=arrival)
         self._note_time_jumps()
         self._offer(pairs)
 
@@ -548,12 +626,17 @@ class DepthNodePhases:
         if resolved.T_cam_lidar is None:  # counted and logged (no_transform) by the resolver
             return
         T_cam_lidar = resolved.T_cam_lidar
-        suspect = self._coverage.observe(scan.points, T_cam_lidar, model,
+        points = scan.points
+        if self._motion is not None:
+            points = self._compensate(scan, pair.image_time_ns)
+            if points is None:
+                return
+        suspect = self._coverage.observe(points, T_cam_lidar, model,
                                          min_range=proj.min_range, max_range=proj.max_range,
                                          cloud_frame=scan.frame_id, image_frame=image_frame)
         if suspect:
             self._log_fault('extrinsic_suspect', suspect)
-        work = process_pair(self.engine, PairInputs(rgb, scan.points, model), T_cam_lidar,
+        work = process_pair(self.engine, PairInputs(rgb, points, model), T_cam_lidar,
                             min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=self._pub_sparse is not None,
                             want_colorized=self._pub_color is not None)
@@ -595,6 +678,26 @@ class DepthNodePhases:
                 'published_wall_ns': published_wall_ns,
                 'scan_received_wall_ns': scan.received_wall_ns}, timings))
 
+    def _compensate(self, scan: _ScanItem, image_stamp_ns: int) -> np.ndarray | None:
+        """The scan's points in the LiDAR frame at the image time; None skips the pair."""
+        from g2mono_ros.fusion.motion import compensate_points
+
+        source = self._motion
+        if self.config.motion.motion_source == 'tf':
+            source = source.for_frame(scan.frame_id)
+        # The sensors' time offsets apply here too: poses are looked up at corrected times.
+        point_stamps = scan.point_stamps_ns + self.config.sync.points_time_offset_ns
+        result = compensate_points(scan.points, point_stamps, image_stamp_ns, source)
+        if result.no_odometry and len(result.points):
+            self.faults.record('no_odometry_points', count=result.no_odometry)
+        if len(result.points) == 0:
+            detail = getattr(self._motion, 'last_error', '') or (
+                f'no {self.config.motion.motion_source} pose within '
+                f'{self.config.motion.motion_max_extrapolation:g} s of the image or scan time')
+            self._log_fault('no_odometry', f'{detail}; pair skipped')
+            return None
+        return result.points
+
     # --- diagnostics --------------------------------------------------------------------------
 
     def _publish_diagnostics(self) -> None:
@@ -623,6 +726,7 @@ class DepthNodePhases:
                                                           for k, v in sorted(new_faults.items()))
         values = {
             'device': str(self.engine.device),
+            'motion_source': self.config.motion.motion_source,
             'image_rate_hz': f'{self.rates["image"].rate_hz():.2f}',
             'points_rate_hz': f'{self.rates["points"].rate_hz():.2f}',
             'camera_info_rate_hz': f'{self.rates["camera_info"].rate_hz():.2f}',
