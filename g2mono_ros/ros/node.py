@@ -25,11 +25,13 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, NodeConfig,
                                ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
+from g2mono_ros.fusion.extrinsic import CoverageCheck, ExtrinsicResolver
 from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
                                       StampGuard, classify_image_error, process_pair)
 
@@ -61,9 +63,10 @@ def _defaults() -> dict[str, Any]:
             values[f.name] = f.default
     values['lidar_to_base.translation'] = [float(v) for v in motion.lidar_to_base_translation]
     values['lidar_to_base.rotation'] = [float(v) for v in motion.lidar_to_base_rotation]
-    extrinsic = ExtrinsicConfig()
+    extrinsic = ExtrinsicConfig()  # unset: [] (the transform then comes from TF)
     values['extrinsic.translation'] = [float(v) for v in extrinsic.translation]
     values['extrinsic.rotation'] = [float(v) for v in extrinsic.rotation]
+    values['extrinsic.tf_timeout'] = extrinsic.tf_timeout
     return values
 
 
@@ -77,10 +80,11 @@ PARAMETERS: dict[str, ParameterSpec] = {
                              '| official (needed for the official bare state dict).'),
     'device': ParameterSpec(_D['device'], 'auto (CUDA when available) | cuda | cpu.'),
     'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (autocast, network only).'),
-    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; a positive '
-                                  'multiple of 64 (about 320 recommended).'),
+    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; 0 = the size '
+                                  'recorded in the checkpoint, else a multiple of 64.'),
     'input_width': ParameterSpec(_D['input_width'], 'Network input width, px; a multiple of 64, '
-                                 "or 0 to keep the camera's aspect ratio."),
+                                 "or 0: the checkpoint's when input_height is 0, else keep the "
+                                 "camera's aspect ratio."),
     'max_depth': ParameterSpec(_D['max_depth'], 'Metres mapped to 1.0 at the network; 0 = the '
                                "checkpoint's value.", True),
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
@@ -97,21 +101,29 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                      'pairing, each (>= 1).'),
     'extrinsic.translation': ParameterSpec(_D['extrinsic.translation'], 'LiDAR -> camera optical '
                                            'frame translation [x, y, z], m: '
-                                           'p_cam = R p_lidar + t.', True),
+                                           'p_cam = R p_lidar + t; empty = from TF.', True),
     'extrinsic.rotation': ParameterSpec(_D['extrinsic.rotation'], 'LiDAR -> camera optical frame '
-                                        'rotation, unit quaternion [x, y, z, w].', True),
+                                        'rotation, unit quaternion [x, y, z, w]; empty = from '
+                                        'TF.', True),
+    'extrinsic.tf_timeout': ParameterSpec(_D['extrinsic.tf_timeout'], 'Seconds a TF lookup '
+                                          '(cloud frame_id -> image frame_id) may wait.', True),
     'image_topic': ParameterSpec(_D['image_topic'], 'Camera image input (rgb8, bgr8, mono8, '
                                  '...).'),
     'camera_info_topic': ParameterSpec(_D['camera_info_topic'], 'CameraInfo of that camera.'),
+    'camera_model': ParameterSpec(_D['camera_model'], 'raw (CameraInfo K + D: image_raw) | '
+                                  'rectified (P, no distortion: image_rect, stereo/RGB-D '
+                                  'drivers).'),
     'points_topic': ParameterSpec(_D['points_topic'], 'LiDAR sensor_msgs/PointCloud2 input.'),
     'depth_topic': ParameterSpec(_D['depth_topic'], 'Depth output; camera_info, sparse_depth, '
                                  'depth/colorized and depth/timing are published beside it.'),
-    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres) | 16UC1 '
-                                     '(millimetres); 0 = no estimate.'),
+    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres, NaN = no '
+                                     'estimate) | 16UC1 (millimetres, 0 = no estimate or beyond '
+                                     '65.535 m); REP 118.'),
     'publish_colorized': ParameterSpec(_D['publish_colorized'], 'Also publish an rgb8 rendering '
                                        'on <depth_topic>/colorized.'),
     'publish_sparse': ParameterSpec(_D['publish_sparse'], 'Also publish the projected LiDAR '
-                                    'input (32FC1, image size) on <ns>/sparse_depth.'),
+                                    'input (32FC1, image size, NaN where no point landed) on '
+                                    '<ns>/sparse_depth.'),
     'input_qos': ParameterSpec(_D['input_qos'], 'Subscriptions: sensor_data (best effort; matches '
                                'best-effort and reliable drivers) | reliable | best_effort.'),
     'output_qos': ParameterSpec(_D['output_qos'], 'Publishers: reliable (matches every '
@@ -137,8 +149,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                               'beyond are dropped and counted.', True),
     'motion_max_gap': ParameterSpec(_D['motion_max_gap'], 'Seconds: odometry samples further '
                                     'apart are not interpolated across.', True),
-    'tf_timeout': ParameterSpec(_D['tf_timeout'], 'Seconds one TF lookup may wait (motion_source '
-                                'tf).', True),
+    'motion_tf_timeout': ParameterSpec(_D['motion_tf_timeout'], 'Seconds one TF lookup for '
+                                       'motion may wait (motion_source tf).', True),
     'lidar_to_base.translation': ParameterSpec(_D['lidar_to_base.translation'], 'LiDAR -> '
                                                'odometry child frame translation [x, y, z], m '
                                                '(motion_source odometry).', True),
@@ -157,7 +169,7 @@ _WORKER_JOIN_S = 3.0
 
 
 def output_topics(depth_topic: str) -> dict[str, str]:
-    """Every output name, derived from ``depth_topic`` (``/g2mono/depth`` -> ``/g2mono/...``)."""
+    """Every output name, derived from ``depth_topic`` (``g2mono/depth`` -> ``g2mono/...``)."""
     parent = depth_topic.rsplit('/', 1)[0] if '/' in depth_topic else ''
     prefix = f'{parent}/' if parent or depth_topic.startswith('/') else ''
     return {
@@ -170,8 +182,12 @@ def output_topics(depth_topic: str) -> dict[str, str]:
 
 
 def _qos(name: str, *, output: bool) -> QoSProfile:
+    # A new profile per entity: qos_overrides.* parameters are written into the one passed.
     if name == 'sensor_data':
-        return qos_profile_sensor_data
+        return QoSProfile(history=qos_profile_sensor_data.history,
+                          depth=qos_profile_sensor_data.depth,
+                          reliability=qos_profile_sensor_data.reliability,
+                          durability=qos_profile_sensor_data.durability)
     reliability = (ReliabilityPolicy.RELIABLE if name == 'reliable'
                    else ReliabilityPolicy.BEST_EFFORT)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5 if output else 10,
@@ -198,8 +214,8 @@ class _ImageItem(NamedTuple):
 class _ScanItem(NamedTuple):
     points: np.ndarray
     received_wall_ns: int
-    point_stamps_ns: np.ndarray | int = 0  # (N,) per-point stamps, or the header stamp
     frame_id: str = ''
+    point_stamps_ns: np.ndarray | int = 0  # (N,) per-point stamps, or the header stamp
 
 
 class DepthNodePhases:
@@ -227,6 +243,17 @@ class DepthNodePhases:
         if not weights.is_file():
             msg = f"parameter 'weights': no checkpoint file at {str(weights)!r}"
             raise ConfigError(msg)
+        if not self.config.extrinsic.is_set:
+            from g2mono_ros.ros.tf_lookup import tf2_available
+
+            why = tf2_available()
+            if why is not None:
+                msg = ("no LiDAR -> camera extrinsic: parameters 'extrinsic.translation' and "
+                       "'extrinsic.rotation' are unset and TF is not available (tf2_ros does "
+                       f'not import: {why}). Either set extrinsic.translation [x, y, z] and '
+                       'extrinsic.rotation [x, y, z, w], or install tf2_ros (a ROS 2 install) '
+                       "and publish TF from the cloud's frame_id to the image's")
+                raise ConfigError(msg)
 
         # Imported only after the parameters are valid: a typo fails before torch loads.
         from g2mono_ros.ros import codecs
@@ -238,11 +265,19 @@ class DepthNodePhases:
         self._rgb_encodings = _rgb_convertible_encodings(codecs.IMAGE_ENCODINGS)
         self.engine = DepthEngine(self.config.engine)
         ext = self.config.extrinsic
-        self._T_cam_lidar = transform_from_translation_quaternion(
-            np.asarray(ext.translation, dtype=np.float64),
-            np.asarray(ext.rotation, dtype=np.float64))
-
         self.faults = FaultLog()
+        self._tf_source: Any = None
+        if ext.is_set:
+            self._extrinsic = ExtrinsicResolver(fixed=transform_from_translation_quaternion(
+                np.asarray(ext.translation, dtype=np.float64),
+                np.asarray(ext.rotation, dtype=np.float64)))
+        else:
+            from g2mono_ros.ros.tf_lookup import TfTransformSource
+
+            self._tf_source = TfTransformSource(self)
+            self._extrinsic = ExtrinsicResolver(source=self._tf_source, timeout_s=ext.tf_timeout,
+                                                record=self._log_fault)
+        self._coverage = CoverageCheck()
         self.stages = StageStats()
         self.rates = {'image': RateMeter(), 'points': RateMeter(), 'camera_info': RateMeter()}
         self.pairs_processed = 0
@@ -250,8 +285,10 @@ class DepthNodePhases:
         self._image_guard = StampGuard(_JUMP_BACK_NS)
         self._scan_guard = StampGuard(_JUMP_BACK_NS)
         self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
-        self._camera_lock = threading.Lock()
-        self._camera: tuple[Any, CameraInfo] | None = None
+        from g2mono_ros.fusion.camera_info_buffer import CameraInfoBuffer
+
+        # (CameraModel, CameraInfo) by stamp: an image gets the calibration with its stamp.
+        self._camera_infos: CameraInfoBuffer[tuple[Any, CameraInfo]] = CameraInfoBuffer()
         self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
         self._slot.close()  # opened by _activate
         self._superseded_seen = 0
@@ -264,12 +301,20 @@ class DepthNodePhases:
         self._motion = self._make_motion_source()
 
         topics = output_topics(self.config.depth_topic)
-        out_qos = _qos(self.config.output_qos, output=True)
-        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos)
-        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos)
-        self._pub_sparse = (self.create_publisher(Image, topics['sparse_depth'], out_qos)
+        def out_qos() -> QoSProfile:
+            return _qos(self.config.output_qos, output=True)
+
+        # qos_overrides.<topic>.publisher.{reliability,history,depth} parameters apply here.
+        overridable = QoSOverridingOptions.with_default_policies()
+        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos(),
+                                                qos_overriding_options=overridable)
+        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos(),
+                                               qos_overriding_options=overridable)
+        self._pub_sparse = (self.create_publisher(Image, topics['sparse_depth'], out_qos(),
+                                                  qos_overriding_options=overridable)
                             if self.config.publish_sparse else None)
-        self._pub_color = (self.create_publisher(Image, topics['colorized'], out_qos)
+        self._pub_color = (self.create_publisher(Image, topics['colorized'], out_qos(),
+                                                 qos_overriding_options=overridable)
                            if self.config.publish_colorized else None)
         self._pub_timing = (self.create_publisher(DiagnosticStatus, topics['timing'], 10)
                             if self.config.publish_timing else None)
@@ -277,13 +322,19 @@ class DepthNodePhases:
 
     def _activate(self) -> None:
         """Subscribe to the inputs, start the timers and the worker thread."""
-        in_qos = _qos(self.config.input_qos, output=False)
+        def in_qos() -> QoSProfile:
+            return _qos(self.config.input_qos, output=False)
+
+        # qos_overrides.<topic>.subscription.{reliability,history,depth} parameters apply here.
+        overridable = QoSOverridingOptions.with_default_policies()
         sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
-                                             in_qos)
+                                             in_qos(), qos_overriding_options=overridable)
         sub_info = self.create_subscription(CameraInfo, self.config.camera_info_topic,
-                                            self._on_camera_info, in_qos)
+                                            self._on_camera_info, in_qos(),
+                                            qos_overriding_options=overridable)
         sub_points = self.create_subscription(PointCloud2, self.config.points_topic,
-                                              self._on_points, in_qos)
+                                              self._on_points, in_qos(),
+                                              qos_overriding_options=overridable)
         self._subscriptions_active = [sub_image, sub_info, sub_points]
         if self.poses is not None:
             from g2mono_ros.ros.motion import subscribe_odometry
@@ -305,7 +356,11 @@ class DepthNodePhases:
         self.get_logger().info(
             f'depth node ready: {names[0]} + {names[1]} + {names[2]} -> {names[3]} '
             f'({self.config.output_encoding}) on {self.engine.device}, network input '
-            f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m')
+            f'{self.engine.input_height} x {self.engine.input_width or "aspect-kept"}, '
+            f'max depth {self.engine.max_depth:g} m, '
+            + ('extrinsic from TF (cloud frame_id -> image frame_id)' if self._extrinsic.uses_tf
+               else 'extrinsic from the parameters (TF not consulted)'))
+        self._warn_camera_model(names[0])
 
     def _deactivate(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
         """Stop subscriptions, timers and the worker; the network stays loaded.
@@ -335,8 +390,13 @@ class DepthNodePhases:
                 self.destroy_publisher(pub)
         self._pub_sparse = self._pub_color = self._pub_timing = None
         self.engine = None
-        with self._camera_lock:
-            self._camera = None
+        self._camera_infos.clear()
+        if getattr(self, '_tf_source', None) is not None:  # a new configure makes a new one
+            self._tf_source.close()
+            self._tf_source = None
+        if hasattr(getattr(self, '_motion', None), 'close'):  # TfMotion's own listener
+            self._motion.close()
+        self._motion = None
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -351,9 +411,11 @@ class DepthNodePhases:
             try:
                 from g2mono_ros.ros.motion import TfMotion
 
-                return TfMotion(self, motion.fixed_frame, timeout_s=motion.tf_timeout,
+                shared = getattr(self, '_tf_source', None)  # the extrinsic's TF listener
+                return TfMotion(self, motion.fixed_frame, timeout_s=motion.motion_tf_timeout,
                                 max_gap_s=motion.motion_max_gap,
-                                max_extrapolation_s=motion.motion_max_extrapolation)
+                                max_extrapolation_s=motion.motion_max_extrapolation,
+                                buffer=None if shared is None else shared.buffer)
             except ImportError as exc:
                 msg = (f"parameter 'motion_source' is tf but tf2_ros cannot be imported ({exc}); "
                        'source a ROS installation, or use motion_source: odometry')
@@ -367,6 +429,16 @@ class DepthNodePhases:
             np.asarray(motion.lidar_to_base_translation, dtype=np.float64),
             np.asarray(motion.lidar_to_base_rotation, dtype=np.float64))
         return OdometryMotion(self.poses, T_base_lidar)
+
+    def _warn_camera_model(self, image_topic: str) -> None:
+        # The usual topic names say which images are rectified; a mismatch is the classic
+        # mistake (distortion applied twice, or never), and costs tens of pixels at the edges.
+        leaf = image_topic.rsplit('/', 1)[-1]
+        looks = 'rectified' if 'rect' in leaf else 'raw' if leaf.endswith('_raw') else None
+        if looks is not None and looks != self.config.camera_model:
+            self.get_logger().warning(
+                f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
+                f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
 
     def _declare_parameters(self) -> None:
         """Declare every parameter (constructor); values are read and checked by _configure.
@@ -474,18 +546,17 @@ class DepthNodePhases:
             self._time_jumped_back('points', stamp)
             self._scan_guard.check(stamp)
         self._note_stamp(stamp)
-        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received, point_stamps,
-                                                         msg.header.frame_id)))
+        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received, msg.header.frame_id,
+                                                         point_stamps)))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
         try:
-            model = self._codecs.camera_info_to_model(msg)
+            model = self._codecs.camera_info_to_model(msg, self.config.camera_model)
         except G2MonoError as exc:
             self._log_fault('malformed_camera_info', f'{exc}')
             return
-        with self._camera_lock:
-            self._camera = (model, msg)
+        self._camera_infos.add(_stamp_ns(msg.header), (model, msg))
 
     def _on_flush_timer(self) -> None:
         # Data time, not the node clock: a bag replayed without sim time still pairs correctly,
@@ -525,26 +596,42 @@ class DepthNodePhases:
         start_wall_ns = time.time_ns()
         image: _ImageItem = pair.image
         scan: _ScanItem = pair.scan
-        with self._camera_lock:
-            camera = self._camera
-        if camera is None:
+        rgb = image.rgb
+        image_stamp = _stamp_ns(image.msg.header)
+        match = self._camera_infos.lookup(
+            image_stamp, fits=lambda item: (item[0].height, item[0].width) == rgb.shape[:2])
+        if match is None:
             self._log_fault('no_camera_info', f'no CameraInfo on {self.config.camera_info_topic} '
                                               'yet; pair skipped')
             return
-        model, info = camera
-        rgb = image.rgb
+        if not match.exact:
+            # Drivers stamp CameraInfo like the image; without one, the newest that fits.
+            self._log_fault('camera_info_fallback',
+                            f'no CameraInfo stamped {image_stamp * 1e-9:.6f} s (the image); '
+                            f'using the newest that fits, stamped {match.stamp_ns * 1e-9:.6f} s')
+        model, info = match.item
         if (model.height, model.width) != rgb.shape[:2]:
             self._log_fault('camera_info_mismatch',
                             f'CameraInfo is {model.width}x{model.height}, image is '
                             f'{rgb.shape[1]}x{rgb.shape[0]}; pair skipped')
             return
         proj = self.config.projection
+        image_frame = image.msg.header.frame_id
+        resolved = self._extrinsic.resolve(scan.frame_id, image_frame, pair.image_stamp_ns)
+        if resolved.T_cam_lidar is None:  # counted and logged (no_transform) by the resolver
+            return
+        T_cam_lidar = resolved.T_cam_lidar
         points = scan.points
         if self._motion is not None:
             points = self._compensate(scan, _stamp_ns(image.msg.header))
             if points is None:
                 return
-        work = process_pair(self.engine, PairInputs(rgb, points, model), self._T_cam_lidar,
+        suspect = self._coverage.observe(points, T_cam_lidar, model,
+                                         min_range=proj.min_range, max_range=proj.max_range,
+                                         cloud_frame=scan.frame_id, image_frame=image_frame)
+        if suspect:
+            self._log_fault('extrinsic_suspect', suspect)
+        work = process_pair(self.engine, PairInputs(rgb, points, model), T_cam_lidar,
                             min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=self._pub_sparse is not None,
                             want_colorized=self._pub_color is not None)
@@ -617,7 +704,8 @@ class DepthNodePhases:
         stale_after_s = max(3 * self.config.diagnostics_period, 2 * slowest_s)
         stale = time.monotonic() - self._last_publish_mono > stale_after_s
         status = DiagnosticStatus()
-        status.name = f'{self.get_name()}: depth completion'
+        # Namespaced (`cam_left/depth_node: ...`): nodes of several cameras stay apart.
+        status.name = f"{self.get_fully_qualified_name().lstrip('/')}: depth completion"
         status.hardware_id = str(self.engine.device)
         status.level = DiagnosticStatus.OK
         status.message = 'ok'
@@ -637,7 +725,11 @@ class DepthNodePhases:
             'images_received': str(self.rates['image'].total),
             'clouds_received': str(self.rates['points'].total),
             'pairs_processed': str(self.pairs_processed),
+            'extrinsic_source': self._extrinsic.last_source,
         }
+        coverage = self._coverage.fraction
+        if coverage is not None:
+            values['points_in_image_pct'] = f'{100 * coverage:.1f}'
         for stage, (p50, p95, worst) in sorted(stages.items()):
             values[f'{stage}_ms_p50'] = f'{p50:.2f}'
             values[f'{stage}_ms_p95'] = f'{p95:.2f}'
