@@ -80,11 +80,12 @@ def transform_msg_to_matrix(transform: Any) -> np.ndarray:
 
 def subscribe_odometry(node: Any, topic: str, poses: PoseBuffer, qos: Any,
                        on_error: Callable[[str, str], None],
-                       jump_back_ns: int = 1_000_000_000) -> Any:
+                       jump_back_ns: int = 1_000_000_000, **subscription_options: Any) -> Any:
     """Subscribe ``node`` to ``topic`` (nav_msgs/Odometry) and feed ``poses``.
 
     A bad message is reported as ``on_error(kind, detail)`` and skipped; a stamp more than
     ``jump_back_ns`` older than the newest (a bag restarting) clears the buffer.
+    ``subscription_options`` go to ``create_subscription`` (e.g. ``qos_overriding_options``).
     """
     from nav_msgs.msg import Odometry
 
@@ -100,7 +101,7 @@ def subscribe_odometry(node: Any, topic: str, poses: PoseBuffer, qos: Any,
             poses.clear()
         poses.add(stamp, T)
 
-    return node.create_subscription(Odometry, topic, on_odometry, qos)
+    return node.create_subscription(Odometry, topic, on_odometry, qos, **subscription_options)
 
 
 class TfMotion:
