@@ -37,10 +37,10 @@ DEVICES = ('auto', 'cuda', 'cpu')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
-MOTION_SOURCES = ('none', 'odometry', 'tf')
-POINT_TIME_UNITS = ('auto', 's', 'ms', 'us', 'ns')
 #: what the input image is: ``raw`` (CameraInfo K + D apply) or ``rectified`` (P, no distortion).
 CAMERA_MODELS = ('raw', 'rectified')
+MOTION_SOURCES = ('none', 'odometry', 'tf')
+POINT_TIME_UNITS = ('auto', 's', 'ms', 'us', 'ns')
 
 
 def _require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

@@ -17,8 +17,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from g2mono_ros.config import (CAMERA_MODELS, EngineConfig, ExtrinsicConfig, MotionConfig,
-                               ProjectionConfig,
-                               SyncConfig)
+                               ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import BagError, ConfigError
 from g2mono_ros.evaluation.holdout import (
     choose_holdout_rows,

@@ -214,8 +214,8 @@ class _ImageItem(NamedTuple):
 class _ScanItem(NamedTuple):
     points: np.ndarray
     received_wall_ns: int
-    frame_id: str = ''
     point_stamps_ns: np.ndarray | int = 0  # (N,) per-point stamps, or the header stamp
+    frame_id: str = ''
 
 
 class DepthNodePhases:
@@ -401,6 +401,16 @@ class DepthNodePhases:
 
     # --- set-up -------------------------------------------------------------------------------
 
+    def _warn_camera_model(self, image_topic: str) -> None:
+        # The usual topic names say which images are rectified; a mismatch is the classic
+        # mistake (distortion applied twice, or never), and costs tens of pixels at the edges.
+        leaf = image_topic.rsplit('/', 1)[-1]
+        looks = 'rectified' if 'rect' in leaf else 'raw' if leaf.endswith('_raw') else None
+        if looks is not None and looks != self.config.camera_model:
+            self.get_logger().warning(
+                f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
+                f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
+
     def _make_motion_source(self) -> Any:
         """The ego-motion source of ``motion_source`` (None for ``none``)."""
         motion = self.config.motion
@@ -430,16 +440,6 @@ class DepthNodePhases:
             np.asarray(motion.lidar_to_base_translation, dtype=np.float64),
             np.asarray(motion.lidar_to_base_rotation, dtype=np.float64))
         return OdometryMotion(self.poses, T_base_lidar)
-
-    def _warn_camera_model(self, image_topic: str) -> None:
-        # The usual topic names say which images are rectified; a mismatch is the classic
-        # mistake (distortion applied twice, or never), and costs tens of pixels at the edges.
-        leaf = image_topic.rsplit('/', 1)[-1]
-        looks = 'rectified' if 'rect' in leaf else 'raw' if leaf.endswith('_raw') else None
-        if looks is not None and looks != self.config.camera_model:
-            self.get_logger().warning(
-                f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
-                f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
 
     def _declare_parameters(self) -> None:
         """Declare every parameter (constructor); values are read and checked by _configure.
@@ -547,8 +547,8 @@ class DepthNodePhases:
             self._time_jumped_back('points', stamp)
             self._scan_guard.check(stamp)
         self._note_stamp(stamp)
-        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received, msg.header.frame_id,
-                                                         point_stamps)))
+        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received, point_stamps,
+                                                         msg.header.frame_id)))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
