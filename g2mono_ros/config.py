@@ -16,6 +16,7 @@ from typing import Any
 from g2mono_ros.errors import ConfigError
 
 __all__ = [
+    'CAMERA_MODELS',
     'DEVICES',
     'PRECISIONS',
     'QOS_PROFILES',
@@ -34,6 +35,8 @@ DEVICES = ('auto', 'cuda', 'cpu')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
+#: what the input image is: ``raw`` (CameraInfo K + D apply) or ``rectified`` (P, no distortion).
+CAMERA_MODELS = ('raw', 'rectified')
 
 
 def _require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -67,9 +70,11 @@ class EngineConfig:
             release's bare state dict needs ``official``).
         device: ``auto`` (CUDA when available) | ``cuda`` | ``cpu``.
         precision: ``fp32`` | ``fp16`` | ``bf16`` (autocast for the network only).
-        input_height: network input height in pixels, a positive multiple of 64.
-        input_width: network input width in pixels, a multiple of 64; 0 keeps the camera's
-            aspect ratio (rounded to a multiple of 64).
+        input_height: network input height in pixels, a positive multiple of 64; 0 (default)
+            = the size recorded in the checkpoint (``models.checkpoint.resolve_input_size``).
+        input_width: network input width in pixels, a multiple of 64; 0 = the checkpoint's
+            when ``input_height`` is 0 too, else keep the camera's aspect ratio (rounded to a
+            multiple of 64).
         max_depth: metres that map to 1.0 at the network input/output; 0 uses the value
             recorded in the checkpoint.
         num_threads: torch intra-op threads on CPU (process-wide); 0 keeps torch's default.
@@ -80,7 +85,7 @@ class EngineConfig:
     variant: str = 'auto'
     device: str = 'auto'
     precision: str = 'fp32'
-    input_height: int = 320
+    input_height: int = 0
     input_width: int = 0
     max_depth: float = 0.0
     num_threads: int = 0
@@ -94,9 +99,10 @@ class EngineConfig:
         _require_choice('variant', self.variant, VARIANTS)
         _require_choice('device', self.device, DEVICES)
         _require_choice('precision', self.precision, PRECISIONS)
-        if not (isinstance(self.input_height, int) and self.input_height > 0
+        if not (isinstance(self.input_height, int) and self.input_height >= 0
                 and self.input_height % 64 == 0):
-            msg = f"parameter 'input_height' must be a positive multiple of 64; got {self.input_height!r}"
+            msg = (f"parameter 'input_height' must be a positive multiple of 64 (or 0 = the "
+                   f"checkpoint's); got {self.input_height!r}")
             raise ConfigError(msg)
         if not (isinstance(self.input_width, int) and self.input_width >= 0
                 and self.input_width % 64 == 0):
@@ -236,6 +242,7 @@ class NodeConfig:
     points_topic: str = 'lidar/points'
     depth_topic: str = 'g2mono/depth'
     output_encoding: str = '32FC1'
+    camera_model: str = 'raw'  # raw: K + D | rectified: P, no distortion (image_rect topics)
     publish_colorized: bool = False
     publish_sparse: bool = False
     input_qos: str = 'sensor_data'
@@ -253,6 +260,7 @@ class NodeConfig:
                 msg = f'parameter {name!r} must be a non-empty topic name; got {value!r}'
                 raise ConfigError(msg)
         _require_choice('output_encoding', self.output_encoding, DEPTH_ENCODINGS)
+        _require_choice('camera_model', self.camera_model, CAMERA_MODELS)
         _require_choice('input_qos', self.input_qos, QOS_PROFILES)
         _require_choice('output_qos', self.output_qos, QOS_PROFILES)
         _require_finite('diagnostics_period', self.diagnostics_period, low=0.0, low_open=True)

@@ -29,11 +29,11 @@ def _is_true(text):
 def _depth_node(context):
     """Build the node once the arguments are known: only non-empty overrides reach it."""
     value = {name: LaunchConfiguration(name).perform(context)
-             for name in ('params_file', 'weights', 'device', 'namespace', 'use_sim_time',
-                          'lifecycle', *DEFAULT_TOPICS)}
+             for name in ('params_file', 'weights', 'device', 'camera_model', 'namespace',
+                          'use_sim_time', 'lifecycle', *DEFAULT_TOPICS)}
     overrides = {'use_sim_time': _is_true(value['use_sim_time'])}
     # Empty launch arguments leave the parameters file's value in force.
-    for name in ('weights', 'device'):
+    for name in ('weights', 'device', 'camera_model'):
         if value[name]:
             overrides[name] = value[name]
     remappings = [(default, value[name]) for name, default in DEFAULT_TOPICS.items()
@@ -77,6 +77,11 @@ def generate_launch_description():
         DeclareLaunchArgument(
             'device', default_value='',
             description='auto | cuda | cpu; overrides the parameters file. Empty keeps the '
+                        'file\'s value.'),
+        DeclareLaunchArgument(
+            'camera_model', default_value='',
+            description='raw (CameraInfo K + D: image_raw) | rectified (P, no distortion: '
+                        'image_rect); overrides the parameters file. Empty keeps the '
                         'file\'s value.'),
         DeclareLaunchArgument(
             'namespace', default_value='',

@@ -49,7 +49,8 @@ def test_weights_file_not_found(repo_root, tmp_path):
 @pytest.mark.parametrize(('param', 'expected'), [
     ('variant:=resnet', "parameter 'variant' must be one of auto, seed, official; got 'resnet'"),
     ('device:=tpu', "parameter 'device' must be one of auto, cuda, cpu; got 'tpu'"),
-    ('input_height:=100', "parameter 'input_height' must be a positive multiple of 64; got 100"),
+    ('input_height:=100', "parameter 'input_height' must be a positive multiple of 64 (or 0 = "
+                          "the checkpoint's); got 100"),
     ('output_encoding:=mono8', "parameter 'output_encoding' must be one of 32FC1, 16UC1"),
     ('input_qos:=fast', "parameter 'input_qos' must be one of sensor_data, reliable, best_effort"),
     ('extrinsic.rotation:=[0.0, 0.0, 0.0, 2.0]',

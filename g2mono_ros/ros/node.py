@@ -74,10 +74,11 @@ PARAMETERS: dict[str, ParameterSpec] = {
                              '| official (needed for the official bare state dict).'),
     'device': ParameterSpec(_D['device'], 'auto (CUDA when available) | cuda | cpu.'),
     'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (autocast, network only).'),
-    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; a positive '
-                                  'multiple of 64 (about 320 recommended).'),
+    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; 0 = the size '
+                                  'recorded in the checkpoint, else a multiple of 64.'),
     'input_width': ParameterSpec(_D['input_width'], 'Network input width, px; a multiple of 64, '
-                                 "or 0 to keep the camera's aspect ratio."),
+                                 "or 0: the checkpoint's when input_height is 0, else keep the "
+                                 "camera's aspect ratio."),
     'max_depth': ParameterSpec(_D['max_depth'], 'Metres mapped to 1.0 at the network; 0 = the '
                                "checkpoint's value.", True),
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
@@ -103,15 +104,20 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'image_topic': ParameterSpec(_D['image_topic'], 'Camera image input (rgb8, bgr8, mono8, '
                                  '...).'),
     'camera_info_topic': ParameterSpec(_D['camera_info_topic'], 'CameraInfo of that camera.'),
+    'camera_model': ParameterSpec(_D['camera_model'], 'raw (CameraInfo K + D: image_raw) | '
+                                  'rectified (P, no distortion: image_rect, stereo/RGB-D '
+                                  'drivers).'),
     'points_topic': ParameterSpec(_D['points_topic'], 'LiDAR sensor_msgs/PointCloud2 input.'),
     'depth_topic': ParameterSpec(_D['depth_topic'], 'Depth output; camera_info, sparse_depth, '
                                  'depth/colorized and depth/timing are published beside it.'),
-    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres) | 16UC1 '
-                                     '(millimetres); 0 = no estimate.'),
+    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres, NaN = no '
+                                     'estimate) | 16UC1 (millimetres, 0 = no estimate or beyond '
+                                     '65.535 m); REP 118.'),
     'publish_colorized': ParameterSpec(_D['publish_colorized'], 'Also publish an rgb8 rendering '
                                        'on <depth_topic>/colorized.'),
     'publish_sparse': ParameterSpec(_D['publish_sparse'], 'Also publish the projected LiDAR '
-                                    'input (32FC1, image size) on <ns>/sparse_depth.'),
+                                    'input (32FC1, image size, NaN where no point landed) on '
+                                    '<ns>/sparse_depth.'),
     'input_qos': ParameterSpec(_D['input_qos'], 'Subscriptions: sensor_data (best effort; matches '
                                'best-effort and reliable drivers) | reliable | best_effort.'),
     'output_qos': ParameterSpec(_D['output_qos'], 'Publishers: reliable (matches every '
@@ -247,8 +253,10 @@ class DepthNodePhases:
         self._image_guard = StampGuard(_JUMP_BACK_NS)
         self._scan_guard = StampGuard(_JUMP_BACK_NS)
         self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
-        self._camera_lock = threading.Lock()
-        self._camera: tuple[Any, CameraInfo] | None = None
+        from g2mono_ros.fusion.camera_info_buffer import CameraInfoBuffer
+
+        # (CameraModel, CameraInfo) by stamp: an image gets the calibration with its stamp.
+        self._camera_infos: CameraInfoBuffer[tuple[Any, CameraInfo]] = CameraInfoBuffer()
         self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
         self._slot.close()  # opened by _activate
         self._superseded_seen = 0
@@ -309,9 +317,11 @@ class DepthNodePhases:
         self.get_logger().info(
             f'depth node ready: {names[0]} + {names[1]} + {names[2]} -> {names[3]} '
             f'({self.config.output_encoding}) on {self.engine.device}, network input '
-            f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m, '
-            + ("extrinsic from TF (cloud frame_id -> image frame_id)" if self._extrinsic.uses_tf
+            f'{self.engine.input_height} x {self.engine.input_width or "aspect-kept"}, '
+            f'max depth {self.engine.max_depth:g} m, '
+            + ('extrinsic from TF (cloud frame_id -> image frame_id)' if self._extrinsic.uses_tf
                else 'extrinsic from the parameters (TF not consulted)'))
+        self._warn_camera_model(names[0])
 
     def _deactivate(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
         """Stop subscriptions, timers and the worker; the network stays loaded.
@@ -339,13 +349,22 @@ class DepthNodePhases:
                 self.destroy_publisher(pub)
         self._pub_sparse = self._pub_color = self._pub_timing = None
         self.engine = None
+        self._camera_infos.clear()
         if getattr(self, '_tf_source', None) is not None:  # a new configure makes a new one
             self._tf_source.close()
             self._tf_source = None
-        with self._camera_lock:
-            self._camera = None
 
     # --- set-up -------------------------------------------------------------------------------
+
+    def _warn_camera_model(self, image_topic: str) -> None:
+        # The usual topic names say which images are rectified; a mismatch is the classic
+        # mistake (distortion applied twice, or never), and costs tens of pixels at the edges.
+        leaf = image_topic.rsplit('/', 1)[-1]
+        looks = 'rectified' if 'rect' in leaf else 'raw' if leaf.endswith('_raw') else None
+        if looks is not None and looks != self.config.camera_model:
+            self.get_logger().warning(
+                f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
+                f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
 
     def _declare_parameters(self) -> None:
         """Declare every parameter (constructor); values are read and checked by _configure.
@@ -449,12 +468,11 @@ class DepthNodePhases:
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
         try:
-            model = self._codecs.camera_info_to_model(msg)
+            model = self._codecs.camera_info_to_model(msg, self.config.camera_model)
         except G2MonoError as exc:
             self._log_fault('malformed_camera_info', f'{exc}')
             return
-        with self._camera_lock:
-            self._camera = (model, msg)
+        self._camera_infos.add(_stamp_ns(msg.header), (model, msg))
 
     def _on_flush_timer(self) -> None:
         # Data time, not the node clock: a bag replayed without sim time still pairs correctly,
@@ -494,14 +512,20 @@ class DepthNodePhases:
         start_wall_ns = time.time_ns()
         image: _ImageItem = pair.image
         scan: _ScanItem = pair.scan
-        with self._camera_lock:
-            camera = self._camera
-        if camera is None:
+        rgb = image.rgb
+        image_stamp = _stamp_ns(image.msg.header)
+        match = self._camera_infos.lookup(
+            image_stamp, fits=lambda item: (item[0].height, item[0].width) == rgb.shape[:2])
+        if match is None:
             self._log_fault('no_camera_info', f'no CameraInfo on {self.config.camera_info_topic} '
                                               'yet; pair skipped')
             return
-        model, info = camera
-        rgb = image.rgb
+        if not match.exact:
+            # Drivers stamp CameraInfo like the image; without one, the newest that fits.
+            self._log_fault('camera_info_fallback',
+                            f'no CameraInfo stamped {image_stamp * 1e-9:.6f} s (the image); '
+                            f'using the newest that fits, stamped {match.stamp_ns * 1e-9:.6f} s')
+        model, info = match.item
         if (model.height, model.width) != rgb.shape[:2]:
             self._log_fault('camera_info_mismatch',
                             f'CameraInfo is {model.width}x{model.height}, image is '
