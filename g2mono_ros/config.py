@@ -190,11 +190,13 @@ class ExtrinsicConfig:
     def __post_init__(self) -> None:
         t = tuple(self.translation)
         if t and (len(t) != 3 or not all(_is_number(v) for v in t)):
-            msg = f"parameter 'extrinsic.translation' must be 3 finite numbers [x, y, z]; got {self.translation!r}"
+            msg = ("parameter 'extrinsic.translation' must be 3 finite numbers [x, y, z]; "
+                   f'got {self.translation!r}')
             raise ConfigError(msg)
         q = tuple(self.rotation)
         if q and (len(q) != 4 or not all(_is_number(v) for v in q)):
-            msg = f"parameter 'extrinsic.rotation' must be 4 finite numbers [x, y, z, w]; got {self.rotation!r}"
+            msg = ("parameter 'extrinsic.rotation' must be 4 finite numbers [x, y, z, w]; "
+                   f'got {self.rotation!r}')
             raise ConfigError(msg)
         norm = math.sqrt(sum(v * v for v in q)) if q else 1.0
         if abs(norm - 1.0) > 1e-3:
