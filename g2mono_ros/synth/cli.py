@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='LiDAR range noise standard deviation in metres (default 0)')
     parser.add_argument('--speed', type=float, default=1.5, dest='speed_mps',
                         help='rig speed in metres per second (default 1.5)')
+    parser.add_argument('--image-format', choices=('raw', 'jpeg', 'png'), default='raw',
+                        help='raw rgb8 Image, or a CompressedImage on '
+                             '/camera/image_raw/compressed (default raw)')
+    parser.add_argument('--depth-format', choices=('raw', 'compressedDepth'), default='raw',
+                        help='ground truth as 32FC1 Image, or 16UC1 compressedDepth on '
+                             '/ground_truth/depth/compressedDepth (default raw)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -68,14 +74,16 @@ def run(args: argparse.Namespace) -> int:
                                    width=args.width, height=args.height,
                                    fov_x_deg=args.fov_x_deg, distortion=args.distortion,
                                    beams=args.beams, range_noise_m=args.range_noise_m,
-                                   speed_mps=args.speed_mps)
+                                   speed_mps=args.speed_mps,
+                                   image_format=getattr(args, 'image_format', 'raw'),
+                                   depth_format=getattr(args, 'depth_format', 'raw'))
     finally:
         if bar is not None:
             bar.close()
     with np.printoptions(precision=4, suppress=True):
         print(f'wrote {info.path}: {info.num_images} images {info.camera.width}x'
               f'{info.camera.height} at 30 Hz, {info.num_scans} LiDAR sweeps at 10 Hz')
-        for role, topic in SYNTH_TOPICS.items():
+        for role, topic in (info.topics or SYNTH_TOPICS).items():
             print(f'  {topic:<22} {role}')
         print(f'  extrinsic T_cam_lidar ({info.lidar_frame} -> {info.camera_frame}):')
         print('    ' + str(info.T_cam_lidar).replace('\n', '\n    '))
