@@ -319,8 +319,10 @@ class DepthNodePhases:
 
             from g2mono_ros.ros.compressed import compressed_topic
 
+            # image_transport's rule: remap (and namespace) the base topic, then append
+            # /compressed, so `-r image:=/cam/image` moves both.
             sub_image = self.create_subscription(
-                CompressedImage, compressed_topic(self.config.image_topic),
+                CompressedImage, compressed_topic(self.resolve_topic_name(self.config.image_topic)),
                 self._on_compressed_image, in_qos)
         else:
             sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
