@@ -23,6 +23,8 @@ __all__ = [
     'RGB_ENCODINGS',
     'ImageEncoding',
     'camera_info_to_model',
+    'check_image',
+    'check_pointcloud2',
     'depth_from_image',
     'depth_to_image',
     'image_to_numpy',
@@ -30,6 +32,7 @@ __all__ = [
     'pointcloud2_fields',
     'pointcloud2_to_xyz',
     'rgb_from_image',
+    'rgb_from_image_reference',
     'xyz_to_pointcloud2',
 ]
 
@@ -154,6 +157,54 @@ def _encoding(name: str) -> ImageEncoding:
         raise MessageError(msg) from None
 
 
+class _ImageLayout(NamedTuple):
+    spec: ImageEncoding
+    height: int
+    width: int
+    step: int
+    big: bool
+    buf: np.ndarray
+    dtype: np.dtype
+
+
+def _image_layout(msg: Any) -> _ImageLayout:
+    """Every check of ``image_to_numpy``, O(1): no pixel is read."""
+    encoding = str(_field(msg, 'encoding', 'Image'))
+    spec = _encoding(encoding)
+    height = _int_field(msg, 'height', 'Image')
+    width = _int_field(msg, 'width', 'Image')
+    step = _int_field(msg, 'step', 'Image')
+    big = bool(_field(msg, 'is_bigendian', 'Image'))
+    buf = _byte_buffer(_field(msg, 'data', 'Image'), 'Image')
+    dtype = np.dtype(spec.dtype).newbyteorder('>' if big else '<')
+    pixel_bytes = dtype.itemsize * spec.channels
+    if height < 0 or width < 0 or step < width * pixel_bytes:
+        msg_ = (f'Image {encoding} {width}x{height}: step {step} is smaller than a row '
+                f'({width} px x {pixel_bytes} B = {width * pixel_bytes} B)')
+        raise MessageError(msg_)
+    if buf.size != step * height:
+        msg_ = (f'Image {encoding} {width}x{height}: data has {buf.size} bytes, expected '
+                f'step x height = {step} x {height} = {step * height}')
+        raise MessageError(msg_)
+    return _ImageLayout(spec, height, width, step, big, buf, dtype)
+
+
+def check_image(msg: Any) -> tuple[int, int]:
+    """Validate an Image's encoding, sizes and data length without reading a pixel (O(1)).
+
+    What a subscription callback can afford at camera rate; decoding happens later, for the
+    images that are used.
+
+    Returns:
+        (height, width) in pixels.
+
+    Raises:
+        MessageError: as ``image_to_numpy``.
+    """
+    layout = _image_layout(msg)
+    return layout.height, layout.width
+
+
 def image_to_numpy(msg: Any) -> np.ndarray:
     """Decode a sensor_msgs/Image (rclpy or rosbags) into a numpy array.
 
@@ -172,23 +223,9 @@ def image_to_numpy(msg: Any) -> np.ndarray:
         MessageError: unknown encoding, ``step`` smaller than a row, or data length not
             ``step * height``.
     """
-    encoding = str(_field(msg, 'encoding', 'Image'))
-    spec = _encoding(encoding)
-    height = _int_field(msg, 'height', 'Image')
-    width = _int_field(msg, 'width', 'Image')
-    step = _int_field(msg, 'step', 'Image')
-    big = bool(_field(msg, 'is_bigendian', 'Image'))
-    buf = _byte_buffer(_field(msg, 'data', 'Image'), 'Image')
-    dtype = np.dtype(spec.dtype).newbyteorder('>' if big else '<')
+    layout = _image_layout(msg)
+    spec, height, width, step, big, buf, dtype = layout
     pixel_bytes = dtype.itemsize * spec.channels
-    if height < 0 or width < 0 or step < width * pixel_bytes:
-        msg_ = (f'Image {encoding} {width}x{height}: step {step} is smaller than a row '
-                f'({width} px x {pixel_bytes} B = {width * pixel_bytes} B)')
-        raise MessageError(msg_)
-    if buf.size != step * height:
-        msg_ = (f'Image {encoding} {width}x{height}: data has {buf.size} bytes, expected '
-                f'step x height = {step} x {height} = {step * height}')
-        raise MessageError(msg_)
     if width == 0 or height == 0:
         out = np.zeros((height, width, spec.channels), dtype=dtype.newbyteorder('='))
     else:
@@ -199,22 +236,71 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     return out[:, :, 0] if spec.channels == 1 else out
 
 
-def rgb_from_image(msg: Any) -> np.ndarray:
-    """Decode any colour or mono Image into (H, W, 3) uint8 RGB.
+def rgb_from_image(msg: Any, out_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode any colour or mono Image into (H, W, 3) uint8 RGB with OpenCV.
 
     ``bgr*`` are reordered, alpha is dropped, mono is repeated over three channels. 16-bit
     colour/mono encodings keep their top 8 bits. ``8UC3``/``8UC4`` are taken as RGB(A) and
     ``8UC1`` as mono, as cv_bridge does for generic encodings with a matching channel count.
-    ``yuv422``/``uyvy`` and ``yuv422_yuy2``/``yuyv`` are converted with OpenCV's BT.601
-    video-range coefficients (what cv_bridge does through ``cv2.cvtColor``); ``bayer_*`` are
-    demosaiced by OpenCV (imported only then), as cv_bridge does.
+    ``yuv422``/``uyvy`` and ``yuv422_yuy2``/``yuyv`` use OpenCV's BT.601 video-range
+    conversion and ``bayer_*`` its demosaicing, as cv_bridge does (``cv2.cvtColor``).
 
-    The result may be a read-only view of the message buffer (``rgb8`` with ``bytes`` data);
-    copy it before writing into it.
+    With ``out_hw`` the image is also area-resized (``cv2.INTER_AREA``) on uint8; 8-bit RGB,
+    BGR(A) and mono images are resized before their channels are reordered (the same result,
+    on fewer pixels), so a 1080p frame bound for a small network is never converted in full.
+
+    The result may be a read-only view of the message buffer (``rgb8`` with ``bytes`` data and
+    no ``out_hw``); copy it before writing into it.
+
+    Args:
+        msg: a sensor_msgs/Image (rclpy or rosbags).
+        out_hw: (h, w) of the result; None keeps the image size.
 
     Raises:
         MessageError: an encoding that is not 8/16-bit colour, mono or YUV 4:2:2 (e.g.
             ``32FC1``), an odd width for YUV 4:2:2, or any error of ``image_to_numpy``.
+        ShapeError: ``out_hw`` not two positive sizes.
+    """
+    encoding = str(_field(msg, 'encoding', 'Image'))
+    spec = _encoding(encoding)
+    layout = spec.layout or _GENERIC_LAYOUT.get(encoding, '')
+    if encoding not in RGB_ENCODINGS:
+        msg_ = (f'cannot convert image encoding {encoding!r} to RGB '
+                '(needs a colour or mono encoding)')
+        raise MessageError(msg_)
+    size = _resize_target(out_hw)
+    img = image_to_numpy(msg)
+    if size is not None and size == (img.shape[1], img.shape[0]):
+        size = None
+    cv2 = _cv2(encoding)
+    if layout in ('uyvy', 'yuyv'):
+        if img.shape[1] % 2:
+            msg_ = f'image encoding {encoding!r} needs an even width; got {img.shape[1]}'
+            raise MessageError(msg_)
+        return _area_resize(cv2, cv2.cvtColor(img, _YUV_CODES[layout]), size)
+    if layout.startswith('bayer_'):
+        img = cv2.cvtColor(np.ascontiguousarray(img), getattr(cv2, _BAYER_CODES[layout]))
+        img = (img >> 8).astype(np.uint8) if spec.dtype == 'u2' else img
+        return _area_resize(cv2, img, size)
+    if spec.dtype == 'u2':
+        img = (img >> 8).astype(np.uint8)
+    img = _area_resize(cv2, img, size)  # before the reorder: same result, fewer pixels
+    code = _RGB_CODES.get(layout)
+    if code is None:  # already RGB
+        return img
+    return cv2.cvtColor(img, getattr(cv2, code))
+
+
+def rgb_from_image_reference(msg: Any) -> np.ndarray:
+    """The pure-numpy RGB decoder that ``rgb_from_image`` replaced (OpenCV only for Bayer).
+
+    Kept as the parity reference for the tests and as the "old path" of
+    ``benchmarks/bench_node.py``; not used by the package. Same contract as
+    ``rgb_from_image`` without ``out_hw``; YUV 4:2:2 uses float BT.601 video-range
+    coefficients, within one level of OpenCV's fixed-point ones.
+
+    Raises:
+        MessageError: as ``rgb_from_image``.
     """
     encoding = str(_field(msg, 'encoding', 'Image'))
     spec = _encoding(encoding)
@@ -225,9 +311,10 @@ def rgb_from_image(msg: Any) -> np.ndarray:
         raise MessageError(msg_)
     img = image_to_numpy(msg)
     if layout in ('uyvy', 'yuyv'):
-        return _yuv422_to_rgb(img, layout, encoding)
+        return _yuv422_to_rgb_numpy(img, layout, encoding)
     if layout.startswith('bayer_'):
-        img = _demosaic(img, layout, encoding)
+        cv2 = _cv2(encoding)
+        img = cv2.cvtColor(np.ascontiguousarray(img), getattr(cv2, _BAYER_CODES[layout]))
         return (img >> 8).astype(np.uint8) if spec.dtype == 'u2' else img
     if spec.dtype == 'u2':
         img = (img >> 8).astype(np.uint8)
@@ -243,18 +330,47 @@ def rgb_from_image(msg: Any) -> np.ndarray:
 # OpenCV names a Bayer pattern by its second row and second column: RGGB is "BayerBG".
 _BAYER_CODES = {'bayer_rggb': 'COLOR_BayerBG2RGB', 'bayer_bggr': 'COLOR_BayerRG2RGB',
                 'bayer_gbrg': 'COLOR_BayerGR2RGB', 'bayer_grbg': 'COLOR_BayerGB2RGB'}
+_RGB_CODES = {'bgr': 'COLOR_BGR2RGB', 'bgra': 'COLOR_BGRA2RGB', 'rgba': 'COLOR_RGBA2RGB',
+              'mono': 'COLOR_GRAY2RGB'}
+_YUV_CODES: dict[str, int] = {}
 
 
-def _demosaic(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:
+def _cv2(encoding: str) -> Any:
+    """OpenCV, imported on first use (python3-opencv / opencv-python-headless)."""
     try:
         import cv2
     except ImportError:
-        msg = f'image encoding {encoding!r} needs OpenCV (cv2) for demosaicing; it is not installed'
+        msg = (f'image encoding {encoding!r} needs OpenCV (cv2) for colour conversion; it is not '
+               'installed (rosdep key python3-opencv)')
         raise MessageError(msg) from None
-    return cv2.cvtColor(np.ascontiguousarray(img), getattr(cv2, _BAYER_CODES[layout]))
+    if not _YUV_CODES:
+        _YUV_CODES.update(uyvy=cv2.COLOR_YUV2RGB_UYVY, yuyv=cv2.COLOR_YUV2RGB_YUYV)
+    return cv2
 
 
-def _yuv422_to_rgb(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:
+def _resize_target(out_hw: tuple[int, int] | None) -> tuple[int, int] | None:
+    """(width, height) for cv2.resize, or None."""
+    if out_hw is None:
+        return None
+    try:
+        height, width = (int(v) for v in out_hw)
+    except (TypeError, ValueError):
+        height = width = 0
+    if height <= 0 or width <= 0:
+        msg = f'out_hw must be two positive sizes (height, width); got {out_hw!r}'
+        raise ShapeError(msg)
+    return width, height
+
+
+def _area_resize(cv2: Any, img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None or img.shape[0] == 0 or img.shape[1] == 0:
+        return img
+    # INTER_AREA averages whole source pixels when shrinking (no aliasing); enlarging, it is
+    # bilinear.
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def _yuv422_to_rgb_numpy(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:
     height, width = img.shape[:2]
     if width % 2:
         msg = f'image encoding {encoding!r} needs an even width; got {width}'
@@ -344,7 +460,8 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
     return out
 
 
-def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32FC1') -> Any:
+def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32FC1', *,
+                   clean: bool = False) -> Any:
     """Encode metric depth as a sensor_msgs/msg/Image following REP 118 (0 = no data).
 
     Args:
@@ -352,6 +469,9 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
         header: std_msgs/Header (stamp and frame of the camera image it belongs to).
         encoding: ``'32FC1'`` metres, or ``'16UC1'`` millimetres rounded and clipped to 65535.
             NaN, +-Inf and values <= 0 become 0 in both.
+        clean: the caller guarantees float32 values that are finite and >= 0 (the engine's
+            output, a projection): the finiteness pass and its copy are skipped, so a 32FC1
+            message costs one copy of the pixels.
 
     Raises:
         ShapeError: ``depth_m`` is not 2-D.
@@ -365,6 +485,12 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
         msg = f'depth encoding must be 32FC1 or 16UC1; got {encoding!r}'
         raise MessageError(msg)
     depth = depth.astype(np.float32, copy=False)
+    if clean:
+        if encoding == '32FC1':
+            return numpy_to_image(depth, '32FC1', header)
+        millimetres = np.rint(depth * np.float32(1000.0))
+        np.minimum(millimetres, np.float32(65535.0), out=millimetres)
+        return numpy_to_image(millimetres.astype(np.uint16), '16UC1', header)
     invalid = ~(np.isfinite(depth) & (depth > 0))
     if encoding == '32FC1':
         if invalid.any():
@@ -405,27 +531,9 @@ def pointcloud2_fields(msg: Any) -> dict[str, np.dtype]:
     return {name: dt.newbyteorder('=') for name, (_, dt, _) in _cloud_fields(msg).items()}
 
 
-def pointcloud2_to_xyz(msg: Any, extra_fields: Sequence[str] = ()
-                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Decode a sensor_msgs/PointCloud2 into xyz and named extra fields.
-
-    Any field layout: float32 or float64 (or integer) x/y/z at any offsets, padded
-    ``point_step``, padded rows (``row_step``), big-endian, organised clouds (height > 1, read
-    row-major). Points with a non-finite x, y or z are dropped, from the extras too.
-
-    Args:
-        msg: object with ``height, width, fields, is_bigendian, point_step, row_step, data``.
-        extra_fields: names of other fields to return (e.g. ``intensity``, ``ring``, ``time``).
-
-    Returns:
-        xyz (N, 3) float32 in the cloud's frame (metres), and a dict name -> (N,) array (or
-        (N, count) when the field's count > 1) in the field's own dtype, native byte order.
-
-    Raises:
-        MessageError: missing x/y/z or a requested extra field, a field that does not fit in
-            ``point_step``, ``row_step`` shorter than a row, or data length not
-            ``row_step * height``.
-    """
+def _cloud_layout(msg: Any, extra_fields: Sequence[str]
+                  ) -> tuple[dict[str, tuple[int, np.dtype, int]], int, int, int, int, np.ndarray]:
+    """Every check of ``pointcloud2_to_xyz``, O(fields): no point is read."""
     fields = _cloud_fields(msg)
     height = _int_field(msg, 'height', 'PointCloud2')
     width = _int_field(msg, 'width', 'PointCloud2')
@@ -455,7 +563,47 @@ def pointcloud2_to_xyz(msg: Any, extra_fields: Sequence[str] = ()
         msg_ = (f'PointCloud2 {width}x{height}: data has {buf.size} bytes, expected '
                 f'row_step x height = {row_step} x {height} = {row_step * height}')
         raise MessageError(msg_)
+    return fields, height, width, point_step, row_step, buf
 
+
+def check_pointcloud2(msg: Any, extra_fields: Sequence[str] = ()) -> int:
+    """Validate a PointCloud2's fields, sizes and data length without reading a point.
+
+    What a subscription callback can afford at LiDAR rate; decoding happens later, for the
+    clouds that are used.
+
+    Returns:
+        width x height, the number of points before non-finite ones are dropped.
+
+    Raises:
+        MessageError: as ``pointcloud2_to_xyz``.
+    """
+    _, height, width, _, _, _ = _cloud_layout(msg, extra_fields)
+    return width * height
+
+
+def pointcloud2_to_xyz(msg: Any, extra_fields: Sequence[str] = ()
+                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Decode a sensor_msgs/PointCloud2 into xyz and named extra fields.
+
+    Any field layout: float32 or float64 (or integer) x/y/z at any offsets, padded
+    ``point_step``, padded rows (``row_step``), big-endian, organised clouds (height > 1, read
+    row-major). Points with a non-finite x, y or z are dropped, from the extras too.
+
+    Args:
+        msg: object with ``height, width, fields, is_bigendian, point_step, row_step, data``.
+        extra_fields: names of other fields to return (e.g. ``intensity``, ``ring``, ``time``).
+
+    Returns:
+        xyz (N, 3) float32 in the cloud's frame (metres), and a dict name -> (N,) array (or
+        (N, count) when the field's count > 1) in the field's own dtype, native byte order.
+
+    Raises:
+        MessageError: missing x/y/z or a requested extra field, a field that does not fit in
+            ``point_step``, ``row_step`` shorter than a row, or data length not
+            ``row_step * height``.
+    """
+    fields, height, width, point_step, row_step, buf = _cloud_layout(msg, extra_fields)
     n = width * height
     if n == 0:
         empty = {name: np.zeros((0,) if fields[name][2] == 1 else (0, fields[name][2]),
