@@ -268,3 +268,19 @@ def test_live_evaluation_replays_a_compressed_bag_through_the_node(bags, tiny_we
     # As in test_eval_live: a loaded machine may pair a frame differently, so one must match.
     assert any(np.allclose(depth, reference[stamp], atol=1e-3)
                for stamp, depth in recording.depth.items() if stamp in reference)
+
+
+def test_synth_cli_writes_a_compressed_bag(tmp_path, capsys):
+    from g2mono_ros.cli import main as cli_main
+
+    out = tmp_path / 'bag'
+    assert cli_main(['synth', '--out', str(out), '--frames', '2', '--width', '64',
+                     '--height', '32', '--image-format', 'jpeg', '--depth-format',
+                     'compressedDepth', '--quiet']) == 0
+    printed = capsys.readouterr().out
+    assert '/camera/image_raw/compressed' in printed
+    with BagReader(out) as reader:
+        assert reader.topics['/camera/image_raw/compressed'].count == 2
+        assert [rgb.shape for _, rgb in reader.images('/camera/image_raw/compressed')] == \
+            [(32, 64, 3)] * 2
+        assert reader.topics['/ground_truth/depth/compressedDepth'].count == 2
