@@ -375,6 +375,7 @@ class DepthNodePhases:
             if pub is not None:
                 self.destroy_publisher(pub)
         self._pub_sparse = self._pub_color = self._pub_timing = self._pub_points = None
+        self._pub_depth = self._pub_info = self._pub_diag = None
         self.engine = None
         with self._camera_lock:
             self._camera = None
@@ -416,7 +417,8 @@ class DepthNodePhases:
         """
         from rcl_interfaces.msg import SetParametersResult
 
-        if getattr(self, '_pub_depth', None) is None:  # lifecycle: unconfigured, nothing to apply
+        if getattr(self, 'engine', None) is None:
+            # Lifecycle node, unconfigured: nothing runs; configure validates the values.
             return SetParametersResult(successful=True)
         values = self._parameter_values()
         for param in params:
