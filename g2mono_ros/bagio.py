@@ -552,7 +552,8 @@ def compressed_image_message(store: Any, rgb: np.ndarray, fmt: str, stamp_ns: in
     image_transport's ``compressed`` plugin writes it."""
     from g2mono_ros.ros.compressed import compressed_image_payload
 
-    format_, data = compressed_image_payload(rgb, fmt, jpeg_quality=jpeg_quality)  # type: ignore[arg-type]
+    format_, data = compressed_image_payload(rgb, fmt,  # type: ignore[arg-type]
+                                             jpeg_quality=jpeg_quality)
     return store.types[COMPRESSED_IMAGE_TYPE](header=_header(store, stamp_ns, frame_id),
                                               format=format_,
                                               data=np.frombuffer(data, dtype=np.uint8))
