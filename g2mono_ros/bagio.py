@@ -242,8 +242,10 @@ class BagReader:
         """``header.frame_id`` of the topic's first message (leading '/' stripped)."""
         return str(self.first_message(topic).msg.header.frame_id).lstrip('/')
 
-    def camera_model(self, topic: str = '/camera/camera_info') -> CameraModel:
-        """CameraModel from the first CameraInfo on ``topic``.
+    def camera_model(self, topic: str = '/camera/camera_info',
+                     camera_model: str = 'raw') -> CameraModel:
+        """CameraModel from the first CameraInfo on ``topic``; ``camera_model`` ``raw`` (K + D)
+        or ``rectified`` (P, no distortion), as ``codecs.camera_info_to_model``.
 
         Raises:
             BagError: no CameraInfo (missing/empty topic) or an invalid one.
@@ -258,7 +260,7 @@ class BagReader:
                       ' and no CameraInfo topic at all'))
             raise BagError(msg)
         try:
-            return camera_info_to_model(self.first_message(topic).msg)
+            return camera_info_to_model(self.first_message(topic).msg, camera_model)
         except MessageError as exc:
             msg = f'bag {str(self.path)!r}: invalid CameraInfo on {topic}: {exc}'
             raise BagError(msg) from exc

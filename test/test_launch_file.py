@@ -9,8 +9,8 @@ import pytest
 
 from g2mono_ros.ros.node import PARAMETERS
 
-REQUIRED_ARGUMENTS = {'params_file', 'weights', 'device', 'namespace', 'image', 'camera_info',
-                      'points', 'use_sim_time', 'fastdds_large_data', 'lifecycle'}
+REQUIRED_ARGUMENTS = {'params_file', 'weights', 'device', 'camera_model', 'namespace', 'image',
+                      'camera_info', 'points', 'use_sim_time', 'fastdds_large_data', 'lifecycle'}
 
 
 @pytest.fixture(scope='module')
@@ -51,7 +51,7 @@ def test_node_overrides_only_declared_parameters(launch_tree):
     loop_names = {elt.value for call in ast.walk(launch_tree) if isinstance(call, ast.For)
                   for elt in getattr(call.iter, 'elts', []) if isinstance(elt, ast.Constant)}
     overridden |= loop_names
-    assert overridden >= {'weights', 'device', 'use_sim_time'}
+    assert overridden >= {'weights', 'device', 'camera_model', 'use_sim_time'}
     assert overridden - {'use_sim_time'} <= set(PARAMETERS)
 
 

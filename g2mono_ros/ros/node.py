@@ -25,11 +25,13 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, NodeConfig, ProjectionConfig,
-                               SyncConfig)
+from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, NodeConfig,
+                               ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
+from g2mono_ros.fusion.extrinsic import CoverageCheck, ExtrinsicResolver
 from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
                                       StampGuard, classify_image_error, process_pair)
 
@@ -54,11 +56,18 @@ def _defaults() -> dict[str, Any]:
             values[f.name] = f.default
     values['weights'] = ''
     for f in fields(NodeConfig):
-        if f.name not in ('engine', 'projection', 'sync', 'extrinsic'):
+        if f.name not in ('engine', 'projection', 'sync', 'extrinsic', 'motion'):
             values[f.name] = f.default
-    extrinsic = ExtrinsicConfig()
+    motion = MotionConfig()
+    for f in fields(MotionConfig):
+        if not f.name.startswith('lidar_to_base_'):
+            values[f.name] = f.default
+    values['lidar_to_base.translation'] = [float(v) for v in motion.lidar_to_base_translation]
+    values['lidar_to_base.rotation'] = [float(v) for v in motion.lidar_to_base_rotation]
+    extrinsic = ExtrinsicConfig()  # unset: [] (the transform then comes from TF)
     values['extrinsic.translation'] = [float(v) for v in extrinsic.translation]
     values['extrinsic.rotation'] = [float(v) for v in extrinsic.rotation]
+    values['extrinsic.tf_timeout'] = extrinsic.tf_timeout
     return values
 
 
@@ -72,10 +81,11 @@ PARAMETERS: dict[str, ParameterSpec] = {
                              '| official (needed for the official bare state dict).'),
     'device': ParameterSpec(_D['device'], 'auto (CUDA when available) | cuda | cpu.'),
     'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (autocast, network only).'),
-    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; a positive '
-                                  'multiple of 64 (about 320 recommended).'),
+    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; 0 = the size '
+                                  'recorded in the checkpoint, else a multiple of 64.'),
     'input_width': ParameterSpec(_D['input_width'], 'Network input width, px; a multiple of 64, '
-                                 "or 0 to keep the camera's aspect ratio."),
+                                 "or 0: the checkpoint's when input_height is 0, else keep the "
+                                 "camera's aspect ratio."),
     'max_depth': ParameterSpec(_D['max_depth'], 'Metres mapped to 1.0 at the network; 0 = the '
                                "checkpoint's value.", True),
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
@@ -92,21 +102,29 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                      'pairing, each (>= 1).'),
     'extrinsic.translation': ParameterSpec(_D['extrinsic.translation'], 'LiDAR -> camera optical '
                                            'frame translation [x, y, z], m: '
-                                           'p_cam = R p_lidar + t.', True),
+                                           'p_cam = R p_lidar + t; empty = from TF.', True),
     'extrinsic.rotation': ParameterSpec(_D['extrinsic.rotation'], 'LiDAR -> camera optical frame '
-                                        'rotation, unit quaternion [x, y, z, w].', True),
+                                        'rotation, unit quaternion [x, y, z, w]; empty = from '
+                                        'TF.', True),
+    'extrinsic.tf_timeout': ParameterSpec(_D['extrinsic.tf_timeout'], 'Seconds a TF lookup '
+                                          '(cloud frame_id -> image frame_id) may wait.', True),
     'image_topic': ParameterSpec(_D['image_topic'], 'Camera image input (rgb8, bgr8, mono8, '
                                  '...).'),
     'camera_info_topic': ParameterSpec(_D['camera_info_topic'], 'CameraInfo of that camera.'),
+    'camera_model': ParameterSpec(_D['camera_model'], 'raw (CameraInfo K + D: image_raw) | '
+                                  'rectified (P, no distortion: image_rect, stereo/RGB-D '
+                                  'drivers).'),
     'points_topic': ParameterSpec(_D['points_topic'], 'LiDAR sensor_msgs/PointCloud2 input.'),
     'depth_topic': ParameterSpec(_D['depth_topic'], 'Depth output; camera_info, sparse_depth, '
                                  'depth/colorized and depth/timing are published beside it.'),
-    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres) | 16UC1 '
-                                     '(millimetres); 0 = no estimate.'),
+    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres, NaN = no '
+                                     'estimate) | 16UC1 (millimetres, 0 = no estimate or beyond '
+                                     '65.535 m); REP 118.'),
     'publish_colorized': ParameterSpec(_D['publish_colorized'], 'Also publish an rgb8 rendering '
                                        'on <depth_topic>/colorized.'),
     'publish_sparse': ParameterSpec(_D['publish_sparse'], 'Also publish the projected LiDAR '
-                                    'input (32FC1, image size) on <ns>/sparse_depth.'),
+                                    'input (32FC1, image size, NaN where no point landed) on '
+                                    '<ns>/sparse_depth.'),
     'input_qos': ParameterSpec(_D['input_qos'], 'Subscriptions: sensor_data (best effort; matches '
                                'best-effort and reliable drivers) | reliable | best_effort.'),
     'output_qos': ParameterSpec(_D['output_qos'], 'Publishers: reliable (matches every '
@@ -130,6 +148,31 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                          "network's max depth.", True),
     'lazy': ParameterSpec(_D['lazy'], 'Skip inference while nothing subscribes to any output '
                           '(diagnostics say so).'),
+    'motion_source': ParameterSpec(_D['motion_source'], 'Move LiDAR points to the image time: '
+                                   'none | odometry (nav_msgs/Odometry on odom_topic) | tf '
+                                   '(tf2_ros through fixed_frame).'),
+    'odom_topic': ParameterSpec(_D['odom_topic'], 'nav_msgs/Odometry input (motion_source '
+                                'odometry); its child frame is the rig body.'),
+    'fixed_frame': ParameterSpec(_D['fixed_frame'], 'Frame that does not move with the rig '
+                                 '(motion_source tf), e.g. odom.'),
+    'point_time_field': ParameterSpec(_D['point_time_field'], 'Per-point time field for '
+                                      'deskew: auto (time, t, timestamp, time_stamp, '
+                                      'offset_time) | none (scan-level) | a field name.'),
+    'point_time_unit': ParameterSpec(_D['point_time_unit'], 'Unit of that field: auto | s | ms '
+                                     '| us | ns (relative or absolute is detected).'),
+    'motion_max_extrapolation': ParameterSpec(_D['motion_max_extrapolation'], 'Seconds a pose '
+                                              'may be extrapolated past the odometry; points '
+                                              'beyond are dropped and counted.', True),
+    'motion_max_gap': ParameterSpec(_D['motion_max_gap'], 'Seconds: odometry samples further '
+                                    'apart are not interpolated across.', True),
+    'tf_timeout': ParameterSpec(_D['tf_timeout'], 'Seconds one TF lookup may wait (motion_source '
+                                'tf).', True),
+    'lidar_to_base.translation': ParameterSpec(_D['lidar_to_base.translation'], 'LiDAR -> '
+                                               'odometry child frame translation [x, y, z], m '
+                                               '(motion_source odometry).', True),
+    'lidar_to_base.rotation': ParameterSpec(_D['lidar_to_base.rotation'], 'LiDAR -> odometry '
+                                            'child frame rotation, unit quaternion [x, y, z, '
+                                            'w].', True),
 }
 
 #: Parameters ``ros2 param set`` may change while the node runs (validated like at start-up).
@@ -139,7 +182,8 @@ LIVE_PARAMETERS = frozenset({
     'colorized_max_depth', 'publish_timing', 'diagnostics_period', 'lazy'})
 _ENGINE_PARAMETERS = frozenset({f.name for f in fields(EngineConfig)})
 _WIRING_PARAMETERS = frozenset({'image_topic', 'camera_info_topic', 'points_topic', 'depth_topic',
-                                'input_qos', 'output_qos', 'image_transport', 'output_encoding'})
+                                'input_qos', 'output_qos', 'image_transport', 'output_encoding',
+                                'odom_topic', 'motion_source'})
 
 
 def read_only_reason(name: str) -> str:
@@ -167,7 +211,7 @@ _STAMP_LIVE_S = 10.0
 
 
 def output_topics(depth_topic: str) -> dict[str, str]:
-    """Every output name, derived from ``depth_topic`` (``/g2mono/depth`` -> ``/g2mono/...``)."""
+    """Every output name, derived from ``depth_topic`` (``g2mono/depth`` -> ``g2mono/...``)."""
     parent = depth_topic.rsplit('/', 1)[0] if '/' in depth_topic else ''
     prefix = f'{parent}/' if parent or depth_topic.startswith('/') else ''
     return {
@@ -181,8 +225,12 @@ def output_topics(depth_topic: str) -> dict[str, str]:
 
 
 def _qos(name: str, *, output: bool) -> QoSProfile:
+    # A new profile per entity: qos_overrides.* parameters are written into the one passed.
     if name == 'sensor_data':
-        return qos_profile_sensor_data
+        return QoSProfile(history=qos_profile_sensor_data.history,
+                          depth=qos_profile_sensor_data.depth,
+                          reliability=qos_profile_sensor_data.reliability,
+                          durability=qos_profile_sensor_data.durability)
     reliability = (ReliabilityPolicy.RELIABLE if name == 'reliable'
                    else ReliabilityPolicy.BEST_EFFORT)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5 if output else 10,
@@ -221,6 +269,8 @@ class _ImageItem(NamedTuple):
 class _ScanItem(NamedTuple):
     points: np.ndarray
     received_wall_ns: int
+    point_stamps_ns: np.ndarray | int = 0  # (N,) per-point stamps, or the header stamp
+    frame_id: str = ''
 
 
 class DepthNodePhases:
@@ -248,6 +298,17 @@ class DepthNodePhases:
         if not weights.is_file():
             msg = f"parameter 'weights': no checkpoint file at {str(weights)!r}"
             raise ConfigError(msg)
+        if not self.config.extrinsic.is_set:
+            from g2mono_ros.ros.tf_lookup import tf2_available
+
+            why = tf2_available()
+            if why is not None:
+                msg = ("no LiDAR -> camera extrinsic: parameters 'extrinsic.translation' and "
+                       "'extrinsic.rotation' are unset and TF is not available (tf2_ros does "
+                       f'not import: {why}). Either set extrinsic.translation [x, y, z] and '
+                       'extrinsic.rotation [x, y, z, w], or install tf2_ros (a ROS 2 install) '
+                       "and publish TF from the cloud's frame_id to the image's")
+                raise ConfigError(msg)
 
         # Imported only after the parameters are valid: a typo fails before torch loads.
         from g2mono_ros.ros import codecs
@@ -259,11 +320,19 @@ class DepthNodePhases:
         self._rgb_encodings = _rgb_convertible_encodings(codecs.IMAGE_ENCODINGS)
         self.engine = DepthEngine(self.config.engine)
         ext = self.config.extrinsic
-        self._T_cam_lidar = transform_from_translation_quaternion(
-            np.asarray(ext.translation, dtype=np.float64),
-            np.asarray(ext.rotation, dtype=np.float64))
-
         self.faults = FaultLog()
+        self._tf_source: Any = None
+        if ext.is_set:
+            self._extrinsic = ExtrinsicResolver(fixed=transform_from_translation_quaternion(
+                np.asarray(ext.translation, dtype=np.float64),
+                np.asarray(ext.rotation, dtype=np.float64)))
+        else:
+            from g2mono_ros.ros.tf_lookup import TfTransformSource
+
+            self._tf_source = TfTransformSource(self)
+            self._extrinsic = ExtrinsicResolver(source=self._tf_source, timeout_s=ext.tf_timeout,
+                                                record=self._log_fault)
+        self._coverage = CoverageCheck()
         self.stages = StageStats()
         self.rates = {'image': RateMeter(), 'points': RateMeter(), 'camera_info': RateMeter()}
         self.pairs_processed = 0
@@ -271,8 +340,10 @@ class DepthNodePhases:
         self._image_guard = StampGuard(_JUMP_BACK_NS)
         self._scan_guard = StampGuard(_JUMP_BACK_NS)
         self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
-        self._camera_lock = threading.Lock()
-        self._camera: tuple[Any, CameraInfo] | None = None
+        from g2mono_ros.fusion.camera_info_buffer import CameraInfoBuffer
+
+        # (CameraModel, CameraInfo) by stamp: an image gets the calibration with its stamp.
+        self._camera_infos: CameraInfoBuffer[tuple[Any, CameraInfo]] = CameraInfoBuffer()
         self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
         self._slot.close()  # opened by _activate
         self._superseded_seen = 0
@@ -284,12 +355,20 @@ class DepthNodePhases:
         self.pairs_skipped_lazy = 0
         self._lazy_idle = False
         self._stamp_age_s: float | None = None  # node clock - newest published image stamp
+        self.poses: Any = None  # PoseBuffer of the odometry (motion_source: odometry)
+        self._motion = self._make_motion_source()
 
         self._pub_lock = threading.Lock()  # optional publishers come and go with live tuning
         topics = output_topics(self.config.depth_topic)
-        out_qos = _qos(self.config.output_qos, output=True)
-        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos)
-        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos)
+        def out_qos() -> QoSProfile:
+            return _qos(self.config.output_qos, output=True)
+
+        # qos_overrides.<topic>.publisher.{reliability,history,depth} parameters apply here.
+        overridable = QoSOverridingOptions.with_default_policies()
+        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos(),
+                                                qos_overriding_options=overridable)
+        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos(),
+                                               qos_overriding_options=overridable)
         self._pub_sparse = self._pub_color = self._pub_timing = self._pub_points = None
         self._sync_optional_publishers(self.config)
         self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -297,15 +376,20 @@ class DepthNodePhases:
     def _sync_optional_publishers(self, config: NodeConfig) -> None:
         """Create or destroy the optional publishers to match ``config``'s publish flags."""
         topics = output_topics(config.depth_topic)
-        out_qos = _qos(config.output_qos, output=True)
-        wanted = {'_pub_sparse': (config.publish_sparse, Image, topics['sparse_depth'], out_qos),
-                  '_pub_color': (config.publish_colorized, Image, topics['colorized'], out_qos),
-                  '_pub_timing': (config.publish_timing, DiagnosticStatus, topics['timing'], 10),
-                  '_pub_points': (config.publish_points, PointCloud2, topics['points'], out_qos)}
-        for attr, (on, msg_type, topic, qos) in wanted.items():
+        # qos_overrides.<topic>.publisher.* apply (declared once, kept when re-created).
+        overridable = QoSOverridingOptions.with_default_policies()
+        wanted = {'_pub_sparse': (config.publish_sparse, Image, topics['sparse_depth'], True),
+                  '_pub_color': (config.publish_colorized, Image, topics['colorized'], True),
+                  '_pub_timing': (config.publish_timing, DiagnosticStatus, topics['timing'],
+                                  False),
+                  '_pub_points': (config.publish_points, PointCloud2, topics['points'], True)}
+        for attr, (on, msg_type, topic, data_output) in wanted.items():
             current = getattr(self, attr)
             if on and current is None:
-                setattr(self, attr, self.create_publisher(msg_type, topic, qos))
+                setattr(self, attr, self.create_publisher(
+                    msg_type, topic, _qos(config.output_qos, output=True),
+                    qos_overriding_options=overridable)
+                    if data_output else self.create_publisher(msg_type, topic, 10))
             elif not on and current is not None:
                 with self._pub_lock:  # not while the worker publishes on it
                     setattr(self, attr, None)
@@ -313,7 +397,11 @@ class DepthNodePhases:
 
     def _activate(self) -> None:
         """Subscribe to the inputs, start the timers and the worker thread."""
-        in_qos = _qos(self.config.input_qos, output=False)
+        def in_qos() -> QoSProfile:
+            return _qos(self.config.input_qos, output=False)
+
+        # qos_overrides.<topic>.subscription.{reliability,history,depth} parameters apply here.
+        overridable = QoSOverridingOptions.with_default_policies()
         if self.config.image_transport == 'compressed':
             from sensor_msgs.msg import CompressedImage
 
@@ -323,15 +411,22 @@ class DepthNodePhases:
             # /compressed, so `-r image:=/cam/image` moves both.
             sub_image = self.create_subscription(
                 CompressedImage, compressed_topic(self.resolve_topic_name(self.config.image_topic)),
-                self._on_compressed_image, in_qos)
+                self._on_compressed_image, in_qos(), qos_overriding_options=overridable)
         else:
             sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
-                                                 in_qos)
+                                                 in_qos(), qos_overriding_options=overridable)
         sub_info = self.create_subscription(CameraInfo, self.config.camera_info_topic,
-                                            self._on_camera_info, in_qos)
+                                            self._on_camera_info, in_qos(),
+                                            qos_overriding_options=overridable)
         sub_points = self.create_subscription(PointCloud2, self.config.points_topic,
-                                              self._on_points, in_qos)
+                                              self._on_points, in_qos(),
+                                              qos_overriding_options=overridable)
         self._subscriptions_active = [sub_image, sub_info, sub_points]
+        if self.poses is not None:
+            from g2mono_ros.ros.motion import subscribe_odometry
+
+            self._subscriptions_active.append(subscribe_odometry(
+                self, self.config.motion.odom_topic, self.poses, in_qos, self._log_fault))
         self._diag_timer = self.create_timer(self.config.diagnostics_period,
                                              self._publish_diagnostics)
         self._timers_active = [self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
@@ -348,7 +443,11 @@ class DepthNodePhases:
         self.get_logger().info(
             f'depth node ready: {names[0]} + {names[1]} + {names[2]} -> {names[3]} '
             f'({self.config.output_encoding}) on {self.engine.device}, network input '
-            f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m')
+            f'{self.engine.input_height} x {self.engine.input_width or "aspect-kept"}, '
+            f'max depth {self.engine.max_depth:g} m, '
+            + ('extrinsic from TF (cloud frame_id -> image frame_id)' if self._extrinsic.uses_tf
+               else 'extrinsic from the parameters (TF not consulted)'))
+        self._warn_camera_model(names[0])
 
     def _deactivate(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
         """Stop subscriptions, timers and the worker; the network stays loaded.
@@ -366,6 +465,8 @@ class DepthNodePhases:
         self._image_guard.reset()
         self._scan_guard.reset()
         self._newest_stamp = None
+        if self.poses is not None:
+            self.poses.clear()
         return stopped
 
     def _cleanup(self) -> None:
@@ -377,10 +478,50 @@ class DepthNodePhases:
         self._pub_sparse = self._pub_color = self._pub_timing = self._pub_points = None
         self._pub_depth = self._pub_info = self._pub_diag = None
         self.engine = None
-        with self._camera_lock:
-            self._camera = None
+        self._camera_infos.clear()
+        if getattr(self, '_tf_source', None) is not None:  # a new configure makes a new one
+            self._tf_source.close()
+            self._tf_source = None
 
     # --- set-up -------------------------------------------------------------------------------
+
+    def _warn_camera_model(self, image_topic: str) -> None:
+        # The usual topic names say which images are rectified; a mismatch is the classic
+        # mistake (distortion applied twice, or never), and costs tens of pixels at the edges.
+        leaf = image_topic.rsplit('/', 1)[-1]
+        looks = 'rectified' if 'rect' in leaf else 'raw' if leaf.endswith('_raw') else None
+        if looks is not None and looks != self.config.camera_model:
+            self.get_logger().warning(
+                f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
+                f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
+
+    def _make_motion_source(self) -> Any:
+        """The ego-motion source of ``motion_source`` (None for ``none``)."""
+        motion = self.config.motion
+        if motion.motion_source == 'none':
+            return None
+        from g2mono_ros.fusion.motion import OdometryMotion, PoseBuffer
+
+        if motion.motion_source == 'tf':
+            try:
+                from g2mono_ros.ros.motion import TfMotion
+
+                return TfMotion(self, motion.fixed_frame, timeout_s=motion.tf_timeout,
+                                max_gap_s=motion.motion_max_gap,
+                                max_extrapolation_s=motion.motion_max_extrapolation)
+            except ImportError as exc:
+                msg = (f"parameter 'motion_source' is tf but tf2_ros cannot be imported ({exc}); "
+                       'source a ROS installation, or use motion_source: odometry')
+                raise ConfigError(msg) from exc
+        from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+
+        # The odometry subscription comes with the other inputs, in _activate.
+        self.poses = PoseBuffer(max_gap_s=motion.motion_max_gap,
+                                max_extrapolation_s=motion.motion_max_extrapolation)
+        T_base_lidar = transform_from_translation_quaternion(
+            np.asarray(motion.lidar_to_base_translation, dtype=np.float64),
+            np.asarray(motion.lidar_to_base_rotation, dtype=np.float64))
+        return OdometryMotion(self.poses, T_base_lidar)
 
     def _declare_parameters(self) -> None:
         """Declare every parameter (constructor); values are read and checked by _configure.
@@ -417,8 +558,10 @@ class DepthNodePhases:
         """
         from rcl_interfaces.msg import SetParametersResult
 
-        if getattr(self, 'engine', None) is None:
-            # Lifecycle node, unconfigured: nothing runs; configure validates the values.
+        if getattr(self, 'engine', None) is None or not any(p.name in PARAMETERS
+                                                              for p in params):
+            # Lifecycle node, unconfigured: nothing runs; configure validates the values. Or
+            # rclpy's own (use_sim_time, qos_overrides.* declared with each publisher).
             return SetParametersResult(successful=True)
         values = self._parameter_values()
         for param in params:
@@ -520,21 +663,30 @@ class DepthNodePhases:
         if xyz.shape[0] == 0:
             self._log_fault('empty_cloud', 'a PointCloud2 with no points')
             return
+        point_stamps: np.ndarray | int = stamp
+        if self._motion is not None:
+            from g2mono_ros.ros.motion import cloud_point_stamps
+
+            try:
+                point_stamps = cloud_point_stamps(msg, field=self.config.motion.point_time_field,
+                                                  unit=self.config.motion.point_time_unit)
+            except G2MonoError as exc:  # fall back to scan-level for this cloud
+                self._log_fault('bad_point_times', f'{exc}; cloud compensated at its stamp')
         if self._scan_guard.check(stamp):
             self._time_jumped_back('points', stamp)
             self._scan_guard.check(stamp)
         self._note_stamp(stamp)
-        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received)))
+        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received, point_stamps,
+                                                         msg.header.frame_id)))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
         try:
-            model = self._codecs.camera_info_to_model(msg)
+            model = self._codecs.camera_info_to_model(msg, self.config.camera_model)
         except G2MonoError as exc:
             self._log_fault('malformed_camera_info', f'{exc}')
             return
-        with self._camera_lock:
-            self._camera = (model, msg)
+        self._camera_infos.add(_stamp_ns(msg.header), (model, msg))
 
     def _on_flush_timer(self) -> None:
         # Data time, not the node clock: a bag replayed without sim time still pairs correctly,
@@ -586,13 +738,6 @@ class DepthNodePhases:
             self._lazy_idle = True
             return
         self._lazy_idle = False
-        with self._camera_lock:
-            camera = self._camera
-        if camera is None:
-            self._log_fault('no_camera_info', f'no CameraInfo on {self.config.camera_info_topic} '
-                                              'yet; pair skipped')
-            return
-        model, info = camera
         rgb = image.rgb
         if rgb is None:
             from g2mono_ros.ros.compressed import rgb_from_compressed
@@ -602,14 +747,41 @@ class DepthNodePhases:
             except G2MonoError as exc:
                 self._log_fault('malformed_image', f'{exc}')
                 return
+        image_stamp = _stamp_ns(image.msg.header)
+        match = self._camera_infos.lookup(
+            image_stamp, fits=lambda item: (item[0].height, item[0].width) == rgb.shape[:2])
+        if match is None:
+            self._log_fault('no_camera_info', f'no CameraInfo on {self.config.camera_info_topic} '
+                                              'yet; pair skipped')
+            return
+        if not match.exact:
+            # Drivers stamp CameraInfo like the image; without one, the newest that fits.
+            self._log_fault('camera_info_fallback',
+                            f'no CameraInfo stamped {image_stamp * 1e-9:.6f} s (the image); '
+                            f'using the newest that fits, stamped {match.stamp_ns * 1e-9:.6f} s')
+        model, info = match.item
         if (model.height, model.width) != rgb.shape[:2]:
             self._log_fault('camera_info_mismatch',
                             f'CameraInfo is {model.width}x{model.height}, image is '
                             f'{rgb.shape[1]}x{rgb.shape[0]}; pair skipped')
             return
         proj = config.projection
-        # Colour rendering and the point cloud are made after the depth is out (below).
-        work = process_pair(self.engine, PairInputs(rgb, scan.points, model), self._T_cam_lidar,
+        image_frame = image.msg.header.frame_id
+        resolved = self._extrinsic.resolve(scan.frame_id, image_frame, pair.image_stamp_ns)
+        if resolved.T_cam_lidar is None:  # counted and logged (no_transform) by the resolver
+            return
+        T_cam_lidar = resolved.T_cam_lidar
+        points = scan.points
+        if self._motion is not None:
+            points = self._compensate(scan, _stamp_ns(image.msg.header))
+            if points is None:
+                return
+        suspect = self._coverage.observe(points, T_cam_lidar, model,
+                                         min_range=proj.min_range, max_range=proj.max_range,
+                                         cloud_frame=scan.frame_id, image_frame=image_frame)
+        if suspect:
+            self._log_fault('extrinsic_suspect', suspect)
+        work = process_pair(self.engine, PairInputs(rgb, points, model), T_cam_lidar,
                             min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=self._pub_sparse is not None, want_colorized=False)
         if self._slot.closed:  # shutting down: the publishers may already be gone
@@ -674,6 +846,23 @@ class DepthNodePhases:
                                            max_range_m=config.points_max_range, rgb=rgb)
             self._pub_points.publish(codecs.xyz_to_pointcloud2(xyz, header,
                                                                {'rgb': pack_rgb(colours)}))
+    def _compensate(self, scan: _ScanItem, image_stamp_ns: int) -> np.ndarray | None:
+        """The scan's points in the LiDAR frame at the image time; None skips the pair."""
+        from g2mono_ros.fusion.motion import compensate_points
+
+        source = self._motion
+        if self.config.motion.motion_source == 'tf':
+            source = source.for_frame(scan.frame_id)
+        result = compensate_points(scan.points, scan.point_stamps_ns, image_stamp_ns, source)
+        if result.no_odometry and len(result.points):
+            self.faults.record('no_odometry_points', count=result.no_odometry)
+        if len(result.points) == 0:
+            detail = getattr(self._motion, 'last_error', '') or (
+                f'no {self.config.motion.motion_source} pose within '
+                f'{self.config.motion.motion_max_extrapolation:g} s of the image or scan time')
+            self._log_fault('no_odometry', f'{detail}; pair skipped')
+            return None
+        return result.points
 
     # --- diagnostics --------------------------------------------------------------------------
 
@@ -689,7 +878,8 @@ class DepthNodePhases:
         stale_after_s = max(3 * self.config.diagnostics_period, 2 * slowest_s)
         stale = time.monotonic() - self._last_publish_mono > stale_after_s
         status = DiagnosticStatus()
-        status.name = f'{self.get_name()}: depth completion'
+        # Namespaced (`cam_left/depth_node: ...`): nodes of several cameras stay apart.
+        status.name = f"{self.get_fully_qualified_name().lstrip('/')}: depth completion"
         status.hardware_id = str(self.engine.device)
         status.level = DiagnosticStatus.OK
         status.message = 'ok'
@@ -705,6 +895,7 @@ class DepthNodePhases:
                                                           for k, v in sorted(new_faults.items()))
         values = {
             'device': str(self.engine.device),
+            'motion_source': self.config.motion.motion_source,
             'image_rate_hz': f'{self.rates["image"].rate_hz():.2f}',
             'points_rate_hz': f'{self.rates["points"].rate_hz():.2f}',
             'camera_info_rate_hz': f'{self.rates["camera_info"].rate_hz():.2f}',
@@ -716,7 +907,11 @@ class DepthNodePhases:
             'pairs_skipped_lazy': str(self.pairs_skipped_lazy),
             'clock': 'sim (/clock)' if self.get_parameter('use_sim_time').value else 'system',
             'stamps': self._stamps_verdict(),
+            'extrinsic_source': self._extrinsic.last_source,
         }
+        coverage = self._coverage.fraction
+        if coverage is not None:
+            values['points_in_image_pct'] = f'{100 * coverage:.1f}'
         for stage, (p50, p95, worst) in sorted(stages.items()):
             values[f'{stage}_ms_p50'] = f'{p50:.2f}'
             values[f'{stage}_ms_p95'] = f'{p95:.2f}'
