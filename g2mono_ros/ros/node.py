@@ -426,7 +426,7 @@ class DepthNodePhases:
             from g2mono_ros.ros.motion import subscribe_odometry
 
             self._subscriptions_active.append(subscribe_odometry(
-                self, self.config.motion.odom_topic, self.poses, in_qos, self._log_fault))
+                self, self.config.motion.odom_topic, self.poses, in_qos(), self._log_fault))
         self._diag_timer = self.create_timer(self.config.diagnostics_period,
                                              self._publish_diagnostics)
         self._timers_active = [self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
