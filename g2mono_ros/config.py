@@ -21,6 +21,7 @@ __all__ = [
     'IMAGE_TRANSPORTS',
     'PRECISIONS',
     'QOS_PROFILES',
+    'SYNC_POLICIES',
     'VARIANTS',
     'EngineConfig',
     'ExtrinsicConfig',
@@ -39,6 +40,7 @@ PRECISIONS = ('fp32', 'fp16', 'bf16')
 QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
 IMAGE_TRANSPORTS = ('raw', 'compressed')
+SYNC_POLICIES = ('nearest', 'newest_before')
 #: what the input image is: ``raw`` (CameraInfo K + D apply) or ``rectified`` (P, no distortion).
 CAMERA_MODELS = ('raw', 'rectified')
 MOTION_SOURCES = ('none', 'odometry', 'tf')
@@ -142,17 +144,28 @@ class ProjectionConfig:
 
 @dataclass(frozen=True)
 class SyncConfig:
-    """Camera/LiDAR pairing policy.
+    """Camera/LiDAR pairing policy (see ``fusion.sync.PairSynchronizer``).
 
     Attributes:
-        sync_max_offset: seconds; an image pairs with the scan nearest in time within this.
-        sync_max_wait: seconds; how long an image may wait for a later scan.
-        sync_queue_size: bound on buffered images and scans, each.
+        sync_max_offset: seconds; an image pairs with a scan at most this far from it in time.
+        sync_max_wait: seconds of arrival time (the node's clock) an image may wait for a later
+            scan; cover the LiDAR's delivery delay (stamp to arrival) plus ``sync_max_offset``.
+        sync_queue_size: bound on buffered images and scans, each, and on pairs waiting for the
+            network.
+        sync_policy: ``nearest`` (the scan nearest in time; may wait for the next scan) |
+            ``newest_before`` (low latency: the newest scan at or before the image, at once;
+            meant for motion-compensated scans).
+        image_time_offset, points_time_offset: seconds added to each sensor's header stamps
+            before pairing (known driver latencies, or two clocks that differ); the output
+            keeps the camera's header stamp.
     """
 
     sync_max_offset: float = 0.06
-    sync_max_wait: float = 0.15
-    sync_queue_size: int = 10
+    sync_max_wait: float = 0.5
+    sync_queue_size: int = 30
+    sync_policy: str = 'nearest'
+    image_time_offset: float = 0.0
+    points_time_offset: float = 0.0
 
     def __post_init__(self) -> None:
         _require_finite('sync_max_offset', self.sync_max_offset, low=0.0, low_open=True)
@@ -160,6 +173,9 @@ class SyncConfig:
         if not (isinstance(self.sync_queue_size, int) and self.sync_queue_size >= 1):
             msg = f"parameter 'sync_queue_size' must be an integer >= 1; got {self.sync_queue_size!r}"
             raise ConfigError(msg)
+        _require_choice('sync_policy', self.sync_policy, SYNC_POLICIES)
+        _require_finite('image_time_offset', self.image_time_offset)
+        _require_finite('points_time_offset', self.points_time_offset)
 
     @property
     def max_offset_ns(self) -> int:
@@ -168,6 +184,14 @@ class SyncConfig:
     @property
     def max_wait_ns(self) -> int:
         return round(self.sync_max_wait * 1e9)
+
+    @property
+    def image_time_offset_ns(self) -> int:
+        return round(self.image_time_offset * 1e9)
+
+    @property
+    def points_time_offset_ns(self) -> int:
+        return round(self.points_time_offset * 1e9)
 
 
 @dataclass(frozen=True)

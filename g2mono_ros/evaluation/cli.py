@@ -11,8 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, ProjectionConfig,
-                               SyncConfig)
+from g2mono_ros.config import (SYNC_POLICIES, EngineConfig, ExtrinsicConfig, MotionConfig,
+                               ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError
 from g2mono_ros.evaluation.evaluator import EvaluationOptions, EvaluationResult
 from g2mono_ros.evaluation.metrics import DEFAULT_RANGE_BINS_M
@@ -93,7 +93,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     topics.add_argument('--sync-max-offset', type=float, default=SyncConfig.sync_max_offset,
                         help='seconds between an image and its scan (default %(default)s)')
     topics.add_argument('--sync-max-wait', type=float, default=SyncConfig.sync_max_wait,
-                        help='seconds an image waits for a later scan (default %(default)s)')
+                        help='seconds of arrival (log) time an image waits for a later scan '
+                             '(default %(default)s)')
+    topics.add_argument('--sync-policy', choices=SYNC_POLICIES, default=SyncConfig.sync_policy,
+                        help='nearest scan, or the newest scan before the image (low latency);'
+                             ' default %(default)s')
+    topics.add_argument('--image-time-offset', type=float, default=0.0,
+                        help='seconds added to image stamps for pairing (default 0)')
+    topics.add_argument('--points-time-offset', type=float, default=0.0,
+                        help='seconds added to cloud stamps for pairing (default 0)')
     topics.add_argument('--range-bins', type=float, nargs='+', default=None, metavar='M',
                         help='range bin edges in metres (default 0 5 10 20 40; a last bin is '
                              'open-ended)')
@@ -146,7 +154,10 @@ def options_from_args(args: argparse.Namespace, *, weights: str | None = None,
                                     getattr(args, 'max_range', ProjectionConfig.max_range)),
         sync=SyncConfig(sync_max_offset=getattr(args, 'sync_max_offset',
                                                 SyncConfig.sync_max_offset),
-                        sync_max_wait=getattr(args, 'sync_max_wait', SyncConfig.sync_max_wait)),
+                        sync_max_wait=getattr(args, 'sync_max_wait', SyncConfig.sync_max_wait),
+                        sync_policy=getattr(args, 'sync_policy', SyncConfig.sync_policy),
+                        image_time_offset=getattr(args, 'image_time_offset', 0.0),
+                        points_time_offset=getattr(args, 'points_time_offset', 0.0)),
         extrinsic=extrinsic,
         range_bins_m=bins,
         progress=not args.no_progress,

@@ -71,6 +71,9 @@ def node_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[st
         'sync_max_offset': float(sync.sync_max_offset),
         'sync_max_wait': float(sync.sync_max_wait),
         'sync_queue_size': int(sync.sync_queue_size),
+        'sync_policy': sync.sync_policy,
+        'image_time_offset': float(sync.image_time_offset),
+        'points_time_offset': float(sync.points_time_offset),
         # A `<image>/compressed` topic is played as recorded; the node subscribes to it the
         # image_transport way (base topic + image_transport: compressed).
         'image_topic': _image_base_topic(options.image_topic),

@@ -1,7 +1,8 @@
 """The ROS 2 depth node ``depth_node``: camera + CameraInfo + LiDAR in, dense metric depth out.
 
 Callbacks only decode and feed the camera/LiDAR synchroniser; a worker thread runs the network
-on the newest complete pair. Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
+on the pairs it completes (all of them while it keeps up, the best aligned when it cannot).
+Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, Node
                                ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
 from g2mono_ros.fusion.extrinsic import CoverageCheck, ExtrinsicResolver
-from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
-                                      StampGuard, classify_image_error, process_pair)
+from g2mono_ros.fusion.pair_queue import PairQueue
+from g2mono_ros.fusion.pipeline import (FaultLog, PairInputs, RateMeter, StageStats,
+                                      classify_image_error, process_pair)
 
 __all__ = ['LIVE_PARAMETERS', 'NODE_NAME', 'PARAMETERS', 'DepthNode', 'DepthNodePhases',
            'read_only_reason', 'add_arguments', 'main', 'output_topics', 'run']
@@ -96,10 +98,19 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                True),
     'sync_max_offset': ParameterSpec(_D['sync_max_offset'], 'An image pairs with the LiDAR scan '
                                      'nearest in time within this many seconds.', True),
-    'sync_max_wait': ParameterSpec(_D['sync_max_wait'], 'Seconds an image may wait for a later '
-                                   'scan before it is dropped.', True),
+    'sync_max_wait': ParameterSpec(_D['sync_max_wait'], 'Seconds (node clock, from arrival) an '
+                                   'image may wait for a later scan; cover the LiDAR delivery '
+                                   'delay.', True),
     'sync_queue_size': ParameterSpec(_D['sync_queue_size'], 'Images and scans buffered for '
-                                     'pairing, each (>= 1).'),
+                                     'pairing, each, and pairs waiting for the network (>= 1).'),
+    'sync_policy': ParameterSpec(_D['sync_policy'], 'nearest (the scan nearest in time; may wait '
+                                 'for the next scan) | newest_before (low latency: the newest '
+                                 'scan at or before the image, at once; for motion-compensated '
+                                 'scans).'),
+    'image_time_offset': ParameterSpec(_D['image_time_offset'], 'Seconds added to image stamps '
+                                       'for pairing (output keeps the camera stamp).', True),
+    'points_time_offset': ParameterSpec(_D['points_time_offset'], 'Seconds added to cloud stamps '
+                                        'for pairing (driver latency, clock offset).', True),
     'extrinsic.translation': ParameterSpec(_D['extrinsic.translation'], 'LiDAR -> camera optical '
                                            'frame translation [x, y, z], m: '
                                            'p_cam = R p_lidar + t; empty = from TF.', True),
@@ -200,8 +211,9 @@ def read_only_reason(name: str) -> str:
 
 _FLUSH_PERIOD_S = 0.05
 _JUMP_BACK_NS = 1_000_000_000  # a stamp this much older than the newest = time went back
-# Drops that happen in normal operation (newest pair wins; spare scans): no warning level.
-_ROUTINE_DROPS = frozenset({'pair_superseded', 'sync_superseded'})
+# Drops that happen in normal operation (overload: best-aligned pair wins; spare scans): no
+# warning level.
+_ROUTINE_DROPS = frozenset({'pair_superseded', 'pair_stale', 'sync_superseded'})
 _WORKER_POLL_S = 0.2
 # ros2 launch escalates SIGINT to SIGTERM after 5 s: stop waiting for an inference before that.
 _WORKER_JOIN_S = 3.0
@@ -313,7 +325,7 @@ class DepthNodePhases:
         # Imported only after the parameters are valid: a typo fails before torch loads.
         from g2mono_ros.ros import codecs
         from g2mono_ros.models.engine import DepthEngine
-        from g2mono_ros.fusion.sync import PairSynchronizer
+        from g2mono_ros.fusion.sync import ArrivalClock, PairSynchronizer
         from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
         self._codecs = codecs
@@ -337,16 +349,15 @@ class DepthNodePhases:
         self.rates = {'image': RateMeter(), 'points': RateMeter(), 'camera_info': RateMeter()}
         self.pairs_processed = 0
         self._sync = PairSynchronizer(self.config.sync, backwards_jump_ns=_JUMP_BACK_NS)
-        self._image_guard = StampGuard(_JUMP_BACK_NS)
-        self._scan_guard = StampGuard(_JUMP_BACK_NS)
-        self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
+        # Waits count in arrival time on the node's clock (sim time with a bag), never going back.
+        self._arrival = ArrivalClock(self._ros_now_ns)
+        self._queue = PairQueue(self.config.sync.sync_queue_size, clock=self._arrival.now_ns)
+        self._queue.close()  # a fresh one is opened by _activate
+        self._jumps_seen = 0
         from g2mono_ros.fusion.camera_info_buffer import CameraInfoBuffer
 
         # (CameraModel, CameraInfo) by stamp: an image gets the calibration with its stamp.
         self._camera_infos: CameraInfoBuffer[tuple[Any, CameraInfo]] = CameraInfoBuffer()
-        self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
-        self._slot.close()  # opened by _activate
-        self._superseded_seen = 0
         self._last_publish_mono = time.monotonic()
         self._faults_at_last_diag: dict[str, int] = {}
         self._subscriptions_active: list[Any] = []
@@ -433,10 +444,11 @@ class DepthNodePhases:
         self._timers_active = [self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
                                self._diag_timer]
 
-        self._slot = LatestSlot()
-        self._superseded_seen = 0
+        drops = self._queue.drops  # running totals go on across activations
+        self._queue = PairQueue(self.config.sync.sync_queue_size, clock=self._arrival.now_ns)
+        self._queue.drops.update(drops)
         self._last_publish_mono = time.monotonic()
-        self._worker = threading.Thread(target=self._work, args=(self._slot,),
+        self._worker = threading.Thread(target=self._work, args=(self._queue,),
                                         name='g2mono_depth_worker', daemon=True)
         self._worker.start()
         names = [getattr(entity, 'topic_name', '?')  # resolved, i.e. after remapping
@@ -463,9 +475,6 @@ class DepthNodePhases:
         self._subscriptions_active, self._timers_active = [], []
         stopped = self.close(timeout_s)
         self._sync.clear()
-        self._image_guard.reset()
-        self._scan_guard.reset()
-        self._newest_stamp = None
         if self.poses is not None:
             self.poses.clear()
         return stopped
@@ -617,22 +626,24 @@ class DepthNodePhases:
         if line:
             self.get_logger().warning(line)
 
-    def _note_stamp(self, stamp_ns: int) -> None:
-        if self._newest_stamp is None or stamp_ns > self._newest_stamp[0]:
-            self._newest_stamp = (stamp_ns, time.monotonic())
+    def _ros_now_ns(self) -> int:
+        # Sim time before the first /clock reads 0: fall back to the steady clock until then.
+        return self.get_clock().now().nanoseconds or time.monotonic_ns()
 
-    def _time_jumped_back(self, stream: str, stamp_ns: int) -> None:
+    def _note_time_jumps(self) -> None:
+        """Log the synchroniser's per-stream jumps; pairs still queued are from before it."""
+        if self._sync.time_jumps == self._jumps_seen:
+            return
+        self._jumps_seen = self._sync.time_jumps
+        jump = self._sync.last_time_jump
+        stream = 'points' if jump.stream == 'scan' else jump.stream
         self._log_fault(f'{stream}_time_jump_back',
-                        f'stamp {stamp_ns * 1e-9:.3f} s is older than earlier {stream} messages; '
-                        'pairing restarts')
-        self._sync.clear()  # buffered messages are counted as sync_time_jump drops
-        self._image_guard.reset()
-        self._scan_guard.reset()
-        self._newest_stamp = None
-        if self._slot.clear():
-            self.faults.record('pair_dropped_time_jump')
+                        f'stamp {jump.to_ns * 1e-9:.3f} s is older than earlier {stream} messages '
+                        f'({jump.from_ns * 1e-9:.3f} s); pairing restarts')
+        self._queue.clear()  # counted as pair_time_jump
 
     def _on_image(self, msg: Image) -> None:
+        arrival = self._arrival.now_ns()
         received = time.time_ns()
         self.rates['image'].tick()
         stamp = _stamp_ns(msg.header)
@@ -642,22 +653,22 @@ class DepthNodePhases:
             kind = classify_image_error(exc, msg.encoding, self._rgb_encodings)
             self._log_fault(kind, f'{exc}')
             return
-        self._accept_image(stamp, _ImageItem(msg, rgb, received))
+        self._accept_image(stamp, _ImageItem(msg, rgb, received), arrival)
 
     def _on_compressed_image(self, msg: Any) -> None:
         # Kept as bytes: OpenCV decodes on the worker, and only the pairs it runs.
+        arrival = self._arrival.now_ns()
         received = time.time_ns()
         self.rates['image'].tick()
-        self._accept_image(_stamp_ns(msg.header), _ImageItem(msg, None, received))
+        self._accept_image(_stamp_ns(msg.header), _ImageItem(msg, None, received), arrival)
 
-    def _accept_image(self, stamp: int, item: _ImageItem) -> None:
-        if self._image_guard.check(stamp):
-            self._time_jumped_back('image', stamp)
-            self._image_guard.check(stamp)
-        self._note_stamp(stamp)
-        self._offer(self._sync.add_image(stamp, item))
+    def _accept_image(self, stamp: int, item: _ImageItem, arrival_ns: int) -> None:
+        pairs = self._sync.add_image(stamp, item, arrival_ns=arrival_ns)
+        self._note_time_jumps()
+        self._offer(pairs)
 
     def _on_points(self, msg: PointCloud2) -> None:
+        arrival = self._arrival.now_ns()
         received = time.time_ns()
         self.rates['points'].tick()
         stamp = _stamp_ns(msg.header)
@@ -678,12 +689,10 @@ class DepthNodePhases:
                                                   unit=self.config.motion.point_time_unit)
             except G2MonoError as exc:  # fall back to scan-level for this cloud
                 self._log_fault('bad_point_times', f'{exc}; cloud compensated at its stamp')
-        if self._scan_guard.check(stamp):
-            self._time_jumped_back('points', stamp)
-            self._scan_guard.check(stamp)
-        self._note_stamp(stamp)
-        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received, point_stamps,
-                                                         msg.header.frame_id)))
+        pairs = self._sync.add_scan(stamp, _ScanItem(xyz, received, point_stamps,
+                                                     msg.header.frame_id), arrival_ns=arrival)
+        self._note_time_jumps()
+        self._offer(pairs)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
@@ -695,38 +704,40 @@ class DepthNodePhases:
         self._camera_infos.add(_stamp_ns(msg.header), (model, msg))
 
     def _on_flush_timer(self) -> None:
-        # Data time, not the node clock: a bag replayed without sim time still pairs correctly,
-        # and images still time out when every stream has stopped.
-        if self._newest_stamp is not None:
-            stamp, seen = self._newest_stamp
-            self._offer(self._sync.flush(stamp + int((time.monotonic() - seen) * 1e9)))
+        # Arrival time: images stop waiting when their wait is over even if every stream stopped.
+        self._offer(self._sync.flush(self._arrival.now_ns()))
         for line in self.faults.sync_counts('sync_', dict(self._sync.drops)):
             self.get_logger().warning(line)
+            lead = self._sync.stream_offset_ns
+            if line.startswith('sync_no_partner') and lead is not None and abs(lead) > 1e9:
+                self._log_fault('clock_offset_suspected',
+                                f'cloud stamps run {lead * 1e-9:+.3f} s from image stamps '
+                                'arriving at the same time: if the camera and LiDAR clocks '
+                                f'differ, set points_time_offset to about {-lead * 1e-9:.2f}')
+        # Queue drops under overload are routine (pair_superseded, pair_stale): counted silently.
+        self.faults.sync_counts('pair_', dict(self._queue.drops))
 
     def _offer(self, pairs: Sequence[Any]) -> None:
-        for pair in pairs:
-            self._slot.put((pair, time.time_ns()))
-        superseded = self._slot.superseded
-        if superseded > self._superseded_seen:
-            self.faults.record('pair_superseded', count=superseded - self._superseded_seen)
-            self._superseded_seen = superseded
+        self._queue.put(pairs, tag=time.time_ns())  # tag: paired wall time, for the timings
 
     # --- worker thread ------------------------------------------------------------------------
 
-    def _work(self, slot: LatestSlot[tuple[Any, int]]) -> None:
-        # Its own slot, not self._slot: a worker that outlives a deactivate (stuck in the
+    def _work(self, queue: Any) -> None:
+        # Its own queue, not self._queue: a worker that outlives a deactivate (stuck in the
         # network) must not start taking the next activation's pairs.
-        while not slot.closed:
-            taken = slot.take(_WORKER_POLL_S)
+        while not queue.closed:
+            taken = queue.take(_WORKER_POLL_S)
             if taken is None:
                 continue
-            pair, paired_wall_ns = taken
+            started = self._arrival.now_ns()
             try:
-                self._process(pair, paired_wall_ns)
+                self._process(taken.pair, taken.tag)
             except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the node
-                if slot.closed or not self.context.ok():
+                if queue.closed or not self.context.ok():
                     return
                 self._log_fault('processing_error', f'{type(exc).__name__}: {exc}')
+            finally:
+                queue.done(self._arrival.now_ns() - started)
 
     def _has_subscribers(self) -> bool:
         with self._pub_lock:
@@ -779,7 +790,7 @@ class DepthNodePhases:
         T_cam_lidar = resolved.T_cam_lidar
         points = scan.points
         if self._motion is not None:
-            points = self._compensate(scan, _stamp_ns(image.msg.header))
+            points = self._compensate(scan, pair.image_time_ns)
             if points is None:
                 return
         suspect = self._coverage.observe(points, T_cam_lidar, model,
@@ -790,7 +801,7 @@ class DepthNodePhases:
         work = process_pair(self.engine, PairInputs(rgb, points, model), T_cam_lidar,
                             min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=self._pub_sparse is not None, want_colorized=False)
-        if self._slot.closed:  # shutting down: the publishers may already be gone
+        if self._queue.closed:  # shutting down: the publishers may already be gone
             return
         t0 = time.perf_counter()
         header = image.msg.header
@@ -818,6 +829,7 @@ class DepthNodePhases:
         self._stamp_age_s = age_s
         if abs(age_s) <= _STAMP_LIVE_S:
             timings['stamp_to_publish'] = age_s
+        timings['pair_gap'] = abs(pair.gap_ns) * 1e-9  # scan time - image time, offsets applied
         for stage, seconds in timings.items():
             self.stages.add(stage, seconds)
         self.pairs_processed += 1
@@ -859,7 +871,9 @@ class DepthNodePhases:
         source = self._motion
         if self.config.motion.motion_source == 'tf':
             source = source.for_frame(scan.frame_id)
-        result = compensate_points(scan.points, scan.point_stamps_ns, image_stamp_ns, source)
+        # The sensors' time offsets apply here too: poses are looked up at corrected times.
+        point_stamps = scan.point_stamps_ns + self.config.sync.points_time_offset_ns
+        result = compensate_points(scan.points, point_stamps, image_stamp_ns, source)
         if result.no_odometry and len(result.points):
             self.faults.record('no_odometry_points', count=result.no_odometry)
         if len(result.points) == 0:
@@ -913,6 +927,10 @@ class DepthNodePhases:
             'pairs_skipped_lazy': str(self.pairs_skipped_lazy),
             'clock': 'sim (/clock)' if self.get_parameter('use_sim_time').value else 'system',
             'stamps': self._stamps_verdict(),
+            # Share of the decoded images that got depth (all of them while the device keeps up).
+            'images_with_depth_fraction': (
+                f'{self.pairs_processed / self.rates["image"].total:.3f}'
+                if self.rates['image'].total else 'nan'),
             'extrinsic_source': self._extrinsic.last_source,
         }
         coverage = self._coverage.fraction
@@ -943,7 +961,7 @@ class DepthNodePhases:
 
     def close(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
         """Stop the worker thread after its current pair; False if it is still running."""
-        self._slot.close()
+        self._queue.close()
         worker = self._worker
         if worker is None:
             return True
