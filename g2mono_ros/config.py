@@ -18,6 +18,7 @@ from g2mono_ros.errors import ConfigError
 __all__ = [
     'CAMERA_MODELS',
     'DEVICES',
+    'IMAGE_TRANSPORTS',
     'PRECISIONS',
     'QOS_PROFILES',
     'SYNC_POLICIES',
@@ -38,6 +39,7 @@ DEVICES = ('auto', 'cuda', 'cpu')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
+IMAGE_TRANSPORTS = ('raw', 'compressed')
 SYNC_POLICIES = ('nearest', 'newest_before')
 #: what the input image is: ``raw`` (CameraInfo K + D apply) or ``rectified`` (P, no distortion).
 CAMERA_MODELS = ('raw', 'rectified')
@@ -340,6 +342,12 @@ class NodeConfig:
     output_qos: str = 'reliable'
     diagnostics_period: float = 1.0
     publish_timing: bool = False  # per-pair stage timings on <depth_topic>/timing (benchmarks)
+    image_transport: str = 'raw'  # raw Image on image_topic | CompressedImage on <image_topic>/compressed
+    publish_points: bool = False  # dense depth as PointCloud2 (xyz + rgb) on <depth_topic>/points
+    points_decimation: int = 2  # every n-th pixel in rows and columns
+    points_max_range: float = 0.0  # metres of camera depth; 0 = no limit
+    colorized_max_depth: float = 0.0  # metres shown white in the colorized depth; 0 = max_depth
+    lazy: bool = False  # skip inference while no output has a subscriber
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     extrinsic: ExtrinsicConfig = field(default_factory=ExtrinsicConfig)
@@ -356,6 +364,15 @@ class NodeConfig:
         _require_choice('input_qos', self.input_qos, QOS_PROFILES)
         _require_choice('output_qos', self.output_qos, QOS_PROFILES)
         _require_finite('diagnostics_period', self.diagnostics_period, low=0.0, low_open=True)
+        _require_choice('image_transport', self.image_transport, IMAGE_TRANSPORTS)
+        if not (isinstance(self.points_decimation, int) and not isinstance(self.points_decimation,
+                                                                           bool)
+                and self.points_decimation >= 1):
+            msg = (f"parameter 'points_decimation' must be an integer >= 1; "
+                   f'got {self.points_decimation!r}')
+            raise ConfigError(msg)
+        _require_finite('points_max_range', self.points_max_range, low=0.0)
+        _require_finite('colorized_max_depth', self.colorized_max_depth, low=0.0)
 
     @classmethod
     def from_flat(cls, params: Mapping[str, Any]) -> NodeConfig:

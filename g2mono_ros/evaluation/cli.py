@@ -66,14 +66,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='report folder (default: reports/<bag name>_<mode>)')
     gt = parser.add_argument_group('ground truth')
     gt.add_argument('--gt-topic', default='/ground_truth/depth',
-                    help='depth image topic with ground truth (default /ground_truth/depth)')
+                    help='depth image topic with ground truth: 32FC1/16UC1 Image or a '
+                         '.../compressedDepth CompressedImage (default /ground_truth/depth)')
     gt.add_argument('--ground-truth', choices=('auto', 'topic', 'holdout'), default='auto',
                     help='auto: the gt topic when present, else LiDAR hold-out (default)')
     gt.add_argument('--holdout-fraction', type=float, default=0.2,
                     help='hold-out: share of the projected points withheld per scan (default 0.2)')
     gt.add_argument('--seed', type=int, default=0, help='hold-out seed (default 0)')
     topics = parser.add_argument_group('topics and geometry')
-    topics.add_argument('--image-topic', default='/camera/image_raw', help='(default %(default)s)')
+    topics.add_argument('--image-topic', default='/camera/image_raw',
+                        help='sensor_msgs/Image, or a CompressedImage topic such as '
+                             '/camera/image_raw/compressed (default %(default)s)')
     topics.add_argument('--camera-info-topic', default='/camera/camera_info',
                         help='(default %(default)s)')
     topics.add_argument('--points-topic', default='/lidar/points', help='(default %(default)s)')

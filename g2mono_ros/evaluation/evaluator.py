@@ -189,6 +189,9 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
             present = ', '.join(sorted(topic_counts)) or 'none'
             msg = (f'bag {str(path)!r} has no messages on {"; ".join(missing)}'
                    f' (topics present: {present})')
+            compressed = f'{options.image_topic.rstrip("/")}/compressed'
+            if topic_counts.get(compressed, 0) and options.image_topic in missing[0]:
+                msg += f'; the images are compressed: pass --image-topic {compressed}'
             raise BagError(msg)
         has_gt = topic_counts.get(options.gt_topic, 0) > 0
         if options.ground_truth == 'topic' and not has_gt:
@@ -326,7 +329,7 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
     Raises:
         BagError: a message cannot be decoded (wrapped with its topic).
     """
-    from g2mono_ros.ros.codecs import depth_from_image, rgb_from_image
+    from g2mono_ros.ros.compressed import depth_from_any_image, rgb_from_any_image
     from g2mono_ros.errors import G2MonoError
     from g2mono_ros.fusion.sync import PairGapStats, PairSynchronizer
 
@@ -410,7 +413,7 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
         """Decode one message into the synchroniser or the GT buffer; its stamp, or None."""
         stamp = header_stamp_ns(msg)
         if topic == options.image_topic:
-            rgb = rgb_from_image(msg)
+            rgb = rgb_from_any_image(msg)  # Image, or CompressedImage (jpeg/png)
             if not rgb.flags.writeable:  # a view of the bag's buffer; torch wants its own
                 rgb = rgb.copy()
             if rgb.shape[:2] != (camera.height, camera.width):
@@ -422,7 +425,7 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
         elif topic == options.points_topic:
             paired(sync.add_scan(stamp, split_scan(msg, sequence, options), arrival_ns=log_ns))
         elif topic == options.gt_topic and sequence.ground_truth == 'topic':
-            gt_buffer[stamp] = depth_from_image(msg).astype(np.float32)
+            gt_buffer[stamp] = depth_from_any_image(msg).astype(np.float32)
         elif poses is not None and topic == options.motion.odom_topic:
             from g2mono_ros.ros.motion import odometry_to_pose
 

@@ -104,7 +104,8 @@ class DataConfig:
         beams: synthetic: LiDAR beams per sequence (16, 32 or 64), cycled over ``seeds``.
         range_noise_m: synthetic: LiDAR range noise (std, metres).
         cache_dir: synthetic: directory caching rendered frames as .npz (empty = memory only).
-        image_topic, camera_info_topic, points_topic: rosbag topics.
+        image_topic, camera_info_topic, points_topic: rosbag topics (images: Image, or a
+            CompressedImage topic such as ``/camera/image_raw/compressed``).
         camera_model: rosbag: ``raw`` (CameraInfo K + D) or ``rectified`` (P), as the node.
         extrinsic_translation, extrinsic_rotation: rosbag: LiDAR -> camera optical transform
             (metres; quaternion x, y, z, w); used when the bag has no ``/tf_static`` for it.
