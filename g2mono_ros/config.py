@@ -87,6 +87,8 @@ class EngineConfig:
             recorded in the checkpoint.
         num_threads: torch intra-op threads on CPU (process-wide); 0 keeps torch's default.
             On a small, busy CPU one thread can beat several (they spin-wait on each other).
+        upsample: network output -> camera size: ``edge_aware`` (no blending across depth
+            edges, guided by the image; ``models.upsample``) or ``bilinear``.
     """
 
     weights: str = ''
@@ -97,6 +99,7 @@ class EngineConfig:
     input_width: int = 0
     max_depth: float = 0.0
     num_threads: int = 0
+    upsample: str = 'edge_aware'
 
     def __post_init__(self) -> None:
         if not isinstance(self.weights, str) or not self.weights.strip():
@@ -123,6 +126,7 @@ class EngineConfig:
             msg = (f"parameter 'num_threads' must be an integer >= 0 (0 = torch's default);"
                    f' got {self.num_threads!r}')
             raise ConfigError(msg)
+        _require_choice('upsample', self.upsample, ('edge_aware', 'bilinear'))
 
 
 @dataclass(frozen=True)

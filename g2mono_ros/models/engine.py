@@ -259,6 +259,20 @@ class DepthEngine:
             # The official head has no activation; both variants are trained on [0, 1].
             return out.float().clamp_(0.0, 1.0) * self._max_depth
 
+    def _to_camera_size(self, depth: Tensor, rgb_net: Tensor, rgb_full: Tensor,
+                        sparse_depth: np.ndarray) -> Tensor:
+        """Upsample (``config.upsample``) and, for networks that pin their points, pin again at
+        the camera size when the points came at that size."""
+        from g2mono_ros.models.upsample import pin_to_points, upsample_depth
+
+        size = tuple(rgb_full.shape[-2:])
+        depth = upsample_depth(depth, size, mode=self.config.upsample, guide_lr=rgb_net,
+                               guide_hr=rgb_full / 255.0)
+        if getattr(self.loaded.model, 'pin_points', False) and sparse_depth.shape == size:
+            sparse = self._to_device(np.asarray(sparse_depth, np.float32), 'sparse_full')
+            depth = pin_to_points(depth, sparse[None, None].clamp(0.0, self._max_depth))
+        return depth
+
     def _pinned_buffer(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         key = (role, shape, dtype)
         buffer = self._pinned.get(key)
@@ -306,7 +320,8 @@ class DepthEngine:
         if self._device.type == 'cuda':  # a call that raised may have left copies queued
             torch.cuda.current_stream(self._device).synchronize()
         with torch.inference_mode():
-            rgb_t = self._to_device(rgb, 'rgb').permute(2, 0, 1).unsqueeze(0).float()
+            rgb_full = self._to_device(rgb, 'rgb').permute(2, 0, 1).unsqueeze(0).float()
+            rgb_t = rgb_full
             if (height, width) != (h, w):
                 rgb_t = F.interpolate(rgb_t, size=(h, w), mode='bilinear', align_corners=False,
                                       antialias=h < height or w < width)
@@ -314,8 +329,7 @@ class DepthEngine:
             sparse_t = self._to_device(sparse_in, 'sparse')[None, None]
             depth = self.infer_tensors(rgb_t, sparse_t)
             if (height, width) != (h, w):
-                depth = F.interpolate(depth, size=(height, width), mode='bilinear',
-                                      align_corners=False)
+                depth = self._to_camera_size(depth, rgb_t, rgb_full, sparse_depth)
             depth = depth[0, 0]
             if self._device.type == 'cuda':
                 host = self._pinned_buffer('depth', tuple(depth.shape), depth.dtype)

@@ -31,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='LiDAR range noise standard deviation in metres (default 0)')
     parser.add_argument('--speed', type=float, default=1.5, dest='speed_mps',
                         help='rig speed in metres per second (default 1.5)')
+    parser.add_argument('--environment', choices=('outdoor', 'indoor'), default='outdoor',
+                        help='outdoor scene (to 80 m) or a furnished indoor room (0.5-10 m)')
+    parser.add_argument('--lidar', default=None, metavar='PATTERN',
+                        help='LiDAR pattern from synth.patterns (spin8, vlp16, narrow32, hdl32, '
+                             'hdl64, os1-64, os128, solid); overrides --beams')
     parser.add_argument('--image-format', choices=('raw', 'jpeg', 'png'), default='raw',
                         help='raw rgb8 Image, or a CompressedImage on '
                              '/camera/image_raw/compressed (default raw)')
@@ -72,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).exists():
         msg = f'bag {args.out!r} exists already; not overwriting'
         raise BagError(msg)
+    lidar = None
+    if getattr(args, 'lidar', None):
+        from g2mono_ros.synth.patterns import lidar_pattern
+
+        try:
+            lidar = lidar_pattern(args.lidar)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     bar = None
     progress = None
     if not args.quiet:
@@ -88,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
                                    width=args.width, height=args.height,
                                    fov_x_deg=args.fov_x_deg, distortion=args.distortion,
                                    beams=args.beams, range_noise_m=args.range_noise_m,
-                                   speed_mps=args.speed_mps, yaw_rate_dps=args.yaw_rate_dps,
+                                   speed_mps=args.speed_mps, lidar=lidar,
+                                   environment=getattr(args, 'environment', 'outdoor'),
+                                   yaw_rate_dps=args.yaw_rate_dps,
                                    rolling_sweep=args.rolling_sweep,
                                    point_time_layout=args.time_layout,
                                    odom_rate_hz=args.odom_rate, scan_delay_s=args.scan_delay,
