@@ -25,6 +25,7 @@ __all__ = [
     'CAMERA_INFO_TYPE',
     'IMAGE_TYPE',
     'POINTCLOUD2_TYPE',
+    'ODOMETRY_TYPE',
     'TF_TYPE',
     'BagMessage',
     'BagReader',
@@ -32,9 +33,12 @@ __all__ = [
     'BagWriter',
     'StaticTransform',
     'camera_info_message',
+    'compressed_depth_message',
+    'compressed_image_message',
     'image_message',
     'list_topics',
     'open_bag',
+    'odometry_message',
     'pointcloud2_message',
     'read_extrinsic',
     'stamp_to_ns',
@@ -42,8 +46,10 @@ __all__ = [
 ]
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 POINTCLOUD2_TYPE = 'sensor_msgs/msg/PointCloud2'
+ODOMETRY_TYPE = 'nav_msgs/msg/Odometry'
 TF_TYPE = 'tf2_msgs/msg/TFMessage'
 TF_STATIC_TOPIC = '/tf_static'
 
@@ -236,8 +242,10 @@ class BagReader:
         """``header.frame_id`` of the topic's first message (leading '/' stripped)."""
         return str(self.first_message(topic).msg.header.frame_id).lstrip('/')
 
-    def camera_model(self, topic: str = '/camera/camera_info') -> CameraModel:
-        """CameraModel from the first CameraInfo on ``topic``.
+    def camera_model(self, topic: str = '/camera/camera_info',
+                     camera_model: str = 'raw') -> CameraModel:
+        """CameraModel from the first CameraInfo on ``topic``; ``camera_model`` ``raw`` (K + D)
+        or ``rectified`` (P, no distortion), as ``codecs.camera_info_to_model``.
 
         Raises:
             BagError: no CameraInfo (missing/empty topic) or an invalid one.
@@ -252,31 +260,33 @@ class BagReader:
                       ' and no CameraInfo topic at all'))
             raise BagError(msg)
         try:
-            return camera_info_to_model(self.first_message(topic).msg)
+            return camera_info_to_model(self.first_message(topic).msg, camera_model)
         except MessageError as exc:
             msg = f'bag {str(self.path)!r}: invalid CameraInfo on {topic}: {exc}'
             raise BagError(msg) from exc
 
     def images(self, topic: str) -> Iterator[tuple[int, np.ndarray]]:
-        """``(stamp_ns, rgb (H, W, 3) uint8)`` for each Image on ``topic``.
+        """``(stamp_ns, rgb (H, W, 3) uint8)`` for each Image or CompressedImage (jpeg, png;
+        e.g. ``/camera/image_raw/compressed``) on ``topic``.
 
         Raises:
             BagError: missing topic, corrupt data or an undecodable image.
         """
-        from g2mono_ros.ros.codecs import rgb_from_image
+        from g2mono_ros.ros.compressed import rgb_from_any_image
 
-        return ((m.stamp_ns, _decode(rgb_from_image, m, self.path)) for m in self.messages(topic))
+        return ((m.stamp_ns, _decode(rgb_from_any_image, m, self.path))
+                for m in self.messages(topic))
 
     def depth_images(self, topic: str) -> Iterator[tuple[int, np.ndarray]]:
         """``(stamp_ns, depth (H, W) float32 metres, 0 = none)`` for each depth Image
-        (32FC1 metres or 16UC1 millimetres).
+        (32FC1 metres or 16UC1 millimetres) or ``compressedDepth`` CompressedImage.
 
         Raises:
             BagError: missing topic, corrupt data or an undecodable image.
         """
-        from g2mono_ros.ros.codecs import depth_from_image
+        from g2mono_ros.ros.compressed import depth_from_any_image
 
-        return ((m.stamp_ns, _decode(depth_from_image, m, self.path))
+        return ((m.stamp_ns, _decode(depth_from_any_image, m, self.path))
                 for m in self.messages(topic))
 
     def point_clouds(self, topic: str, extra_fields: Sequence[str] = ()
@@ -538,6 +548,32 @@ def image_message(store: Any, array: np.ndarray, encoding: str, stamp_ns: int,
         data=np.frombuffer(arr.tobytes(), dtype=np.uint8))
 
 
+def compressed_image_message(store: Any, rgb: np.ndarray, fmt: str, stamp_ns: int,
+                             frame_id: str, *, jpeg_quality: int = 95) -> Any:
+    """A rosbags sensor_msgs/CompressedImage of (H, W, 3) uint8 RGB, ``fmt`` jpeg or png, as
+    image_transport's ``compressed`` plugin writes it."""
+    from g2mono_ros.ros.compressed import compressed_image_payload
+
+    format_, data = compressed_image_payload(rgb, fmt,  # type: ignore[arg-type]
+                                             jpeg_quality=jpeg_quality)
+    return store.types[COMPRESSED_IMAGE_TYPE](header=_header(store, stamp_ns, frame_id),
+                                              format=format_,
+                                              data=np.frombuffer(data, dtype=np.uint8))
+
+
+def compressed_depth_message(store: Any, depth_m: np.ndarray, stamp_ns: int, frame_id: str,
+                             encoding: str = '16UC1', *, depth_max_m: float = 10.0) -> Any:
+    """A rosbags ``compressedDepth`` CompressedImage of (H, W) float32 metres (16UC1: lossless
+    millimetres up to 65.5 m; 32FC1: quantised inverse depth below ``depth_max_m``)."""
+    from g2mono_ros.ros.compressed import compressed_depth_payload
+
+    format_, data = compressed_depth_payload(depth_m, encoding,  # type: ignore[arg-type]
+                                             depth_max_m=depth_max_m)
+    return store.types[COMPRESSED_IMAGE_TYPE](header=_header(store, stamp_ns, frame_id),
+                                              format=format_,
+                                              data=np.frombuffer(data, dtype=np.uint8))
+
+
 def camera_info_message(store: Any, camera: CameraModel, stamp_ns: int, frame_id: str) -> Any:
     """A rosbags sensor_msgs/CameraInfo for ``camera`` (P = [K | 0], R = I)."""
     K = np.asarray(camera.K, dtype=np.float64)
@@ -596,3 +632,29 @@ def tf_static_message(store: Any, transforms: Sequence[StaticTransform], stamp_n
                 rotation=types['geometry_msgs/msg/Quaternion'](x=float(q[0]), y=float(q[1]),
                                                                z=float(q[2]), w=float(q[3])))))
     return types[TF_TYPE](transforms=stamped)
+
+
+def odometry_message(store: Any, stamp_ns: int, frame_id: str, child_frame_id: str,
+                     T_frame_child: np.ndarray, linear_mps: np.ndarray,
+                     angular_rad_s: np.ndarray) -> Any:
+    """A rosbags nav_msgs/Odometry: pose ``T_frame_child`` (4, 4) and the twist (3,) + (3,) in
+    ``child_frame_id`` (REP 105 / the message's definition); covariances zero (unknown)."""
+    from g2mono_ros.fusion.transforms import quaternion_from_rotation
+
+    types = store.types
+    vec = types['geometry_msgs/msg/Vector3']
+    t = T_frame_child[:3, 3]
+    q = quaternion_from_rotation(T_frame_child[:3, :3])
+    pose = types['geometry_msgs/msg/Pose'](
+        position=types['geometry_msgs/msg/Point'](x=float(t[0]), y=float(t[1]), z=float(t[2])),
+        orientation=types['geometry_msgs/msg/Quaternion'](x=float(q[0]), y=float(q[1]),
+                                                          z=float(q[2]), w=float(q[3])))
+    twist = types['geometry_msgs/msg/Twist'](
+        linear=vec(x=float(linear_mps[0]), y=float(linear_mps[1]), z=float(linear_mps[2])),
+        angular=vec(x=float(angular_rad_s[0]), y=float(angular_rad_s[1]),
+                    z=float(angular_rad_s[2])))
+    zeros = np.zeros(36, dtype=np.float64)
+    return types[ODOMETRY_TYPE](
+        header=_header(store, stamp_ns, frame_id), child_frame_id=child_frame_id,
+        pose=types['geometry_msgs/msg/PoseWithCovariance'](pose=pose, covariance=zeros),
+        twist=types['geometry_msgs/msg/TwistWithCovariance'](twist=twist, covariance=zeros.copy()))

@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from g2mono_ros.config import EngineConfig, ExtrinsicConfig, ProjectionConfig, SyncConfig
+from g2mono_ros.config import (SYNC_POLICIES, EngineConfig, ExtrinsicConfig, MotionConfig,
+                               ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError
 from g2mono_ros.evaluation.evaluator import EvaluationOptions, EvaluationResult
 from g2mono_ros.evaluation.metrics import DEFAULT_RANGE_BINS_M
@@ -21,8 +22,8 @@ __all__ = ['add_arguments', 'add_common_arguments', 'default_report_dir', 'exit_
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *,
-                         input_height_default: str = '320, as the node',
-                         input_width_default: str = '0') -> None:
+                         input_height_default: str = "the checkpoint's, as the node",
+                         input_width_default: str = "the checkpoint's") -> None:
     """Options shared by ``evaluate`` and ``demo``: the network and the live replay."""
     net = parser.add_argument_group('network (as the node parameters of the same names)')
     net.add_argument('--variant', default='auto', help='auto | seed | official (default auto)')
@@ -41,6 +42,17 @@ def add_common_arguments(parser: argparse.ArgumentParser, *,
     parser.add_argument('--max-frames', type=int, default=0,
                         help='stop after this many frames (default 0 = all)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+    motion = parser.add_argument_group('motion compensation (as the node parameters of the same '
+                                       'names)')
+    motion.add_argument('--motion-source', choices=('none', 'odometry'), default=None,
+                        help="move LiDAR points to the image time with the bag's odometry "
+                             '(default: odometry when the bag has --odom-topic, else none)')
+    motion.add_argument('--odom-topic', default='/odom', help='(default %(default)s)')
+    motion.add_argument('--point-time-field', default=MotionConfig.point_time_field,
+                        help='per-point time field: auto | none (scan-level) | a field name '
+                             '(default %(default)s)')
+    motion.add_argument('--point-time-unit', default=MotionConfig.point_time_unit,
+                        help='auto | s | ms | us | ns (default %(default)s)')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,17 +66,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='report folder (default: reports/<bag name>_<mode>)')
     gt = parser.add_argument_group('ground truth')
     gt.add_argument('--gt-topic', default='/ground_truth/depth',
-                    help='depth image topic with ground truth (default /ground_truth/depth)')
+                    help='depth image topic with ground truth: 32FC1/16UC1 Image or a '
+                         '.../compressedDepth CompressedImage (default /ground_truth/depth)')
     gt.add_argument('--ground-truth', choices=('auto', 'topic', 'holdout'), default='auto',
                     help='auto: the gt topic when present, else LiDAR hold-out (default)')
     gt.add_argument('--holdout-fraction', type=float, default=0.2,
                     help='hold-out: share of the projected points withheld per scan (default 0.2)')
     gt.add_argument('--seed', type=int, default=0, help='hold-out seed (default 0)')
     topics = parser.add_argument_group('topics and geometry')
-    topics.add_argument('--image-topic', default='/camera/image_raw', help='(default %(default)s)')
+    topics.add_argument('--image-topic', default='/camera/image_raw',
+                        help='sensor_msgs/Image, or a CompressedImage topic such as '
+                             '/camera/image_raw/compressed (default %(default)s)')
     topics.add_argument('--camera-info-topic', default='/camera/camera_info',
                         help='(default %(default)s)')
     topics.add_argument('--points-topic', default='/lidar/points', help='(default %(default)s)')
+    topics.add_argument('--camera-model', choices=('raw', 'rectified'), default='raw',
+                        help='the image is raw (CameraInfo K + D) or rectified (P); as the node '
+                             'parameter camera_model (default %(default)s)')
     topics.add_argument('--extrinsic', nargs=7, type=float, default=None,
                         metavar=('TX', 'TY', 'TZ', 'QX', 'QY', 'QZ', 'QW'),
                         help="LiDAR -> camera optical (default: the bag's /tf_static)")
@@ -75,7 +93,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     topics.add_argument('--sync-max-offset', type=float, default=SyncConfig.sync_max_offset,
                         help='seconds between an image and its scan (default %(default)s)')
     topics.add_argument('--sync-max-wait', type=float, default=SyncConfig.sync_max_wait,
-                        help='seconds an image waits for a later scan (default %(default)s)')
+                        help='seconds of arrival (log) time an image waits for a later scan '
+                             '(default %(default)s)')
+    topics.add_argument('--sync-policy', choices=SYNC_POLICIES, default=SyncConfig.sync_policy,
+                        help='nearest scan, or the newest scan before the image (low latency);'
+                             ' default %(default)s')
+    topics.add_argument('--image-time-offset', type=float, default=0.0,
+                        help='seconds added to image stamps for pairing (default 0)')
+    topics.add_argument('--points-time-offset', type=float, default=0.0,
+                        help='seconds added to cloud stamps for pairing (default 0)')
     topics.add_argument('--range-bins', type=float, nargs='+', default=None, metavar='M',
                         help='range bin edges in metres (default 0 5 10 20 40; a last bin is '
                              'open-ended)')
@@ -123,15 +149,40 @@ def options_from_args(args: argparse.Namespace, *, weights: str | None = None,
         image_topic=getattr(args, 'image_topic', '/camera/image_raw'),
         camera_info_topic=getattr(args, 'camera_info_topic', '/camera/camera_info'),
         points_topic=getattr(args, 'points_topic', '/lidar/points'),
+        camera_model=getattr(args, 'camera_model', 'raw'),
         projection=ProjectionConfig(getattr(args, 'min_range', ProjectionConfig.min_range),
                                     getattr(args, 'max_range', ProjectionConfig.max_range)),
         sync=SyncConfig(sync_max_offset=getattr(args, 'sync_max_offset',
                                                 SyncConfig.sync_max_offset),
-                        sync_max_wait=getattr(args, 'sync_max_wait', SyncConfig.sync_max_wait)),
+                        sync_max_wait=getattr(args, 'sync_max_wait', SyncConfig.sync_max_wait),
+                        sync_policy=getattr(args, 'sync_policy', SyncConfig.sync_policy),
+                        image_time_offset=getattr(args, 'image_time_offset', 0.0),
+                        points_time_offset=getattr(args, 'points_time_offset', 0.0)),
         extrinsic=extrinsic,
         range_bins_m=bins,
         progress=not args.no_progress,
+        motion=_motion_config(args),
     )
+
+
+def _motion_config(args: argparse.Namespace) -> MotionConfig:
+    """``--motion-source`` (default: odometry when the bag has the odometry topic)."""
+    source = getattr(args, 'motion_source', None)
+    odom_topic = getattr(args, 'odom_topic', '/odom')
+    if source is None:
+        source = 'none'
+        bag = getattr(args, 'bag', None)
+        if bag is not None:
+            from g2mono_ros.bagio import list_topics
+            from g2mono_ros.errors import BagError
+
+            try:
+                source = 'odometry' if odom_topic in list_topics(bag) else 'none'
+            except BagError:
+                pass  # open_sequence reports the unreadable bag with its own message
+    return MotionConfig(motion_source=source, odom_topic=odom_topic,
+                        point_time_field=getattr(args, 'point_time_field', 'auto'),
+                        point_time_unit=getattr(args, 'point_time_unit', 'auto'))
 
 
 def run_evaluation(bag: str | Path, options: EvaluationOptions) -> EvaluationResult:

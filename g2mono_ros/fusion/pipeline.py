@@ -1,5 +1,5 @@
-"""The depth node's ROS-free machinery: the newest-pair mailbox, fault/drop bookkeeping, rates,
-stage timings, and the per-pair work (project, infer, convert) that the worker thread runs.
+"""The depth node's ROS-free machinery: fault/drop bookkeeping, rates, stage timings, and the
+per-pair work (project, infer, convert) that the worker thread runs (its queue: ``pair_queue``).
 
 Nothing here imports rclpy; the node wires these to subscriptions, timers and publishers, so the
 policies (what is dropped, what is counted, when a fault is logged) are testable without a graph.
@@ -36,6 +36,9 @@ T = TypeVar('T')
 
 class LatestSlot(Generic[T]):
     """A one-item mailbox between the executor thread and the worker: the newest item wins.
+
+    The node used it before ``fusion.pair_queue.PairQueue`` (which runs every pair while the
+    worker keeps up); ``benchmarks/bench_pairing.py`` still measures it as the old policy.
 
     ``put`` replaces an item the worker has not taken yet; the replaced one is counted in
     ``superseded``. Memory stays flat whatever the input rate, and the worker always starts on the

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from g2mono_ros.fusion.camera import CameraModel
+from g2mono_ros.fusion.camera import CameraModel, camera_model_from_calibration
 from g2mono_ros.errors import MessageError, ShapeError
 
 __all__ = [
@@ -23,6 +23,8 @@ __all__ = [
     'RGB_ENCODINGS',
     'ImageEncoding',
     'camera_info_to_model',
+    'check_image',
+    'check_pointcloud2',
     'depth_from_image',
     'depth_to_image',
     'image_to_numpy',
@@ -30,6 +32,7 @@ __all__ = [
     'pointcloud2_fields',
     'pointcloud2_to_xyz',
     'rgb_from_image',
+    'rgb_from_image_reference',
     'xyz_to_pointcloud2',
 ]
 
@@ -154,6 +157,54 @@ def _encoding(name: str) -> ImageEncoding:
         raise MessageError(msg) from None
 
 
+class _ImageLayout(NamedTuple):
+    spec: ImageEncoding
+    height: int
+    width: int
+    step: int
+    big: bool
+    buf: np.ndarray
+    dtype: np.dtype
+
+
+def _image_layout(msg: Any) -> _ImageLayout:
+    """Every check of ``image_to_numpy``, O(1): no pixel is read."""
+    encoding = str(_field(msg, 'encoding', 'Image'))
+    spec = _encoding(encoding)
+    height = _int_field(msg, 'height', 'Image')
+    width = _int_field(msg, 'width', 'Image')
+    step = _int_field(msg, 'step', 'Image')
+    big = bool(_field(msg, 'is_bigendian', 'Image'))
+    buf = _byte_buffer(_field(msg, 'data', 'Image'), 'Image')
+    dtype = np.dtype(spec.dtype).newbyteorder('>' if big else '<')
+    pixel_bytes = dtype.itemsize * spec.channels
+    if height < 0 or width < 0 or step < width * pixel_bytes:
+        msg_ = (f'Image {encoding} {width}x{height}: step {step} is smaller than a row '
+                f'({width} px x {pixel_bytes} B = {width * pixel_bytes} B)')
+        raise MessageError(msg_)
+    if buf.size != step * height:
+        msg_ = (f'Image {encoding} {width}x{height}: data has {buf.size} bytes, expected '
+                f'step x height = {step} x {height} = {step * height}')
+        raise MessageError(msg_)
+    return _ImageLayout(spec, height, width, step, big, buf, dtype)
+
+
+def check_image(msg: Any) -> tuple[int, int]:
+    """Validate an Image's encoding, sizes and data length without reading a pixel (O(1)).
+
+    What a subscription callback can afford at camera rate; decoding happens later, for the
+    images that are used.
+
+    Returns:
+        (height, width) in pixels.
+
+    Raises:
+        MessageError: as ``image_to_numpy``.
+    """
+    layout = _image_layout(msg)
+    return layout.height, layout.width
+
+
 def image_to_numpy(msg: Any) -> np.ndarray:
     """Decode a sensor_msgs/Image (rclpy or rosbags) into a numpy array.
 
@@ -172,23 +223,9 @@ def image_to_numpy(msg: Any) -> np.ndarray:
         MessageError: unknown encoding, ``step`` smaller than a row, or data length not
             ``step * height``.
     """
-    encoding = str(_field(msg, 'encoding', 'Image'))
-    spec = _encoding(encoding)
-    height = _int_field(msg, 'height', 'Image')
-    width = _int_field(msg, 'width', 'Image')
-    step = _int_field(msg, 'step', 'Image')
-    big = bool(_field(msg, 'is_bigendian', 'Image'))
-    buf = _byte_buffer(_field(msg, 'data', 'Image'), 'Image')
-    dtype = np.dtype(spec.dtype).newbyteorder('>' if big else '<')
+    layout = _image_layout(msg)
+    spec, height, width, step, big, buf, dtype = layout
     pixel_bytes = dtype.itemsize * spec.channels
-    if height < 0 or width < 0 or step < width * pixel_bytes:
-        msg_ = (f'Image {encoding} {width}x{height}: step {step} is smaller than a row '
-                f'({width} px x {pixel_bytes} B = {width * pixel_bytes} B)')
-        raise MessageError(msg_)
-    if buf.size != step * height:
-        msg_ = (f'Image {encoding} {width}x{height}: data has {buf.size} bytes, expected '
-                f'step x height = {step} x {height} = {step * height}')
-        raise MessageError(msg_)
     if width == 0 or height == 0:
         out = np.zeros((height, width, spec.channels), dtype=dtype.newbyteorder('='))
     else:
@@ -199,22 +236,71 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     return out[:, :, 0] if spec.channels == 1 else out
 
 
-def rgb_from_image(msg: Any) -> np.ndarray:
-    """Decode any colour or mono Image into (H, W, 3) uint8 RGB.
+def rgb_from_image(msg: Any, out_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode any colour or mono Image into (H, W, 3) uint8 RGB with OpenCV.
 
     ``bgr*`` are reordered, alpha is dropped, mono is repeated over three channels. 16-bit
     colour/mono encodings keep their top 8 bits. ``8UC3``/``8UC4`` are taken as RGB(A) and
     ``8UC1`` as mono, as cv_bridge does for generic encodings with a matching channel count.
-    ``yuv422``/``uyvy`` and ``yuv422_yuy2``/``yuyv`` are converted with OpenCV's BT.601
-    video-range coefficients (what cv_bridge does through ``cv2.cvtColor``); ``bayer_*`` are
-    demosaiced by OpenCV (imported only then), as cv_bridge does.
+    ``yuv422``/``uyvy`` and ``yuv422_yuy2``/``yuyv`` use OpenCV's BT.601 video-range
+    conversion and ``bayer_*`` its demosaicing, as cv_bridge does (``cv2.cvtColor``).
 
-    The result may be a read-only view of the message buffer (``rgb8`` with ``bytes`` data);
-    copy it before writing into it.
+    With ``out_hw`` the image is also area-resized (``cv2.INTER_AREA``) on uint8; 8-bit RGB,
+    BGR(A) and mono images are resized before their channels are reordered (the same result,
+    on fewer pixels), so a 1080p frame bound for a small network is never converted in full.
+
+    The result may be a read-only view of the message buffer (``rgb8`` with ``bytes`` data and
+    no ``out_hw``); copy it before writing into it.
+
+    Args:
+        msg: a sensor_msgs/Image (rclpy or rosbags).
+        out_hw: (h, w) of the result; None keeps the image size.
 
     Raises:
         MessageError: an encoding that is not 8/16-bit colour, mono or YUV 4:2:2 (e.g.
             ``32FC1``), an odd width for YUV 4:2:2, or any error of ``image_to_numpy``.
+        ShapeError: ``out_hw`` not two positive sizes.
+    """
+    encoding = str(_field(msg, 'encoding', 'Image'))
+    spec = _encoding(encoding)
+    layout = spec.layout or _GENERIC_LAYOUT.get(encoding, '')
+    if encoding not in RGB_ENCODINGS:
+        msg_ = (f'cannot convert image encoding {encoding!r} to RGB '
+                '(needs a colour or mono encoding)')
+        raise MessageError(msg_)
+    size = _resize_target(out_hw)
+    img = image_to_numpy(msg)
+    if size is not None and size == (img.shape[1], img.shape[0]):
+        size = None
+    cv2 = _cv2(encoding)
+    if layout in ('uyvy', 'yuyv'):
+        if img.shape[1] % 2:
+            msg_ = f'image encoding {encoding!r} needs an even width; got {img.shape[1]}'
+            raise MessageError(msg_)
+        return _area_resize(cv2, cv2.cvtColor(img, _YUV_CODES[layout]), size)
+    if layout.startswith('bayer_'):
+        img = cv2.cvtColor(np.ascontiguousarray(img), getattr(cv2, _BAYER_CODES[layout]))
+        img = (img >> 8).astype(np.uint8) if spec.dtype == 'u2' else img
+        return _area_resize(cv2, img, size)
+    if spec.dtype == 'u2':
+        img = (img >> 8).astype(np.uint8)
+    img = _area_resize(cv2, img, size)  # before the reorder: same result, fewer pixels
+    code = _RGB_CODES.get(layout)
+    if code is None:  # already RGB
+        return img
+    return cv2.cvtColor(img, getattr(cv2, code))
+
+
+def rgb_from_image_reference(msg: Any) -> np.ndarray:
+    """The pure-numpy RGB decoder that ``rgb_from_image`` replaced (OpenCV only for Bayer).
+
+    Kept as the parity reference for the tests and as the "old path" of
+    ``benchmarks/bench_node.py``; not used by the package. Same contract as
+    ``rgb_from_image`` without ``out_hw``; YUV 4:2:2 uses float BT.601 video-range
+    coefficients, within one level of OpenCV's fixed-point ones.
+
+    Raises:
+        MessageError: as ``rgb_from_image``.
     """
     encoding = str(_field(msg, 'encoding', 'Image'))
     spec = _encoding(encoding)
@@ -225,9 +311,10 @@ def rgb_from_image(msg: Any) -> np.ndarray:
         raise MessageError(msg_)
     img = image_to_numpy(msg)
     if layout in ('uyvy', 'yuyv'):
-        return _yuv422_to_rgb(img, layout, encoding)
+        return _yuv422_to_rgb_numpy(img, layout, encoding)
     if layout.startswith('bayer_'):
-        img = _demosaic(img, layout, encoding)
+        cv2 = _cv2(encoding)
+        img = cv2.cvtColor(np.ascontiguousarray(img), getattr(cv2, _BAYER_CODES[layout]))
         return (img >> 8).astype(np.uint8) if spec.dtype == 'u2' else img
     if spec.dtype == 'u2':
         img = (img >> 8).astype(np.uint8)
@@ -243,18 +330,47 @@ def rgb_from_image(msg: Any) -> np.ndarray:
 # OpenCV names a Bayer pattern by its second row and second column: RGGB is "BayerBG".
 _BAYER_CODES = {'bayer_rggb': 'COLOR_BayerBG2RGB', 'bayer_bggr': 'COLOR_BayerRG2RGB',
                 'bayer_gbrg': 'COLOR_BayerGR2RGB', 'bayer_grbg': 'COLOR_BayerGB2RGB'}
+_RGB_CODES = {'bgr': 'COLOR_BGR2RGB', 'bgra': 'COLOR_BGRA2RGB', 'rgba': 'COLOR_RGBA2RGB',
+              'mono': 'COLOR_GRAY2RGB'}
+_YUV_CODES: dict[str, int] = {}
 
 
-def _demosaic(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:
+def _cv2(encoding: str) -> Any:
+    """OpenCV, imported on first use (python3-opencv / opencv-python-headless)."""
     try:
         import cv2
     except ImportError:
-        msg = f'image encoding {encoding!r} needs OpenCV (cv2) for demosaicing; it is not installed'
+        msg = (f'image encoding {encoding!r} needs OpenCV (cv2) for colour conversion; it is not '
+               'installed (rosdep key python3-opencv)')
         raise MessageError(msg) from None
-    return cv2.cvtColor(np.ascontiguousarray(img), getattr(cv2, _BAYER_CODES[layout]))
+    if not _YUV_CODES:
+        _YUV_CODES.update(uyvy=cv2.COLOR_YUV2RGB_UYVY, yuyv=cv2.COLOR_YUV2RGB_YUYV)
+    return cv2
 
 
-def _yuv422_to_rgb(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:
+def _resize_target(out_hw: tuple[int, int] | None) -> tuple[int, int] | None:
+    """(width, height) for cv2.resize, or None."""
+    if out_hw is None:
+        return None
+    try:
+        height, width = (int(v) for v in out_hw)
+    except (TypeError, ValueError):
+        height = width = 0
+    if height <= 0 or width <= 0:
+        msg = f'out_hw must be two positive sizes (height, width); got {out_hw!r}'
+        raise ShapeError(msg)
+    return width, height
+
+
+def _area_resize(cv2: Any, img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None or img.shape[0] == 0 or img.shape[1] == 0:
+        return img
+    # INTER_AREA averages whole source pixels when shrinking (no aliasing); enlarging, it is
+    # bilinear.
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def _yuv422_to_rgb_numpy(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:
     height, width = img.shape[:2]
     if width % 2:
         msg = f'image encoding {encoding!r} needs an even width; got {width}'
@@ -273,10 +389,11 @@ def _yuv422_to_rgb(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:
 
 
 def depth_from_image(msg: Any) -> np.ndarray:
-    """Decode a depth Image into (H, W) float32 metres, 0 = no data (REP 118).
+    """Decode a depth Image into (H, W) float32 metres, 0 = no data.
 
-    ``16UC1``/``mono16`` are millimetres; ``32FC1``/``64FC1`` metres, where NaN, +-Inf and
-    values <= 0 all become 0.
+    Reads both conventions: REP 118 (NaN = no data in ``32FC1``, what the node publishes) and
+    the older 0.0 of earlier bags. ``16UC1``/``mono16`` are millimetres (0 = no data);
+    ``32FC1``/``64FC1`` metres, where NaN, +-Inf and values <= 0 all become 0.
 
     Raises:
         MessageError: any other encoding.
@@ -290,6 +407,9 @@ def depth_from_image(msg: Any) -> np.ndarray:
         return depth
     msg_ = f'image encoding {encoding!r} is not a depth encoding (expected 32FC1 or 16UC1)'
     raise MessageError(msg_)
+
+
+_UINT16_MAX = 65535.0
 
 
 def _new_header(header: Any) -> Any:
@@ -344,14 +464,22 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
     return out
 
 
-def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32FC1') -> Any:
-    """Encode metric depth as a sensor_msgs/msg/Image following REP 118 (0 = no data).
+def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32FC1', *,
+                   clean: bool = False) -> Any:
+    """Encode metric depth as a sensor_msgs/msg/Image following REP 118.
+
+    REP 118 (and depth_image_proc) read 0.0 in a float image as a point at the camera centre,
+    so "no data" must be NaN there; in millimetres 0 is the only invalid value, and a depth that
+    does not fit in 16 bits is invalid rather than clipped to 65.535 m.
 
     Args:
-        depth_m: (H, W) depth in metres along the optical axis.
+        depth_m: (H, W) depth in metres along the optical axis; NaN, +-Inf and values <= 0
+            mean no estimate (the arrays of this package use 0).
         header: std_msgs/Header (stamp and frame of the camera image it belongs to).
-        encoding: ``'32FC1'`` metres, or ``'16UC1'`` millimetres rounded and clipped to 65535.
-            NaN, +-Inf and values <= 0 become 0 in both.
+        encoding: ``'32FC1'`` metres, no estimate = NaN; or ``'16UC1'`` millimetres rounded to
+            the nearest, no estimate and depths above 65.535 m = 0.
+        clean: the caller guarantees float32 values that are finite and >= 0 (the engine's
+            output, a projection): the finiteness pass is skipped; only 0 (no data) is mapped.
 
     Raises:
         ShapeError: ``depth_m`` is not 2-D.
@@ -365,12 +493,22 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
         msg = f'depth encoding must be 32FC1 or 16UC1; got {encoding!r}'
         raise MessageError(msg)
     depth = depth.astype(np.float32, copy=False)
-    invalid = ~(np.isfinite(depth) & (depth > 0))
+    if clean:
+        if encoding == '32FC1':
+            return numpy_to_image(np.where(depth > 0, depth, np.float32(np.nan)), '32FC1',
+                                  header)
+        millimetres = np.rint(depth * np.float32(1000.0))
+        millimetres[millimetres > _UINT16_MAX] = 0.0
+        return numpy_to_image(millimetres.astype(np.uint16), '16UC1', header)
+    with np.errstate(invalid='ignore'):
+        invalid = ~(np.isfinite(depth) & (depth > 0))
     if encoding == '32FC1':
         if invalid.any():
-            depth = np.where(invalid, np.float32(0.0), depth)
+            depth = np.where(invalid, np.float32(np.nan), depth)
         return numpy_to_image(depth, '32FC1', header)
-    millimetres = np.clip(np.rint(np.where(invalid, 0.0, depth) * 1000.0), 0, 65535)
+    with np.errstate(invalid='ignore'):
+        millimetres = np.rint(np.where(invalid, 0.0, depth) * 1000.0)
+    millimetres[millimetres > _UINT16_MAX] = 0.0
     return numpy_to_image(millimetres.astype(np.uint16), '16UC1', header)
 
 
@@ -405,27 +543,9 @@ def pointcloud2_fields(msg: Any) -> dict[str, np.dtype]:
     return {name: dt.newbyteorder('=') for name, (_, dt, _) in _cloud_fields(msg).items()}
 
 
-def pointcloud2_to_xyz(msg: Any, extra_fields: Sequence[str] = ()
-                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Decode a sensor_msgs/PointCloud2 into xyz and named extra fields.
-
-    Any field layout: float32 or float64 (or integer) x/y/z at any offsets, padded
-    ``point_step``, padded rows (``row_step``), big-endian, organised clouds (height > 1, read
-    row-major). Points with a non-finite x, y or z are dropped, from the extras too.
-
-    Args:
-        msg: object with ``height, width, fields, is_bigendian, point_step, row_step, data``.
-        extra_fields: names of other fields to return (e.g. ``intensity``, ``ring``, ``time``).
-
-    Returns:
-        xyz (N, 3) float32 in the cloud's frame (metres), and a dict name -> (N,) array (or
-        (N, count) when the field's count > 1) in the field's own dtype, native byte order.
-
-    Raises:
-        MessageError: missing x/y/z or a requested extra field, a field that does not fit in
-            ``point_step``, ``row_step`` shorter than a row, or data length not
-            ``row_step * height``.
-    """
+def _cloud_layout(msg: Any, extra_fields: Sequence[str]
+                  ) -> tuple[dict[str, tuple[int, np.dtype, int]], int, int, int, int, np.ndarray]:
+    """Every check of ``pointcloud2_to_xyz``, O(fields): no point is read."""
     fields = _cloud_fields(msg)
     height = _int_field(msg, 'height', 'PointCloud2')
     width = _int_field(msg, 'width', 'PointCloud2')
@@ -455,7 +575,47 @@ def pointcloud2_to_xyz(msg: Any, extra_fields: Sequence[str] = ()
         msg_ = (f'PointCloud2 {width}x{height}: data has {buf.size} bytes, expected '
                 f'row_step x height = {row_step} x {height} = {row_step * height}')
         raise MessageError(msg_)
+    return fields, height, width, point_step, row_step, buf
 
+
+def check_pointcloud2(msg: Any, extra_fields: Sequence[str] = ()) -> int:
+    """Validate a PointCloud2's fields, sizes and data length without reading a point.
+
+    What a subscription callback can afford at LiDAR rate; decoding happens later, for the
+    clouds that are used.
+
+    Returns:
+        width x height, the number of points before non-finite ones are dropped.
+
+    Raises:
+        MessageError: as ``pointcloud2_to_xyz``.
+    """
+    _, height, width, _, _, _ = _cloud_layout(msg, extra_fields)
+    return width * height
+
+
+def pointcloud2_to_xyz(msg: Any, extra_fields: Sequence[str] = ()
+                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Decode a sensor_msgs/PointCloud2 into xyz and named extra fields.
+
+    Any field layout: float32 or float64 (or integer) x/y/z at any offsets, padded
+    ``point_step``, padded rows (``row_step``), big-endian, organised clouds (height > 1, read
+    row-major). Points with a non-finite x, y or z are dropped, from the extras too.
+
+    Args:
+        msg: object with ``height, width, fields, is_bigendian, point_step, row_step, data``.
+        extra_fields: names of other fields to return (e.g. ``intensity``, ``ring``, ``time``).
+
+    Returns:
+        xyz (N, 3) float32 in the cloud's frame (metres), and a dict name -> (N,) array (or
+        (N, count) when the field's count > 1) in the field's own dtype, native byte order.
+
+    Raises:
+        MessageError: missing x/y/z or a requested extra field, a field that does not fit in
+            ``point_step``, ``row_step`` shorter than a row, or data length not
+            ``row_step * height``.
+    """
+    fields, height, width, point_step, row_step, buf = _cloud_layout(msg, extra_fields)
     n = width * height
     if n == 0:
         empty = {name: np.zeros((0,) if fields[name][2] == 1 else (0, fields[name][2]),
@@ -555,25 +715,26 @@ def xyz_to_pointcloud2(xyz: np.ndarray, header: Any = None,
     return out
 
 
-def camera_info_to_model(msg: Any) -> CameraModel:
+def camera_info_to_model(msg: Any, camera_model: str = 'raw') -> CameraModel:
     """Build the CameraModel of the published image from a sensor_msgs/CameraInfo.
 
-    Works on rclpy and rosbags messages and on ROS 1 names (``K``/``D``). An empty distortion
-    model with no coefficients means ``none``; ``fisheye`` is read as ``equidistant``.
-    Binning and ROI are applied as image_geometry's PinholeCameraModel does: the size becomes
-    ``roi size / binning`` (full size when the ROI is all zero, binning 0 means 1), and
-    ``cx' = (cx - x_offset) / binning_x``, ``fx' = fx / binning_x`` (likewise y).
+    Works on rclpy and rosbags messages and on ROS 1 names (``K``/``D``/``P``). An empty
+    distortion model with no coefficients means ``none``; ``fisheye`` is read as
+    ``equidistant``. ``camera_model`` ``raw`` uses K and D; ``rectified`` uses P's 3x3 part, no
+    distortion, and P's Tx/Ty. Binning and ROI are applied as image_geometry's
+    PinholeCameraModel does (``fusion.camera.camera_model_from_calibration``).
 
     Raises:
-        MessageError: K with a zero/non-finite focal length, zero image size, an unknown
-            distortion model, or a coefficient count that model cannot take.
+        MessageError: K (raw) or P (rectified) with a zero/non-finite focal length, zero image
+            size, an unknown distortion model, a coefficient count that model cannot take, or a
+            ROI outside the image.
     """
-    k = getattr(msg, 'k', None)
-    if k is None:
-        k = getattr(msg, 'K', None)
-    d = getattr(msg, 'd', None)
-    if d is None:
-        d = getattr(msg, 'D', ())
+    def field(lower: str, upper: str, default: Any = None) -> Any:
+        value = getattr(msg, lower, None)
+        return getattr(msg, upper, default) if value is None else value
+
+    k = field('k', 'K')
+    d = field('d', 'D', ())
     if k is None:
         err = f'CameraInfo message has no field k/K (got {type(msg).__name__})'
         raise MessageError(err)
@@ -586,25 +747,17 @@ def camera_info_to_model(msg: Any) -> CameraModel:
         model = 'none'
     elif model == 'fisheye':
         model = 'equidistant'
-    width = _int_field(msg, 'width', 'CameraInfo')
-    height = _int_field(msg, 'height', 'CameraInfo')
-    k_arr = np.array(k, dtype=np.float64).reshape(-1)
-    bin_x = max(int(getattr(msg, 'binning_x', 0) or 0), 1)
-    bin_y = max(int(getattr(msg, 'binning_y', 0) or 0), 1)
     roi = getattr(msg, 'roi', None)
-    x_off = y_off = 0
-    if roi is not None and int(roi.width) > 0 and int(roi.height) > 0:
-        x_off, y_off = int(roi.x_offset), int(roi.y_offset)
-        width, height = int(roi.width), int(roi.height)
-    if k_arr.size == 9 and (bin_x > 1 or bin_y > 1 or x_off or y_off):
-        k_arr[2] = (k_arr[2] - x_off) / bin_x
-        k_arr[5] = (k_arr[5] - y_off) / bin_y
-        k_arr[0] /= bin_x
-        k_arr[1] /= bin_x
-        k_arr[4] /= bin_y
-        width, height = width // bin_x, height // bin_y
+    roi_values = ((int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))
+                  if roi is not None else (0, 0, 0, 0))
     try:
-        return CameraModel(width=width, height=height, K=k_arr, D=d_arr, distortion_model=model)
+        return camera_model_from_calibration(
+            width=_int_field(msg, 'width', 'CameraInfo'),
+            height=_int_field(msg, 'height', 'CameraInfo'),
+            K=np.asarray(k, dtype=np.float64), D=d_arr, distortion_model=model,
+            P=field('p', 'P'), binning_x=int(getattr(msg, 'binning_x', 0) or 0),
+            binning_y=int(getattr(msg, 'binning_y', 0) or 0), roi=roi_values,
+            camera_model=camera_model)
     except ShapeError as exc:
         err = f'invalid CameraInfo: {exc}'
         raise MessageError(err) from exc

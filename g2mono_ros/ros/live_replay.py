@@ -71,14 +71,49 @@ def node_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[st
         'sync_max_offset': float(sync.sync_max_offset),
         'sync_max_wait': float(sync.sync_max_wait),
         'sync_queue_size': int(sync.sync_queue_size),
-        'image_topic': options.image_topic,
+        'sync_policy': sync.sync_policy,
+        'image_time_offset': float(sync.image_time_offset),
+        'points_time_offset': float(sync.points_time_offset),
+        # A `<image>/compressed` topic is played as recorded; the node subscribes to it the
+        # image_transport way (base topic + image_transport: compressed).
+        'image_topic': _image_base_topic(options.image_topic),
+        'image_transport': 'compressed' if _is_compressed_topic(options.image_topic) else 'raw',
         'camera_info_topic': options.camera_info_topic,
+        'camera_model': options.camera_model,
         'points_topic': options.points_topic,
         'depth_topic': DEPTH_TOPIC,
         'output_encoding': '32FC1',
         'input_qos': 'sensor_data',
         'output_qos': 'reliable',
+        **_motion_overrides(sequence, options),
     }
+
+
+def _is_compressed_topic(topic: str) -> bool:
+    return topic.rstrip('/').endswith('/compressed')
+
+
+def _image_base_topic(topic: str) -> str:
+    return topic.rstrip('/')[:-len('/compressed')] if _is_compressed_topic(topic) else topic
+
+
+def _motion_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[str, Any]:
+    """The node compensates motion as the offline evaluator does (same mounting, same times)."""
+    from g2mono_ros.fusion.transforms import quaternion_from_rotation
+
+    motion = options.motion
+    values: dict[str, Any] = {'motion_source': motion.motion_source,
+                              'odom_topic': motion.odom_topic,
+                              'point_time_field': motion.point_time_field,
+                              'point_time_unit': motion.point_time_unit,
+                              'motion_max_extrapolation': float(motion.motion_max_extrapolation),
+                              'motion_max_gap': float(motion.motion_max_gap)}
+    T = getattr(sequence, 'T_base_lidar', None)
+    if T is not None:
+        values['lidar_to_base'] = {
+            'translation': [float(v) for v in T[:3, 3]],
+            'rotation': [float(v) for v in quaternion_from_rotation(T[:3, :3])]}
+    return values
 
 
 def node_command(params_files: Sequence[Path]) -> list[str]:
@@ -214,6 +249,8 @@ def _replay_messages(sequence: BagSequence, options: EvaluationOptions
                      ) -> Iterator[tuple[str, int, bytes, int | None]]:
     """(topic, log time, payload bytes, image stamp or None) to send, hold-out applied."""
     topics = (options.image_topic, options.camera_info_topic, options.points_topic)
+    if sequence.T_base_lidar is not None:
+        topics += (options.motion.odom_topic,)
     images = 0
     stop_after_ns: int | None = None
     for topic, log_ns, msg, raw in sequence.messages():
@@ -298,7 +335,7 @@ def _record_and_replay(node: Any, spinner: threading.Thread, node_proc: NodeProc
                        startup_timeout_s: float = 180.0) -> None:
     """Subscribe to the node's outputs, wait for it, replay on schedule, wait for the tail."""
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
     from g2mono_ros.ros.codecs import depth_from_image
 
@@ -325,13 +362,19 @@ def _record_and_replay(node: Any, spinner: threading.Thread, node_proc: NodeProc
     node.create_subscription(Image, DEPTH_TOPIC, on_depth, out_qos)
     node.create_subscription(_diagnostic_array_type(), '/diagnostics', on_diagnostics, 10)
     publishers = {
-        options.image_topic: node.create_publisher(Image, options.image_topic,
-                                                   qos_profile_sensor_data),
+        options.image_topic: node.create_publisher(
+            CompressedImage if _is_compressed_topic(options.image_topic) else Image,
+            options.image_topic, qos_profile_sensor_data),
         options.camera_info_topic: node.create_publisher(CameraInfo, options.camera_info_topic,
                                                          qos_profile_sensor_data),
         options.points_topic: node.create_publisher(PointCloud2, options.points_topic,
                                                     qos_profile_sensor_data),
     }
+    if sequence.T_base_lidar is not None:
+        from nav_msgs.msg import Odometry
+
+        publishers[options.motion.odom_topic] = node.create_publisher(
+            Odometry, options.motion.odom_topic, 50)
     spinner.start()
     _wait_ready(node, node_proc, publishers, startup_timeout_s)
     # The node skips pairs until it has a CameraInfo: give it one before the first image.

@@ -1,7 +1,8 @@
 """The ROS 2 depth node ``depth_node``: camera + CameraInfo + LiDAR in, dense metric depth out.
 
 Callbacks only decode and feed the camera/LiDAR synchroniser; a worker thread runs the network
-on the newest complete pair. Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
+on the pairs it completes (all of them while it keeps up, the best aligned when it cannot).
+Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
 """
 
 from __future__ import annotations
@@ -25,15 +26,19 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, NodeConfig, ProjectionConfig,
-                               SyncConfig)
+from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, NodeConfig,
+                               ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
-from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
-                                      StampGuard, classify_image_error, process_pair)
+from g2mono_ros.fusion.extrinsic import CoverageCheck, ExtrinsicResolver
+from g2mono_ros.fusion.pair_queue import PairQueue
+from g2mono_ros.fusion.pipeline import (FaultLog, PairInputs, RateMeter, StageStats,
+                                      classify_image_error, process_pair)
 
-__all__ = ['NODE_NAME', 'PARAMETERS', 'DepthNode', 'add_arguments', 'main', 'output_topics', 'run']
+__all__ = ['LIVE_PARAMETERS', 'NODE_NAME', 'PARAMETERS', 'DepthNode', 'DepthNodePhases',
+           'read_only_reason', 'add_arguments', 'main', 'output_topics', 'run']
 
 NODE_NAME = 'depth_node'
 
@@ -53,11 +58,18 @@ def _defaults() -> dict[str, Any]:
             values[f.name] = f.default
     values['weights'] = ''
     for f in fields(NodeConfig):
-        if f.name not in ('engine', 'projection', 'sync', 'extrinsic'):
+        if f.name not in ('engine', 'projection', 'sync', 'extrinsic', 'motion'):
             values[f.name] = f.default
-    extrinsic = ExtrinsicConfig()
+    motion = MotionConfig()
+    for f in fields(MotionConfig):
+        if not f.name.startswith('lidar_to_base_'):
+            values[f.name] = f.default
+    values['lidar_to_base.translation'] = [float(v) for v in motion.lidar_to_base_translation]
+    values['lidar_to_base.rotation'] = [float(v) for v in motion.lidar_to_base_rotation]
+    extrinsic = ExtrinsicConfig()  # unset: [] (the transform then comes from TF)
     values['extrinsic.translation'] = [float(v) for v in extrinsic.translation]
     values['extrinsic.rotation'] = [float(v) for v in extrinsic.rotation]
+    values['extrinsic.tf_timeout'] = extrinsic.tf_timeout
     return values
 
 
@@ -71,10 +83,11 @@ PARAMETERS: dict[str, ParameterSpec] = {
                              '| official (needed for the official bare state dict).'),
     'device': ParameterSpec(_D['device'], 'auto (CUDA when available) | cuda | cpu.'),
     'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (autocast, network only).'),
-    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; a positive '
-                                  'multiple of 64 (about 320 recommended).'),
+    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; 0 = the size '
+                                  'recorded in the checkpoint, else a multiple of 64.'),
     'input_width': ParameterSpec(_D['input_width'], 'Network input width, px; a multiple of 64, '
-                                 "or 0 to keep the camera's aspect ratio."),
+                                 "or 0: the checkpoint's when input_height is 0, else keep the "
+                                 "camera's aspect ratio."),
     'max_depth': ParameterSpec(_D['max_depth'], 'Metres mapped to 1.0 at the network; 0 = the '
                                "checkpoint's value.", True),
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
@@ -87,27 +100,44 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                True),
     'sync_max_offset': ParameterSpec(_D['sync_max_offset'], 'An image pairs with the LiDAR scan '
                                      'nearest in time within this many seconds.', True),
-    'sync_max_wait': ParameterSpec(_D['sync_max_wait'], 'Seconds an image may wait for a later '
-                                   'scan before it is dropped.', True),
+    'sync_max_wait': ParameterSpec(_D['sync_max_wait'], 'Seconds (node clock, from arrival) an '
+                                   'image may wait for a later scan; cover the LiDAR delivery '
+                                   'delay.', True),
     'sync_queue_size': ParameterSpec(_D['sync_queue_size'], 'Images and scans buffered for '
-                                     'pairing, each (>= 1).'),
+                                     'pairing, each, and pairs waiting for the network (>= 1).'),
+    'sync_policy': ParameterSpec(_D['sync_policy'], 'nearest (the scan nearest in time; may wait '
+                                 'for the next scan) | newest_before (low latency: the newest '
+                                 'scan at or before the image, at once; for motion-compensated '
+                                 'scans).'),
+    'image_time_offset': ParameterSpec(_D['image_time_offset'], 'Seconds added to image stamps '
+                                       'for pairing (output keeps the camera stamp).', True),
+    'points_time_offset': ParameterSpec(_D['points_time_offset'], 'Seconds added to cloud stamps '
+                                        'for pairing (driver latency, clock offset).', True),
     'extrinsic.translation': ParameterSpec(_D['extrinsic.translation'], 'LiDAR -> camera optical '
                                            'frame translation [x, y, z], m: '
-                                           'p_cam = R p_lidar + t.', True),
+                                           'p_cam = R p_lidar + t; empty = from TF.', True),
     'extrinsic.rotation': ParameterSpec(_D['extrinsic.rotation'], 'LiDAR -> camera optical frame '
-                                        'rotation, unit quaternion [x, y, z, w].', True),
+                                        'rotation, unit quaternion [x, y, z, w]; empty = from '
+                                        'TF.', True),
+    'extrinsic.tf_timeout': ParameterSpec(_D['extrinsic.tf_timeout'], 'Seconds a TF lookup '
+                                          '(cloud frame_id -> image frame_id) may wait.', True),
     'image_topic': ParameterSpec(_D['image_topic'], 'Camera image input (rgb8, bgr8, mono8, '
                                  '...).'),
     'camera_info_topic': ParameterSpec(_D['camera_info_topic'], 'CameraInfo of that camera.'),
+    'camera_model': ParameterSpec(_D['camera_model'], 'raw (CameraInfo K + D: image_raw) | '
+                                  'rectified (P, no distortion: image_rect, stereo/RGB-D '
+                                  'drivers).'),
     'points_topic': ParameterSpec(_D['points_topic'], 'LiDAR sensor_msgs/PointCloud2 input.'),
     'depth_topic': ParameterSpec(_D['depth_topic'], 'Depth output; camera_info, sparse_depth, '
                                  'depth/colorized and depth/timing are published beside it.'),
-    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres) | 16UC1 '
-                                     '(millimetres); 0 = no estimate.'),
+    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres, NaN = no '
+                                     'estimate) | 16UC1 (millimetres, 0 = no estimate or beyond '
+                                     '65.535 m); REP 118.'),
     'publish_colorized': ParameterSpec(_D['publish_colorized'], 'Also publish an rgb8 rendering '
                                        'on <depth_topic>/colorized.'),
     'publish_sparse': ParameterSpec(_D['publish_sparse'], 'Also publish the projected LiDAR '
-                                    'input (32FC1, image size) on <ns>/sparse_depth.'),
+                                    'input (32FC1, image size, NaN where no point landed) on '
+                                    '<ns>/sparse_depth.'),
     'input_qos': ParameterSpec(_D['input_qos'], 'Subscriptions: sensor_data (best effort; matches '
                                'best-effort and reliable drivers) | reliable | best_effort.'),
     'output_qos': ParameterSpec(_D['output_qos'], 'Publishers: reliable (matches every '
@@ -116,19 +146,86 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                         'messages.', True),
     'publish_timing': ParameterSpec(_D['publish_timing'], 'Publish per-pair stage timings on '
                                     '<depth_topic>/timing (for benchmarks).'),
+    'image_transport': ParameterSpec(_D['image_transport'], 'raw (sensor_msgs/Image on '
+                                     'image_topic) | compressed (CompressedImage jpeg/png on '
+                                     '<image_topic>/compressed, image_transport naming).'),
+    'publish_points': ParameterSpec(_D['publish_points'], 'Also publish the dense depth as a '
+                                    'PointCloud2 (x y z rgb, camera optical frame) on '
+                                    '<depth_topic>/points.'),
+    'points_decimation': ParameterSpec(_D['points_decimation'], 'Point cloud: every n-th pixel '
+                                       'in rows and columns (>= 1).'),
+    'points_max_range': ParameterSpec(_D['points_max_range'], 'Point cloud: drop points deeper '
+                                      'than this (m); 0 = no limit.', True),
+    'colorized_max_depth': ParameterSpec(_D['colorized_max_depth'], 'Metres shown at the end of '
+                                         'the colour map in <depth_topic>/colorized; 0 = the '
+                                         "network's max depth.", True),
+    'lazy': ParameterSpec(_D['lazy'], 'Skip inference while nothing subscribes to any output '
+                          '(diagnostics say so).'),
+    'motion_source': ParameterSpec(_D['motion_source'], 'Move LiDAR points to the image time: '
+                                   'none | odometry (nav_msgs/Odometry on odom_topic) | tf '
+                                   '(tf2_ros through fixed_frame).'),
+    'odom_topic': ParameterSpec(_D['odom_topic'], 'nav_msgs/Odometry input (motion_source '
+                                'odometry); its child frame is the rig body.'),
+    'fixed_frame': ParameterSpec(_D['fixed_frame'], 'Frame that does not move with the rig '
+                                 '(motion_source tf), e.g. odom.'),
+    'point_time_field': ParameterSpec(_D['point_time_field'], 'Per-point time field for '
+                                      'deskew: auto (time, t, timestamp, time_stamp, '
+                                      'offset_time) | none (scan-level) | a field name.'),
+    'point_time_unit': ParameterSpec(_D['point_time_unit'], 'Unit of that field: auto | s | ms '
+                                     '| us | ns (relative or absolute is detected).'),
+    'motion_max_extrapolation': ParameterSpec(_D['motion_max_extrapolation'], 'Seconds a pose '
+                                              'may be extrapolated past the odometry; points '
+                                              'beyond are dropped and counted.', True),
+    'motion_max_gap': ParameterSpec(_D['motion_max_gap'], 'Seconds: odometry samples further '
+                                    'apart are not interpolated across.', True),
+    'motion_tf_timeout': ParameterSpec(_D['motion_tf_timeout'], 'Seconds one TF lookup for '
+                                       'motion may wait (motion_source tf).', True),
+    'lidar_to_base.translation': ParameterSpec(_D['lidar_to_base.translation'], 'LiDAR -> '
+                                               'odometry child frame translation [x, y, z], m '
+                                               '(motion_source odometry).', True),
+    'lidar_to_base.rotation': ParameterSpec(_D['lidar_to_base.rotation'], 'LiDAR -> odometry '
+                                            'child frame rotation, unit quaternion [x, y, z, '
+                                            'w].', True),
 }
+
+#: Parameters ``ros2 param set`` may change while the node runs (validated like at start-up).
+LIVE_PARAMETERS = frozenset({
+    'min_range', 'max_range', 'sync_max_offset', 'sync_max_wait', 'publish_colorized',
+    'publish_sparse', 'publish_points', 'points_decimation', 'points_max_range',
+    'colorized_max_depth', 'publish_timing', 'diagnostics_period', 'lazy'})
+_ENGINE_PARAMETERS = frozenset({f.name for f in fields(EngineConfig)})
+_WIRING_PARAMETERS = frozenset({'image_topic', 'camera_info_topic', 'points_topic', 'depth_topic',
+                                'input_qos', 'output_qos', 'image_transport', 'output_encoding',
+                                'odom_topic', 'motion_source'})
+
+
+def read_only_reason(name: str) -> str:
+    """Why ``name`` cannot change at run time ('' for the live parameters)."""
+    if name in LIVE_PARAMETERS:
+        return ''
+    if name in _ENGINE_PARAMETERS:
+        return ('read-only: it loads or shapes the network; restart the node (lifecycle: '
+                'deactivate, cleanup, configure, activate)')
+    if name in _WIRING_PARAMETERS:
+        return ('read-only: subscriptions and publishers are made with it at start-up; '
+                'restart the node')
+    return 'read-only: set at start-up; restart the node'
 
 _FLUSH_PERIOD_S = 0.05
 _JUMP_BACK_NS = 1_000_000_000  # a stamp this much older than the newest = time went back
-# Drops that happen in normal operation (newest pair wins; spare scans): no warning level.
-_ROUTINE_DROPS = frozenset({'pair_superseded', 'sync_superseded'})
+# Drops that happen in normal operation (overload: best-aligned pair wins; spare scans): no
+# warning level.
+_ROUTINE_DROPS = frozenset({'pair_superseded', 'pair_stale', 'sync_superseded'})
 _WORKER_POLL_S = 0.2
 # ros2 launch escalates SIGINT to SIGTERM after 5 s: stop waiting for an inference before that.
 _WORKER_JOIN_S = 3.0
+# Stamps further than this from the node's clock are not live (a bag replayed without
+# use_sim_time, a camera on another clock): stamp-to-publish latency is then not measured.
+_STAMP_LIVE_S = 10.0
 
 
 def output_topics(depth_topic: str) -> dict[str, str]:
-    """Every output name, derived from ``depth_topic`` (``/g2mono/depth`` -> ``/g2mono/...``)."""
+    """Every output name, derived from ``depth_topic`` (``g2mono/depth`` -> ``g2mono/...``)."""
     parent = depth_topic.rsplit('/', 1)[0] if '/' in depth_topic else ''
     prefix = f'{parent}/' if parent or depth_topic.startswith('/') else ''
     return {
@@ -137,12 +234,17 @@ def output_topics(depth_topic: str) -> dict[str, str]:
         'sparse_depth': f'{prefix}sparse_depth',
         'colorized': f'{depth_topic}/colorized',
         'timing': f'{depth_topic}/timing',
+        'points': f'{depth_topic}/points',
     }
 
 
 def _qos(name: str, *, output: bool) -> QoSProfile:
+    # A new profile per entity: qos_overrides.* parameters are written into the one passed.
     if name == 'sensor_data':
-        return qos_profile_sensor_data
+        return QoSProfile(history=qos_profile_sensor_data.history,
+                          depth=qos_profile_sensor_data.depth,
+                          reliability=qos_profile_sensor_data.reliability,
+                          durability=qos_profile_sensor_data.durability)
     reliability = (ReliabilityPolicy.RELIABLE if name == 'reliable'
                    else ReliabilityPolicy.BEST_EFFORT)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5 if output else 10,
@@ -156,121 +258,358 @@ def _rgb_convertible_encodings(table: dict[str, Any]) -> frozenset[str]:
                      if (spec.layout or name in generic) and spec.dtype in ('u1', 'u2'))
 
 
+def _widen(name: str, value: Any) -> Any:
+    """Integers given for float parameters (``max_range:=80``) become floats."""
+    spec = PARAMETERS.get(name)
+    if spec is None or not spec.dynamic:
+        return value
+    if isinstance(spec.default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(spec.default, list) and isinstance(value, (list, tuple)):
+        return [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+    return value
+
+
 def _stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class _ImageItem(NamedTuple):
-    msg: Image
-    rgb: np.ndarray
+    msg: Any  # Image, or CompressedImage (decoded on the worker; rgb None until then)
+    rgb: np.ndarray | None
     received_wall_ns: int
 
 
 class _ScanItem(NamedTuple):
     points: np.ndarray
     received_wall_ns: int
+    point_stamps_ns: np.ndarray | int = 0  # (N,) per-point stamps, or the header stamp
+    frame_id: str = ''
 
 
-class DepthNode(Node):
-    """Dense metric depth from a camera image, its CameraInfo and a LiDAR cloud.
+class DepthNodePhases:
+    """The depth node's set-up in phases, shared by ``DepthNode`` and ``LifecycleDepthNode``.
 
-    Raises:
-        ConfigError: a parameter is out of range, or the weights file is missing.
-        CheckpointError: the weights cannot be loaded as the requested variant.
+    ``_declare_parameters`` (constructor) -> ``_configure`` (validate, load the network, create
+    the publishers) -> ``_activate`` (subscriptions, timers, worker thread) -> ``_deactivate``
+    (stop those; the network stays loaded) -> ``_cleanup`` (publishers and network freed). The
+    plain node runs the first three in its constructor; the lifecycle node maps them to its
+    transitions. Mixed into an rclpy ``Node`` (or ``LifecycleNode``) subclass.
     """
 
-    def __init__(self, **node_kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **node_kwargs)
-        self.config = NodeConfig.from_flat(self._declare_parameters())
+    config: NodeConfig
+    engine: Any
+
+    def _configure(self) -> None:
+        """Validate the parameters, load the network, create the publishers.
+
+        Raises:
+            ConfigError: a parameter is out of range, or the weights file is missing.
+            CheckpointError: the weights cannot be loaded as the requested variant.
+        """
+        self.config = NodeConfig.from_flat(self._parameter_values())
         weights = Path(self.config.engine.weights).expanduser()
         if not weights.is_file():
             msg = f"parameter 'weights': no checkpoint file at {str(weights)!r}"
             raise ConfigError(msg)
+        if not self.config.extrinsic.is_set:
+            from g2mono_ros.ros.tf_lookup import tf2_available
+
+            why = tf2_available()
+            if why is not None:
+                msg = ("no LiDAR -> camera extrinsic: parameters 'extrinsic.translation' and "
+                       "'extrinsic.rotation' are unset and TF is not available (tf2_ros does "
+                       f'not import: {why}). Either set extrinsic.translation [x, y, z] and '
+                       'extrinsic.rotation [x, y, z, w], or install tf2_ros (a ROS 2 install) '
+                       "and publish TF from the cloud's frame_id to the image's")
+                raise ConfigError(msg)
 
         # Imported only after the parameters are valid: a typo fails before torch loads.
         from g2mono_ros.ros import codecs
         from g2mono_ros.models.engine import DepthEngine
-        from g2mono_ros.fusion.sync import PairSynchronizer
+        from g2mono_ros.fusion.sync import ArrivalClock, PairSynchronizer
         from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
         self._codecs = codecs
         self._rgb_encodings = _rgb_convertible_encodings(codecs.IMAGE_ENCODINGS)
         self.engine = DepthEngine(self.config.engine)
         ext = self.config.extrinsic
-        self._T_cam_lidar = transform_from_translation_quaternion(
-            np.asarray(ext.translation, dtype=np.float64),
-            np.asarray(ext.rotation, dtype=np.float64))
-
         self.faults = FaultLog()
+        self._tf_source: Any = None
+        if ext.is_set:
+            self._extrinsic = ExtrinsicResolver(fixed=transform_from_translation_quaternion(
+                np.asarray(ext.translation, dtype=np.float64),
+                np.asarray(ext.rotation, dtype=np.float64)))
+        else:
+            from g2mono_ros.ros.tf_lookup import TfTransformSource
+
+            self._tf_source = TfTransformSource(self)
+            self._extrinsic = ExtrinsicResolver(source=self._tf_source, timeout_s=ext.tf_timeout,
+                                                record=self._log_fault)
+        self._coverage = CoverageCheck()
         self.stages = StageStats()
         self.rates = {'image': RateMeter(), 'points': RateMeter(), 'camera_info': RateMeter()}
         self.pairs_processed = 0
         self._sync = PairSynchronizer(self.config.sync, backwards_jump_ns=_JUMP_BACK_NS)
-        self._image_guard = StampGuard(_JUMP_BACK_NS)
-        self._scan_guard = StampGuard(_JUMP_BACK_NS)
-        self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
-        self._camera_lock = threading.Lock()
-        self._camera: tuple[Any, CameraInfo] | None = None
-        self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
-        self._superseded_seen = 0
+        # Waits count in arrival time on the node's clock (sim time with a bag), never going back.
+        self._arrival = ArrivalClock(self._ros_now_ns)
+        self._queue = PairQueue(self.config.sync.sync_queue_size, clock=self._arrival.now_ns)
+        self._queue.close()  # a fresh one is opened by _activate
+        self._jumps_seen = 0
+        from g2mono_ros.fusion.camera_info_buffer import CameraInfoBuffer
+
+        # (CameraModel, CameraInfo) by stamp: an image gets the calibration with its stamp.
+        self._camera_infos: CameraInfoBuffer[tuple[Any, CameraInfo]] = CameraInfoBuffer()
         self._last_publish_mono = time.monotonic()
         self._faults_at_last_diag: dict[str, int] = {}
+        self._subscriptions_active: list[Any] = []
+        self._timers_active: list[Any] = []
+        self._worker: threading.Thread | None = None
+        self.pairs_skipped_lazy = 0
+        self._lazy_idle = False
+        self._stamp_age_s: float | None = None  # node clock - newest published image stamp
+        self.poses: Any = None  # PoseBuffer of the odometry (motion_source: odometry)
+        self._motion = self._make_motion_source()
 
+        self._pub_lock = threading.Lock()  # optional publishers come and go with live tuning
         topics = output_topics(self.config.depth_topic)
-        out_qos = _qos(self.config.output_qos, output=True)
-        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos)
-        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos)
-        self._pub_sparse = (self.create_publisher(Image, topics['sparse_depth'], out_qos)
-                            if self.config.publish_sparse else None)
-        self._pub_color = (self.create_publisher(Image, topics['colorized'], out_qos)
-                           if self.config.publish_colorized else None)
-        self._pub_timing = (self.create_publisher(DiagnosticStatus, topics['timing'], 10)
-                            if self.config.publish_timing else None)
+        def out_qos() -> QoSProfile:
+            return _qos(self.config.output_qos, output=True)
+
+        # qos_overrides.<topic>.publisher.{reliability,history,depth} parameters apply here.
+        overridable = QoSOverridingOptions.with_default_policies()
+        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos(),
+                                                qos_overriding_options=overridable)
+        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos(),
+                                               qos_overriding_options=overridable)
+        self._pub_sparse = self._pub_color = self._pub_timing = self._pub_points = None
+        self._sync_optional_publishers(self.config)
         self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
-        in_qos = _qos(self.config.input_qos, output=False)
-        sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
-                                             in_qos)
-        sub_info = self.create_subscription(CameraInfo, self.config.camera_info_topic,
-                                            self._on_camera_info, in_qos)
-        sub_points = self.create_subscription(PointCloud2, self.config.points_topic,
-                                              self._on_points, in_qos)
-        self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer)
-        self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+    def _sync_optional_publishers(self, config: NodeConfig) -> None:
+        """Create or destroy the optional publishers to match ``config``'s publish flags."""
+        topics = output_topics(config.depth_topic)
+        # qos_overrides.<topic>.publisher.* apply (declared once, kept when re-created).
+        overridable = QoSOverridingOptions.with_default_policies()
+        wanted = {'_pub_sparse': (config.publish_sparse, Image, topics['sparse_depth'], True),
+                  '_pub_color': (config.publish_colorized, Image, topics['colorized'], True),
+                  '_pub_timing': (config.publish_timing, DiagnosticStatus, topics['timing'],
+                                  False),
+                  '_pub_points': (config.publish_points, PointCloud2, topics['points'], True)}
+        for attr, (on, msg_type, topic, data_output) in wanted.items():
+            current = getattr(self, attr)
+            if on and current is None:
+                setattr(self, attr, self.create_publisher(
+                    msg_type, topic, _qos(config.output_qos, output=True),
+                    qos_overriding_options=overridable)
+                    if data_output else self.create_publisher(msg_type, topic, 10))
+            elif not on and current is not None:
+                with self._pub_lock:  # not while the worker publishes on it
+                    setattr(self, attr, None)
+                self.destroy_publisher(current)
 
-        self._worker = threading.Thread(target=self._work, name='g2mono_depth_worker', daemon=True)
+    def _activate(self) -> None:
+        """Subscribe to the inputs, start the timers and the worker thread."""
+        def in_qos() -> QoSProfile:
+            return _qos(self.config.input_qos, output=False)
+
+        # qos_overrides.<topic>.subscription.{reliability,history,depth} parameters apply here.
+        overridable = QoSOverridingOptions.with_default_policies()
+        if self.config.image_transport == 'compressed':
+            from sensor_msgs.msg import CompressedImage
+
+            from g2mono_ros.ros.compressed import compressed_topic
+
+            # image_transport's rule: remap (and namespace) the base topic, then append
+            # /compressed, so `-r image:=/cam/image` moves both.
+            sub_image = self.create_subscription(
+                CompressedImage, compressed_topic(self.resolve_topic_name(self.config.image_topic)),
+                self._on_compressed_image, in_qos(), qos_overriding_options=overridable)
+        else:
+            sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
+                                                 in_qos(), qos_overriding_options=overridable)
+        sub_info = self.create_subscription(CameraInfo, self.config.camera_info_topic,
+                                            self._on_camera_info, in_qos(),
+                                            qos_overriding_options=overridable)
+        sub_points = self.create_subscription(PointCloud2, self.config.points_topic,
+                                              self._on_points, in_qos(),
+                                              qos_overriding_options=overridable)
+        self._subscriptions_active = [sub_image, sub_info, sub_points]
+        if self.poses is not None:
+            from g2mono_ros.ros.motion import subscribe_odometry
+
+            self._subscriptions_active.append(subscribe_odometry(
+                self, self.config.motion.odom_topic, self.poses, in_qos(), self._log_fault,
+                qos_overriding_options=overridable))
+        self._diag_timer = self.create_timer(self.config.diagnostics_period,
+                                             self._publish_diagnostics)
+        self._timers_active = [self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
+                               self._diag_timer]
+
+        drops = self._queue.drops  # running totals go on across activations
+        self._queue = PairQueue(self.config.sync.sync_queue_size, clock=self._arrival.now_ns)
+        self._queue.drops.update(drops)
+        self._last_publish_mono = time.monotonic()
+        self._worker = threading.Thread(target=self._work, args=(self._queue,),
+                                        name='g2mono_depth_worker', daemon=True)
         self._worker.start()
         names = [getattr(entity, 'topic_name', '?')  # resolved, i.e. after remapping
                  for entity in (sub_image, sub_info, sub_points, self._pub_depth)]
         self.get_logger().info(
             f'depth node ready: {names[0]} + {names[1]} + {names[2]} -> {names[3]} '
             f'({self.config.output_encoding}) on {self.engine.device}, network input '
-            f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m')
+            f'{self.engine.input_height} x {self.engine.input_width or "aspect-kept"}, '
+            f'max depth {self.engine.max_depth:g} m, '
+            + ('extrinsic from TF (cloud frame_id -> image frame_id)' if self._extrinsic.uses_tf
+               else 'extrinsic from the parameters (TF not consulted)'))
+        self._warn_camera_model(names[0])
+
+    def _deactivate(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
+        """Stop subscriptions, timers and the worker; the network stays loaded.
+
+        Returns:
+            False if the worker is still inside an inference after ``timeout_s``.
+        """
+        for sub in self._subscriptions_active:
+            self.destroy_subscription(sub)
+        for timer in self._timers_active:
+            self.destroy_timer(timer)
+        self._subscriptions_active, self._timers_active = [], []
+        stopped = self.close(timeout_s)
+        self._sync.clear()
+        if self.poses is not None:
+            self.poses.clear()
+        return stopped
+
+    def _cleanup(self) -> None:
+        """Destroy the publishers and free the network (after ``_deactivate``)."""
+        for pub in (self._pub_depth, self._pub_info, self._pub_sparse, self._pub_color,
+                    self._pub_timing, self._pub_points, self._pub_diag):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self._pub_sparse = self._pub_color = self._pub_timing = self._pub_points = None
+        self._pub_depth = self._pub_info = self._pub_diag = None
+        self.engine = None
+        self._camera_infos.clear()
+        if getattr(self, '_tf_source', None) is not None:  # a new configure makes a new one
+            self._tf_source.close()
+            self._tf_source = None
+        if hasattr(getattr(self, '_motion', None), 'close'):  # TfMotion's own listener
+            self._motion.close()
+        self._motion = None
 
     # --- set-up -------------------------------------------------------------------------------
 
-    def _declare_parameters(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+    def _warn_camera_model(self, image_topic: str) -> None:
+        # The usual topic names say which images are rectified; a mismatch is the classic
+        # mistake (distortion applied twice, or never), and costs tens of pixels at the edges.
+        leaf = image_topic.rsplit('/', 1)[-1]
+        looks = 'rectified' if 'rect' in leaf else 'raw' if leaf.endswith('_raw') else None
+        if looks is not None and looks != self.config.camera_model:
+            self.get_logger().warning(
+                f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
+                f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
+
+    def _make_motion_source(self) -> Any:
+        """The ego-motion source of ``motion_source`` (None for ``none``)."""
+        motion = self.config.motion
+        if motion.motion_source == 'none':
+            return None
+        from g2mono_ros.fusion.motion import OdometryMotion, PoseBuffer
+
+        if motion.motion_source == 'tf':
+            try:
+                from g2mono_ros.ros.motion import TfMotion
+
+                shared = getattr(self, '_tf_source', None)  # the extrinsic's TF listener
+                return TfMotion(self, motion.fixed_frame, timeout_s=motion.motion_tf_timeout,
+                                max_gap_s=motion.motion_max_gap,
+                                max_extrapolation_s=motion.motion_max_extrapolation,
+                                buffer=None if shared is None else shared.buffer)
+            except ImportError as exc:
+                msg = (f"parameter 'motion_source' is tf but tf2_ros cannot be imported ({exc}); "
+                       'source a ROS installation, or use motion_source: odometry')
+                raise ConfigError(msg) from exc
+        from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+
+        # The odometry subscription comes with the other inputs, in _activate.
+        self.poses = PoseBuffer(max_gap_s=motion.motion_max_gap,
+                                max_extrapolation_s=motion.motion_max_extrapolation)
+        T_base_lidar = transform_from_translation_quaternion(
+            np.asarray(motion.lidar_to_base_translation, dtype=np.float64),
+            np.asarray(motion.lidar_to_base_rotation, dtype=np.float64))
+        return OdometryMotion(self.poses, T_base_lidar)
+
+    def _declare_parameters(self) -> None:
+        """Declare every parameter (constructor); values are read and checked by _configure.
+
+        Raises:
+            ConfigError: a parameter override has the wrong type.
+        """
         for name, spec in PARAMETERS.items():
-            descriptor = ParameterDescriptor(description=spec.description, read_only=True,
+            reason = read_only_reason(name)
+            description = f'{spec.description} ({reason})' if reason else spec.description
+            descriptor = ParameterDescriptor(description=description, read_only=bool(reason),
                                              dynamic_typing=spec.dynamic)
             try:
-                value = self.declare_parameter(name, spec.default, descriptor).value
+                self.declare_parameter(name, spec.default, descriptor)
             except InvalidParameterTypeException as exc:
                 kind = type(spec.default).__name__
                 msg = (f'parameter {name!r} must be of type {kind} (default '
                        f'{spec.default!r}): {exc}')
                 raise ConfigError(msg) from exc
-            if spec.dynamic and isinstance(spec.default, float) and isinstance(value, int) \
-                    and not isinstance(value, bool):
-                value = float(value)
-            if spec.dynamic and isinstance(spec.default, list) \
-                    and isinstance(value, (list, tuple)):
-                value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                         for v in value]
-            values[name] = value
         self._warn_unknown_overrides()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _parameter_values(self) -> dict[str, Any]:
+        """The current values of the declared parameters, integers widened where floats are due."""
+        values: dict[str, Any] = {}
+        for name in PARAMETERS:
+            values[name] = _widen(name, self.get_parameter(name).value)
         return values
+
+    def _on_set_parameters(self, params: Sequence[Any]) -> Any:
+        """``ros2 param set``: validate the whole config with the new values, then apply them.
+
+        rclpy itself rejects read-only parameters (their descriptors say why) and type changes.
+        """
+        from rcl_interfaces.msg import SetParametersResult
+
+        if getattr(self, 'engine', None) is None or not any(p.name in PARAMETERS
+                                                              for p in params):
+            # Lifecycle node, unconfigured: nothing runs; configure validates the values. Or
+            # rclpy's own (use_sim_time, qos_overrides.* declared with each publisher).
+            return SetParametersResult(successful=True)
+        values = self._parameter_values()
+        for param in params:
+            if param.name in PARAMETERS:
+                values[param.name] = _widen(param.name, param.value)
+        try:
+            config = NodeConfig.from_flat(values)
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._apply_live(config)
+        changed = ', '.join(f'{p.name}={p.value!r}' for p in params)
+        self.get_logger().info(f'parameters changed: {changed}')
+        return SetParametersResult(successful=True)
+
+    def _apply_live(self, config: NodeConfig) -> None:
+        """Switch to ``config`` (only LIVE_PARAMETERS differ from the running one)."""
+        old = self.config
+        if config.sync != old.sync:
+            from g2mono_ros.fusion.sync import PairSynchronizer
+
+            sync = PairSynchronizer(config.sync, backwards_jump_ns=_JUMP_BACK_NS)
+            for reason, count in self._sync.drops.items():  # totals stay monotonic
+                sync.record_drop(reason, count)
+            self._sync = sync  # buffered messages are let go: pairing restarts
+        self.config = config  # the worker reads it once per pair
+        self._sync_optional_publishers(config)
+        if config.diagnostics_period != old.diagnostics_period and self._timers_active:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(config.diagnostics_period,
+                                                 self._publish_diagnostics)
+            self._timers_active[-1] = self._diag_timer
 
     def _warn_unknown_overrides(self) -> None:
         # rclpy ignores overrides nobody declares: a typo in a YAML key would go unnoticed.
@@ -289,22 +628,24 @@ class DepthNode(Node):
         if line:
             self.get_logger().warning(line)
 
-    def _note_stamp(self, stamp_ns: int) -> None:
-        if self._newest_stamp is None or stamp_ns > self._newest_stamp[0]:
-            self._newest_stamp = (stamp_ns, time.monotonic())
+    def _ros_now_ns(self) -> int:
+        # Sim time before the first /clock reads 0: fall back to the steady clock until then.
+        return self.get_clock().now().nanoseconds or time.monotonic_ns()
 
-    def _time_jumped_back(self, stream: str, stamp_ns: int) -> None:
+    def _note_time_jumps(self) -> None:
+        """Log the synchroniser's per-stream jumps; pairs still queued are from before it."""
+        if self._sync.time_jumps == self._jumps_seen:
+            return
+        self._jumps_seen = self._sync.time_jumps
+        jump = self._sync.last_time_jump
+        stream = 'points' if jump.stream == 'scan' else jump.stream
         self._log_fault(f'{stream}_time_jump_back',
-                        f'stamp {stamp_ns * 1e-9:.3f} s is older than earlier {stream} messages; '
-                        'pairing restarts')
-        self._sync.clear()  # buffered messages are counted as sync_time_jump drops
-        self._image_guard.reset()
-        self._scan_guard.reset()
-        self._newest_stamp = None
-        if self._slot.clear():
-            self.faults.record('pair_dropped_time_jump')
+                        f'stamp {jump.to_ns * 1e-9:.3f} s is older than earlier {stream} messages '
+                        f'({jump.from_ns * 1e-9:.3f} s); pairing restarts')
+        self._queue.clear()  # counted as pair_time_jump
 
     def _on_image(self, msg: Image) -> None:
+        arrival = self._arrival.now_ns()
         received = time.time_ns()
         self.rates['image'].tick()
         stamp = _stamp_ns(msg.header)
@@ -314,13 +655,22 @@ class DepthNode(Node):
             kind = classify_image_error(exc, msg.encoding, self._rgb_encodings)
             self._log_fault(kind, f'{exc}')
             return
-        if self._image_guard.check(stamp):
-            self._time_jumped_back('image', stamp)
-            self._image_guard.check(stamp)
-        self._note_stamp(stamp)
-        self._offer(self._sync.add_image(stamp, _ImageItem(msg, rgb, received)))
+        self._accept_image(stamp, _ImageItem(msg, rgb, received), arrival)
+
+    def _on_compressed_image(self, msg: Any) -> None:
+        # Kept as bytes: OpenCV decodes on the worker, and only the pairs it runs.
+        arrival = self._arrival.now_ns()
+        received = time.time_ns()
+        self.rates['image'].tick()
+        self._accept_image(_stamp_ns(msg.header), _ImageItem(msg, None, received), arrival)
+
+    def _accept_image(self, stamp: int, item: _ImageItem, arrival_ns: int) -> None:
+        pairs = self._sync.add_image(stamp, item, arrival_ns=arrival_ns)
+        self._note_time_jumps()
+        self._offer(pairs)
 
     def _on_points(self, msg: PointCloud2) -> None:
+        arrival = self._arrival.now_ns()
         received = time.time_ns()
         self.rates['points'].tick()
         stamp = _stamp_ns(msg.header)
@@ -332,93 +682,141 @@ class DepthNode(Node):
         if xyz.shape[0] == 0:
             self._log_fault('empty_cloud', 'a PointCloud2 with no points')
             return
-        if self._scan_guard.check(stamp):
-            self._time_jumped_back('points', stamp)
-            self._scan_guard.check(stamp)
-        self._note_stamp(stamp)
-        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received)))
+        point_stamps: np.ndarray | int = stamp
+        if self._motion is not None:
+            from g2mono_ros.ros.motion import cloud_point_stamps
+
+            try:
+                point_stamps = cloud_point_stamps(msg, field=self.config.motion.point_time_field,
+                                                  unit=self.config.motion.point_time_unit)
+            except G2MonoError as exc:  # fall back to scan-level for this cloud
+                self._log_fault('bad_point_times', f'{exc}; cloud compensated at its stamp')
+        pairs = self._sync.add_scan(stamp, _ScanItem(xyz, received, point_stamps,
+                                                     msg.header.frame_id), arrival_ns=arrival)
+        self._note_time_jumps()
+        self._offer(pairs)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
         try:
-            model = self._codecs.camera_info_to_model(msg)
+            model = self._codecs.camera_info_to_model(msg, self.config.camera_model)
         except G2MonoError as exc:
             self._log_fault('malformed_camera_info', f'{exc}')
             return
-        with self._camera_lock:
-            self._camera = (model, msg)
+        self._camera_infos.add(_stamp_ns(msg.header), (model, msg))
 
     def _on_flush_timer(self) -> None:
-        # Data time, not the node clock: a bag replayed without sim time still pairs correctly,
-        # and images still time out when every stream has stopped.
-        if self._newest_stamp is not None:
-            stamp, seen = self._newest_stamp
-            self._offer(self._sync.flush(stamp + int((time.monotonic() - seen) * 1e9)))
+        # Arrival time: images stop waiting when their wait is over even if every stream stopped.
+        self._offer(self._sync.flush(self._arrival.now_ns()))
         for line in self.faults.sync_counts('sync_', dict(self._sync.drops)):
             self.get_logger().warning(line)
+            lead = self._sync.stream_offset_ns
+            if line.startswith('sync_no_partner') and lead is not None and abs(lead) > 1e9:
+                self._log_fault('clock_offset_suspected',
+                                f'cloud stamps run {lead * 1e-9:+.3f} s from image stamps '
+                                'arriving at the same time: if the camera and LiDAR clocks '
+                                f'differ, set points_time_offset to about {-lead * 1e-9:.2f}')
+        # Queue drops under overload are routine (pair_superseded, pair_stale): counted silently.
+        self.faults.sync_counts('pair_', dict(self._queue.drops))
 
     def _offer(self, pairs: Sequence[Any]) -> None:
-        for pair in pairs:
-            self._slot.put((pair, time.time_ns()))
-        superseded = self._slot.superseded
-        if superseded > self._superseded_seen:
-            self.faults.record('pair_superseded', count=superseded - self._superseded_seen)
-            self._superseded_seen = superseded
+        self._queue.put(pairs, tag=time.time_ns())  # tag: paired wall time, for the timings
 
     # --- worker thread ------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        while not self._slot.closed:
-            taken = self._slot.take(_WORKER_POLL_S)
+    def _work(self, queue: Any) -> None:
+        # Its own queue, not self._queue: a worker that outlives a deactivate (stuck in the
+        # network) must not start taking the next activation's pairs.
+        while not queue.closed:
+            taken = queue.take(_WORKER_POLL_S)
             if taken is None:
                 continue
-            pair, paired_wall_ns = taken
+            started = self._arrival.now_ns()
             try:
-                self._process(pair, paired_wall_ns)
+                self._process(taken.pair, taken.tag)
             except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the node
-                if self._slot.closed or not self.context.ok():
+                if queue.closed or not self.context.ok():
                     return
                 self._log_fault('processing_error', f'{type(exc).__name__}: {exc}')
+            finally:
+                queue.done(self._arrival.now_ns() - started)
+
+    def _has_subscribers(self) -> bool:
+        with self._pub_lock:
+            pubs = [self._pub_depth, self._pub_info, self._pub_sparse, self._pub_color,
+                    self._pub_points]
+        return any(pub is not None and pub.get_subscription_count() > 0 for pub in pubs)
 
     def _process(self, pair: Any, paired_wall_ns: int) -> None:
         start_wall_ns = time.time_ns()
+        config = self.config  # one snapshot per pair: live tuning may swap it meanwhile
         image: _ImageItem = pair.image
         scan: _ScanItem = pair.scan
-        with self._camera_lock:
-            camera = self._camera
-        if camera is None:
+        if config.lazy and not self._has_subscribers():
+            self.pairs_skipped_lazy += 1
+            self._lazy_idle = True
+            return
+        self._lazy_idle = False
+        rgb = image.rgb
+        if rgb is None:
+            from g2mono_ros.ros.compressed import rgb_from_compressed
+
+            try:
+                rgb = rgb_from_compressed(image.msg)
+            except G2MonoError as exc:
+                self._log_fault('malformed_image', f'{exc}')
+                return
+        image_stamp = _stamp_ns(image.msg.header)
+        match = self._camera_infos.lookup(
+            image_stamp, fits=lambda item: (item[0].height, item[0].width) == rgb.shape[:2])
+        if match is None:
             self._log_fault('no_camera_info', f'no CameraInfo on {self.config.camera_info_topic} '
                                               'yet; pair skipped')
             return
-        model, info = camera
-        rgb = image.rgb
+        if not match.exact:
+            # Drivers stamp CameraInfo like the image; without one, the newest that fits.
+            self._log_fault('camera_info_fallback',
+                            f'no CameraInfo stamped {image_stamp * 1e-9:.6f} s (the image); '
+                            f'using the newest that fits, stamped {match.stamp_ns * 1e-9:.6f} s')
+        model, info = match.item
         if (model.height, model.width) != rgb.shape[:2]:
             self._log_fault('camera_info_mismatch',
                             f'CameraInfo is {model.width}x{model.height}, image is '
                             f'{rgb.shape[1]}x{rgb.shape[0]}; pair skipped')
             return
-        proj = self.config.projection
-        work = process_pair(self.engine, PairInputs(rgb, scan.points, model), self._T_cam_lidar,
+        proj = config.projection
+        image_frame = image.msg.header.frame_id
+        resolved = self._extrinsic.resolve(scan.frame_id, image_frame, pair.image_stamp_ns)
+        if resolved.T_cam_lidar is None:  # counted and logged (no_transform) by the resolver
+            return
+        T_cam_lidar = resolved.T_cam_lidar
+        points = scan.points
+        if self._motion is not None:
+            points = self._compensate(scan, pair.image_time_ns)
+            if points is None:
+                return
+        suspect = self._coverage.observe(points, T_cam_lidar, model,
+                                         min_range=proj.min_range, max_range=proj.max_range,
+                                         cloud_frame=scan.frame_id, image_frame=image_frame)
+        if suspect:
+            self._log_fault('extrinsic_suspect', suspect)
+        work = process_pair(self.engine, PairInputs(rgb, points, model), T_cam_lidar,
                             min_range=proj.min_range, max_range=proj.max_range,
-                            want_sparse=self._pub_sparse is not None,
-                            want_colorized=self._pub_color is not None)
-        if self._slot.closed:  # shutting down: the publishers may already be gone
+                            want_sparse=self._pub_sparse is not None, want_colorized=False)
+        if self._queue.closed:  # shutting down: the publishers may already be gone
             return
         t0 = time.perf_counter()
         header = image.msg.header
         codecs = self._codecs
         depth_msg = codecs.depth_to_image(work.depth_m, header,
-                                          encoding=self.config.output_encoding)
+                                          encoding=config.output_encoding)
         timings = dict(work.timings_s)
         timings['post'] += time.perf_counter() - t0  # up to the depth publish: it is what waits
         depth_publish_wall_ns = time.time_ns()
         self._pub_depth.publish(depth_msg)
         self._pub_info.publish(_camera_info_with_header(info, header))
-        if self._pub_sparse is not None and work.sparse_m is not None:
-            self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header,
-                                                           encoding='32FC1'))
-        if self._pub_color is not None and work.colorized is not None:
-            self._pub_color.publish(codecs.numpy_to_image(work.colorized, 'rgb8', header))
+        with self._pub_lock:
+            self._publish_optional(config, work, rgb, model, header)
         published_wall_ns = time.time_ns()
         timings['publish'] = (published_wall_ns - depth_publish_wall_ns) * 1e-9
         timings['sync_wait'] = (paired_wall_ns - image.received_wall_ns) * 1e-9
@@ -426,18 +824,67 @@ class DepthNode(Node):
         timings['total'] = (depth_publish_wall_ns - image.received_wall_ns) * 1e-9
         # Against the node's clock (sim time with a bag): the latency a consumer of the depth
         # sees, camera exposure to depth out, when the camera's clock agrees with ours.
+        # Stamps far from the node's clock (a bag replayed without use_sim_time) would make it
+        # meaningless (~1e11 ms): then only the receive-based stages are measured.
         now_ns = self.get_clock().now().nanoseconds
-        timings['stamp_to_publish'] = (now_ns - _stamp_ns(header)) * 1e-9
+        age_s = (now_ns - _stamp_ns(header)) * 1e-9
+        self._stamp_age_s = age_s
+        if abs(age_s) <= _STAMP_LIVE_S:
+            timings['stamp_to_publish'] = age_s
+        timings['pair_gap'] = abs(pair.gap_ns) * 1e-9  # scan time - image time, offsets applied
         for stage, seconds in timings.items():
             self.stages.add(stage, seconds)
         self.pairs_processed += 1
         self._last_publish_mono = time.monotonic()
-        if self._pub_timing is not None:
-            self._pub_timing.publish(_timing_status(_stamp_ns(header), {
+        pub_timing = self._pub_timing
+        if pub_timing is not None:
+            pub_timing.publish(_timing_status(_stamp_ns(header), {
                 'received_wall_ns': image.received_wall_ns, 'paired_wall_ns': paired_wall_ns,
                 'start_wall_ns': start_wall_ns, 'depth_publish_wall_ns': depth_publish_wall_ns,
                 'published_wall_ns': published_wall_ns,
                 'scan_received_wall_ns': scan.received_wall_ns}, timings))
+
+    def _publish_optional(self, config: NodeConfig, work: Any, rgb: np.ndarray, model: Any,
+                          header: Any) -> None:
+        """Sparse input, colour rendering and point cloud, for those switched on (under
+        ``_pub_lock``)."""
+        codecs = self._codecs
+        if self._pub_sparse is not None and work.sparse_m is not None:
+            self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header,
+                                                           encoding='32FC1'))
+        if self._pub_color is not None:
+            from g2mono_ros.visualize import colorize_depth
+
+            top = config.colorized_max_depth or self.engine.max_depth
+            self._pub_color.publish(codecs.numpy_to_image(colorize_depth(work.depth_m, top),
+                                                          'rgb8', header))
+        if self._pub_points is not None:
+            from g2mono_ros.fusion.cloud import depth_to_points, pack_rgb
+
+            xyz, colours = depth_to_points(work.depth_m, model,
+                                           decimation=config.points_decimation,
+                                           max_range_m=config.points_max_range, rgb=rgb)
+            self._pub_points.publish(codecs.xyz_to_pointcloud2(xyz, header,
+                                                               {'rgb': pack_rgb(colours)}))
+    def _compensate(self, scan: _ScanItem, image_stamp_ns: int) -> np.ndarray | None:
+        """The scan's points in the LiDAR frame at the image time; None skips the pair."""
+        from g2mono_ros.fusion.motion import compensate_points
+
+        source = self._motion
+        if self.config.motion.motion_source == 'tf':
+            source = source.for_frame(scan.frame_id)
+        # The sensors' time offsets apply here too: poses are looked up at corrected times.
+        point_stamps = scan.point_stamps_ns + self.config.sync.points_time_offset_ns
+        result = compensate_points(scan.points, point_stamps, image_stamp_ns, source)
+        if result.no_odometry and len(result.points):
+            self.faults.record('no_odometry_points', count=result.no_odometry)
+        if len(result.points) == 0:
+            detail = getattr(self._motion, 'last_error', '') or (
+                f'no {self.config.motion.motion_source} pose within '
+                f'{self.config.motion.motion_max_extrapolation:g} s of the image or scan time')
+            self._log_fault('no_odometry', f'{detail}; pair skipped')
+            return None
+        return result.points
 
     # --- diagnostics --------------------------------------------------------------------------
 
@@ -453,11 +900,15 @@ class DepthNode(Node):
         stale_after_s = max(3 * self.config.diagnostics_period, 2 * slowest_s)
         stale = time.monotonic() - self._last_publish_mono > stale_after_s
         status = DiagnosticStatus()
-        status.name = f'{self.get_name()}: depth completion'
+        # Namespaced (`cam_left/depth_node: ...`): nodes of several cameras stay apart.
+        status.name = f"{self.get_fully_qualified_name().lstrip('/')}: depth completion"
         status.hardware_id = str(self.engine.device)
         status.level = DiagnosticStatus.OK
         status.message = 'ok'
-        if self.rates['image'].rate_hz() > 0 and stale:
+        lazy_idle = self.config.lazy and self._lazy_idle
+        if lazy_idle:
+            status.message = 'idle (lazy): no subscriber on any output, inference skipped'
+        elif self.rates['image'].rate_hz() > 0 and stale:
             status.level = DiagnosticStatus.WARN
             status.message = f'images arrive but no depth for over {stale_after_s:.1f} s'
         elif new_faults:
@@ -466,13 +917,27 @@ class DepthNode(Node):
                                                           for k, v in sorted(new_faults.items()))
         values = {
             'device': str(self.engine.device),
+            'motion_source': self.config.motion.motion_source,
             'image_rate_hz': f'{self.rates["image"].rate_hz():.2f}',
             'points_rate_hz': f'{self.rates["points"].rate_hz():.2f}',
             'camera_info_rate_hz': f'{self.rates["camera_info"].rate_hz():.2f}',
             'images_received': str(self.rates['image'].total),
             'clouds_received': str(self.rates['points'].total),
             'pairs_processed': str(self.pairs_processed),
+            'lazy': ('idle: no subscribers, inference skipped' if lazy_idle else
+                     'on' if self.config.lazy else 'off'),
+            'pairs_skipped_lazy': str(self.pairs_skipped_lazy),
+            'clock': 'sim (/clock)' if self.get_parameter('use_sim_time').value else 'system',
+            'stamps': self._stamps_verdict(),
+            # Share of the decoded images that got depth (all of them while the device keeps up).
+            'images_with_depth_fraction': (
+                f'{self.pairs_processed / self.rates["image"].total:.3f}'
+                if self.rates['image'].total else 'nan'),
+            'extrinsic_source': self._extrinsic.last_source,
         }
+        coverage = self._coverage.fraction
+        if coverage is not None:
+            values['points_in_image_pct'] = f'{100 * coverage:.1f}'
         for stage, (p50, p95, worst) in sorted(stages.items()):
             values[f'{stage}_ms_p50'] = f'{p50:.2f}'
             values[f'{stage}_ms_p95'] = f'{p95:.2f}'
@@ -485,12 +950,44 @@ class DepthNode(Node):
         array.status = [status]
         self._pub_diag.publish(array)
 
+    def _stamps_verdict(self) -> str:
+        age = self._stamp_age_s
+        if age is None:
+            return 'no output yet'
+        if abs(age) <= _STAMP_LIVE_S:
+            return 'live (stamp_to_publish measured against the node clock)'
+        side = 'in the past' if age > 0 else 'in the future'
+        return (f'{abs(age):.3g} s {side} of the node clock (a replayed bag without '
+                'use_sim_time, or another clock): stamp_to_publish not measured; total_ms is '
+                'from receipt')
+
     def close(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
         """Stop the worker thread after its current pair; False if it is still running."""
-        self._slot.close()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=timeout_s)
-        return not self._worker.is_alive()
+        self._queue.close()
+        worker = self._worker
+        if worker is None:
+            return True
+        if worker.is_alive() and threading.current_thread() is not worker:
+            worker.join(timeout=timeout_s)
+        return not worker.is_alive()
+
+
+class DepthNode(DepthNodePhases, Node):
+    """Dense metric depth from a camera image, its CameraInfo and a LiDAR cloud.
+
+    Configured and active from the constructor on (see ``LifecycleDepthNode`` for the managed
+    variant).
+
+    Raises:
+        ConfigError: a parameter is out of range, or the weights file is missing.
+        CheckpointError: the weights cannot be loaded as the requested variant.
+    """
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._declare_parameters()
+        self._configure()
+        self._activate()
 
 
 def _camera_info_with_header(info: CameraInfo, header: Any) -> CameraInfo:
@@ -515,13 +1012,17 @@ def _timing_status(stamp_ns: int, wall_ns: dict[str, int],
     return status
 
 
-def _run_node(argv: Sequence[str]) -> int:
-    """Init rclpy with ``argv`` (ROS arguments), spin the node until shutdown; raises on config."""
+def _run_node(argv: Sequence[str], node_class: type | None = None) -> int:
+    """Init rclpy with ``argv`` (ROS arguments), spin the node until shutdown; raises on config.
+
+    Args:
+        node_class: ``DepthNode`` (default) or ``LifecycleDepthNode``.
+    """
     rclpy.init(args=list(argv))
     node = None
     worker_stopped = True
     try:
-        node = DepthNode()
+        node = (node_class or DepthNode)()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -566,12 +1067,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar='ROS_ARGS',
                         help='ROS arguments, e.g. --ros-args --params-file config/depth.yaml '
                              '-p weights:=model.pt -r /camera/image_raw:=/cam/image')
+    parser.add_argument('--lifecycle', action='store_true',
+                        help='run the managed (lifecycle) node: it waits for configure and '
+                             'activate (ros2 lifecycle set /depth_node configure)')
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the node from the ``g2mono`` CLI; errors propagate to the CLI's handler."""
     ros_args = list(args.ros_args or [])
-    return _run_node([NODE_NAME, *(['--ros-args', *ros_args] if ros_args else [])])
+    node_class = None
+    if getattr(args, 'lifecycle', False):
+        from g2mono_ros.ros.lifecycle_node import LifecycleDepthNode
+        node_class = LifecycleDepthNode
+    return _run_node([NODE_NAME, *(['--ros-args', *ros_args] if ros_args else [])], node_class)
 
 
 if __name__ == '__main__':

@@ -36,6 +36,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--lidar', default=None, metavar='PATTERN',
                         help='LiDAR pattern from synth.patterns (spin8, vlp16, narrow32, hdl32, '
                              'hdl64, os1-64, os128, solid); overrides --beams')
+    parser.add_argument('--image-format', choices=('raw', 'jpeg', 'png'), default='raw',
+                        help='raw rgb8 Image, or a CompressedImage on '
+                             '/camera/image_raw/compressed (default raw)')
+    parser.add_argument('--depth-format', choices=('raw', 'compressedDepth'), default='raw',
+                        help='ground truth as 32FC1 Image, or 16UC1 compressedDepth on '
+                             '/ground_truth/depth/compressedDepth (default raw)')
+    moving = parser.add_argument_group('moving rig (motion compensation tests)')
+    moving.add_argument('--yaw-rate', type=float, default=None, dest='yaw_rate_dps',
+                        help='drive from the origin at --speed turning at this many deg/s '
+                             '(0 = straight) instead of the closed loop')
+    moving.add_argument('--rolling-sweep', action='store_true',
+                        help='fire each LiDAR sweep over its 0.1 s period, each point from its '
+                             'own pose, with a per-point time field')
+    moving.add_argument('--time-layout', default=None,
+                        help='per-point time field layout: velodyne (default with '
+                             '--rolling-sweep), ouster, hesai, livox, livox_offset, autoware')
+    moving.add_argument('--odom-rate', type=float, default=0.0,
+                        help='write nav_msgs/Odometry on /odom and /tf at this rate (Hz)')
+    moving.add_argument('--scan-delay', type=float, default=0.0,
+                        help='log each cloud this many seconds after its stamp (e.g. 0.11)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -82,14 +102,22 @@ def run(args: argparse.Namespace) -> int:
                                    fov_x_deg=args.fov_x_deg, distortion=args.distortion,
                                    beams=args.beams, range_noise_m=args.range_noise_m,
                                    speed_mps=args.speed_mps, lidar=lidar,
-                                   environment=getattr(args, 'environment', 'outdoor'))
+                                   environment=getattr(args, 'environment', 'outdoor'),
+                                   yaw_rate_dps=args.yaw_rate_dps,
+                                   rolling_sweep=args.rolling_sweep,
+                                   point_time_layout=args.time_layout,
+                                   odom_rate_hz=args.odom_rate, scan_delay_s=args.scan_delay,
+                                   image_format=getattr(args, 'image_format', 'raw'),
+                                   depth_format=getattr(args, 'depth_format', 'raw'))
     finally:
         if bar is not None:
             bar.close()
     with np.printoptions(precision=4, suppress=True):
         print(f'wrote {info.path}: {info.num_images} images {info.camera.width}x'
               f'{info.camera.height} at 30 Hz, {info.num_scans} LiDAR sweeps at 10 Hz')
-        for role, topic in SYNTH_TOPICS.items():
+        for role, topic in (info.topics or SYNTH_TOPICS).items():
+            if role in ('odom', 'tf') and not info.odom_stamps_ns:
+                continue
             print(f'  {topic:<22} {role}')
         print(f'  extrinsic T_cam_lidar ({info.lidar_frame} -> {info.camera_frame}):')
         print('    ' + str(info.T_cam_lidar).replace('\n', '\n    '))

@@ -1,0 +1,126 @@
+"""The OpenCV decoding path against the numpy reference it replaced, area resizing on uint8,
+the O(1) message checks the callbacks run, and the clean depth encoder."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from g2mono_ros.errors import MessageError, ShapeError
+from g2mono_ros.ros.codecs import (
+    IMAGE_ENCODINGS,
+    RGB_ENCODINGS,
+    check_image,
+    check_pointcloud2,
+    depth_to_image,
+    image_to_numpy,
+    pointcloud2_to_xyz,
+    rgb_from_image,
+    rgb_from_image_reference,
+)
+
+from test_core_codecs import _image_msg, _random_pixels  # noqa: E402 - the same hand-made messages
+
+
+def _layout(encoding: str) -> str:
+    return IMAGE_ENCODINGS[encoding].layout
+
+
+@pytest.mark.parametrize('encoding', sorted(RGB_ENCODINGS))
+@pytest.mark.parametrize('big', [False, True])
+@pytest.mark.parametrize('pad', [0, 6])
+def test_opencv_decoding_matches_the_numpy_reference(encoding: str, big: bool, pad: int) -> None:
+    pixels = _random_pixels(encoding, 6, 10, seed=len(encoding) + pad)
+    msg = _image_msg(pixels, encoding, big=big, pad=pad)
+    got = rgb_from_image(msg)
+    expected = rgb_from_image_reference(msg)
+    assert got.shape == expected.shape == (6, 10, 3) and got.dtype == np.uint8
+    if _layout(encoding) in ('uyvy', 'yuyv'):
+        # OpenCV's fixed-point BT.601 against the float coefficients: rounding only.
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1, encoding
+    else:
+        np.testing.assert_array_equal(got, expected, err_msg=encoding)
+
+
+@pytest.mark.parametrize('encoding', sorted(RGB_ENCODINGS))
+@pytest.mark.parametrize('out_hw', [(3, 5), (4, 6), (12, 20)])
+def test_resized_decoding_is_the_area_resize_of_the_full_image(encoding: str,
+                                                               out_hw: tuple[int, int]) -> None:
+    """Resizing before the channel reorder (8-bit layouts) gives exactly the same pixels."""
+    pixels = _random_pixels(encoding, 12, 20, seed=5)
+    msg = _image_msg(pixels, encoding, big=False, pad=4)
+    full = rgb_from_image(msg)
+    expected = full if out_hw == (12, 20) else cv2.resize(full, out_hw[::-1],
+                                                          interpolation=cv2.INTER_AREA)
+    got = rgb_from_image(msg, out_hw=out_hw)
+    assert got.shape == (*out_hw, 3) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected, err_msg=encoding)
+
+
+def test_area_resize_averages_whole_pixels() -> None:
+    """Hand value: a 2x2 block of 0, 100, 200, 100 becomes their mean, 100."""
+    mono = np.array([[0, 100], [200, 100]], np.uint8)
+    got = rgb_from_image(_image_msg(mono, 'mono8', big=False, pad=0), out_hw=(1, 1))
+    np.testing.assert_array_equal(got, [[[100, 100, 100]]])
+
+
+def test_resize_target_must_be_positive() -> None:
+    msg = _image_msg(np.zeros((4, 4, 3), np.uint8), 'rgb8', big=False, pad=0)
+    with pytest.raises(ShapeError, match=r'out_hw must be two positive sizes .*got \(0, 4\)'):
+        rgb_from_image(msg, out_hw=(0, 4))
+
+
+def test_yuv_odd_width_still_raises() -> None:
+    msg = _image_msg(np.zeros((2, 3, 2), np.uint8), 'yuyv', big=False, pad=0)
+    with pytest.raises(MessageError, match="'yuyv' needs an even width; got 3"):
+        rgb_from_image(msg)
+
+
+def test_check_image_reads_no_pixel_and_raises_like_the_decoder() -> None:
+    pixels = _random_pixels('bgr8', 3, 4)
+    assert check_image(_image_msg(pixels, 'bgr8', big=False, pad=2)) == (3, 4)
+    short = _image_msg(pixels, 'bgr8', big=False, pad=0)
+    short.data = short.data[:-1]
+    for call in (check_image, image_to_numpy):
+        with pytest.raises(MessageError, match='data has 35 bytes, expected step x height'):
+            call(short)
+    unknown = SimpleNamespace(height=1, width=1, encoding='nv12', is_bigendian=0, step=1,
+                              data=b'\0')
+    with pytest.raises(MessageError, match="unsupported image encoding 'nv12'"):
+        check_image(unknown)
+
+
+def _cloud(n: int, *, point_step: int = 16, data_len: int | None = None) -> SimpleNamespace:
+    fields = [SimpleNamespace(name=name, offset=4 * i, datatype=7, count=1)
+              for i, name in enumerate('xyz')]
+    data = np.arange(n * point_step, dtype=np.uint8).tobytes()
+    if data_len is not None:
+        data = data[:data_len]
+    return SimpleNamespace(height=1, width=n, fields=fields, is_bigendian=False,
+                           point_step=point_step, row_step=n * point_step, data=data)
+
+
+def test_check_pointcloud2_counts_points_and_raises_like_the_decoder() -> None:
+    assert check_pointcloud2(_cloud(5)) == 5
+    assert check_pointcloud2(_cloud(0)) == 0
+    bad = _cloud(5, data_len=79)
+    for call in (check_pointcloud2, pointcloud2_to_xyz):
+        with pytest.raises(MessageError, match='data has 79 bytes, expected row_step x height'):
+            call(bad)
+    with pytest.raises(MessageError, match='lacks field'):
+        check_pointcloud2(_cloud(2), extra_fields=('intensity',))
+
+
+@pytest.mark.parametrize('encoding', ['32FC1', '16UC1'])
+def test_clean_depth_encoding_equals_the_checked_one(encoding: str) -> None:
+    rng = np.random.default_rng(1)
+    depth = rng.uniform(0.0, 90.0, (6, 7)).astype(np.float32)
+    depth[::2, ::3] = 0.0
+    depth[0, 0] = 70.0  # 70000 mm: does not fit in 16UC1, so 0 (REP 118), not clipped
+    fast = depth_to_image(depth, None, encoding, clean=True)
+    checked = depth_to_image(depth, None, encoding)
+    assert fast.encoding == checked.encoding == encoding
+    assert bytes(fast.data) == bytes(checked.data)
