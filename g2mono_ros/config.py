@@ -88,7 +88,9 @@ class EngineConfig:
         num_threads: torch intra-op threads on CPU (process-wide); 0 keeps torch's default.
             On a small, busy CPU one thread can beat several (they spin-wait on each other).
         upsample: network output -> camera size: ``edge_aware`` (no blending across depth
-            edges, guided by the image; ``models.upsample``) or ``bilinear``.
+            edges, guided by the image; ``models.upsample``), ``bilinear``, or
+            ``prefill_guided`` (nearest-pre-fill residual networks: their correction applied to
+            the nearest fill of the points at the camera size; else as ``edge_aware``).
     """
 
     weights: str = ''
@@ -126,7 +128,7 @@ class EngineConfig:
             msg = (f"parameter 'num_threads' must be an integer >= 0 (0 = torch's default);"
                    f' got {self.num_threads!r}')
             raise ConfigError(msg)
-        _require_choice('upsample', self.upsample, ('edge_aware', 'bilinear'))
+        _require_choice('upsample', self.upsample, ('edge_aware', 'bilinear', 'prefill_guided'))
 
 
 @dataclass(frozen=True)

@@ -260,17 +260,31 @@ class DepthEngine:
             return out.float().clamp_(0.0, 1.0) * self._max_depth
 
     def _to_camera_size(self, depth: Tensor, rgb_net: Tensor, rgb_full: Tensor,
-                        sparse_depth: np.ndarray) -> Tensor:
+                        sparse_depth: np.ndarray, sparse_net: Tensor | None = None) -> Tensor:
         """Upsample (``config.upsample``) and, for networks that pin their points, pin again at
         the camera size when the points came at that size."""
         from g2mono_ros.models.upsample import pin_to_points, upsample_depth
 
         size = tuple(rgb_full.shape[-2:])
-        depth = upsample_depth(depth, size, mode=self.config.upsample, guide_lr=rgb_net,
-                               guide_hr=rgb_full / 255.0)
-        if getattr(self.loaded.model, 'pin_points', False) and sparse_depth.shape == size:
+        model = self.loaded.model
+        at_camera_size = sparse_depth.shape == size
+        sparse = None
+        if at_camera_size:
             sparse = self._to_device(np.asarray(sparse_depth, np.float32), 'sparse_full')
-            depth = pin_to_points(depth, sparse[None, None].clamp(0.0, self._max_depth))
+            sparse = sparse[None, None].clamp(0.0, self._max_depth)
+        if (self.config.upsample == 'prefill_guided' and sparse is not None and sparse_net is not None
+                and getattr(model, 'residual', False)
+                and getattr(model, 'prefill_kind', '') == 'nearest'):
+            from g2mono_ros.models.upsample import prefill_guided_upsample
+
+            depth = prefill_guided_upsample(depth, sparse_net.float(), sparse, rgb_net,
+                                            rgb_full / 255.0)
+        else:
+            mode = 'edge_aware' if self.config.upsample == 'prefill_guided' else self.config.upsample
+            depth = upsample_depth(depth, size, mode=mode, guide_lr=rgb_net,
+                                   guide_hr=rgb_full / 255.0)
+        if getattr(model, 'pin_points', False) and sparse is not None:
+            depth = pin_to_points(depth, sparse)
         return depth
 
     def _pinned_buffer(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
@@ -329,7 +343,7 @@ class DepthEngine:
             sparse_t = self._to_device(sparse_in, 'sparse')[None, None]
             depth = self.infer_tensors(rgb_t, sparse_t)
             if (height, width) != (h, w):
-                depth = self._to_camera_size(depth, rgb_t, rgb_full, sparse_depth)
+                depth = self._to_camera_size(depth, rgb_t, rgb_full, sparse_depth, sparse_t)
             depth = depth[0, 0]
             if self._device.type == 'cuda':
                 host = self._pinned_buffer('depth', tuple(depth.shape), depth.dtype)
