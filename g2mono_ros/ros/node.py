@@ -93,7 +93,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
                                  "torch's default (one per core)."),
     'upsample': ParameterSpec(_D['upsample'], 'Network output -> camera size: edge_aware (no '
-                              'blending across depth edges) | bilinear.'),
+                              'blending across depth edges) | bilinear | prefill_guided '
+                              '(residual nearest-fill networks: keeps a dense scan\'s detail).'),
     'min_range': ParameterSpec(_D['min_range'], 'LiDAR points nearer than this (m, camera depth) '
                                'are ignored.', True),
     'max_range': ParameterSpec(_D['max_range'], 'LiDAR points farther than this (m) are ignored.',
