@@ -268,6 +268,8 @@ class DepthEngine:
         size = tuple(rgb_full.shape[-2:])
         depth = upsample_depth(depth, size, mode=self.config.upsample, guide_lr=rgb_net,
                                guide_hr=rgb_full / 255.0)
+        # Interpolation weights summing to 1 - ulp can overshoot max_depth by a rounding step.
+        depth = depth.clamp_(0.0, self._max_depth)
         if getattr(self.loaded.model, 'pin_points', False) and sparse_depth.shape == size:
             sparse = self._to_device(np.asarray(sparse_depth, np.float32), 'sparse_full')
             depth = pin_to_points(depth, sparse[None, None].clamp(0.0, self._max_depth))
