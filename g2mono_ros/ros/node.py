@@ -1,7 +1,7 @@
 """The ROS 2 depth node ``depth_node``: camera + CameraInfo + LiDAR in, dense metric depth out.
 
-Callbacks only decode and feed the camera/LiDAR synchroniser; a worker thread runs the network
-on the newest complete pair. Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
+Callbacks only check and keep the messages and feed the camera/LiDAR synchroniser (O(1) per
+message); a worker thread decodes, projects and runs the network on the newest complete pair. Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'variant': ParameterSpec(_D['variant'], 'Network: auto (as recorded in the checkpoint) | seed '
                              '| official (needed for the official bare state dict).'),
     'device': ParameterSpec(_D['device'], 'auto (CUDA when available) | cuda | cpu.'),
-    'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (autocast, network only).'),
+    'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (CUDA: weights converted '
+                               'once; CPU: autocast).'),
     'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; a positive '
                                   'multiple of 64 (about 320 recommended).'),
     'input_width': ParameterSpec(_D['input_width'], 'Network input width, px; a multiple of 64, '
@@ -79,6 +80,10 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                "checkpoint's value.", True),
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
                                  "torch's default (one per core)."),
+    'backend': ParameterSpec(_D['backend'], 'auto (= torch) | torch | onnxruntime (CPU fp32: '
+                             'exported once, checked against torch at start-up).'),
+    'cuda_graph': ParameterSpec(_D['cuda_graph'], 'CUDA with a fixed input_width: capture the '
+                                'network as a CUDA graph and replay it per frame.'),
     'min_range': ParameterSpec(_D['min_range'], 'LiDAR points nearer than this (m, camera depth) '
                                'are ignored.', True),
     'max_range': ParameterSpec(_D['max_range'], 'LiDAR points farther than this (m) are ignored.',
@@ -159,13 +164,12 @@ def _stamp_ns(header: Any) -> int:
 
 
 class _ImageItem(NamedTuple):
-    msg: Image
-    rgb: np.ndarray
+    msg: Image  # decoded on the worker, only if its pair is processed
     received_wall_ns: int
 
 
 class _ScanItem(NamedTuple):
-    points: np.ndarray
+    msg: PointCloud2  # decoded on the worker, only if its pair is processed
     received_wall_ns: int
 
 
@@ -188,12 +192,16 @@ class DepthNode(Node):
         # Imported only after the parameters are valid: a typo fails before torch loads.
         from g2mono_ros.ros import codecs
         from g2mono_ros.models.engine import DepthEngine
+        from g2mono_ros.fusion.sparse import SparseProjector
         from g2mono_ros.fusion.sync import PairSynchronizer
         from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
         self._codecs = codecs
         self._rgb_encodings = _rgb_convertible_encodings(codecs.IMAGE_ENCODINGS)
         self.engine = DepthEngine(self.config.engine)
+        # One projection per pair, on the engine's device; buffers reused by the worker.
+        self._projector = SparseProjector(
+            self.engine.device if self.engine.device.type != 'cpu' else None)
         ext = self.config.extrinsic
         self._T_cam_lidar = transform_from_translation_quaternion(
             np.asarray(ext.translation, dtype=np.float64),
@@ -280,7 +288,7 @@ class DepthNode(Node):
                 f'ignoring unknown parameter(s) {", ".join(map(repr, unknown))}; this node '
                 f'declares: {", ".join(PARAMETERS)}')
 
-    # --- callbacks (executor thread): decode, count, pair; never infer -------------------------
+    # --- callbacks (executor thread): check, count, pair; O(1), never decode or infer ---------
 
     def _log_fault(self, kind: str, detail: str = '', count: int = 1) -> None:
         line = self.faults.record(kind, detail, count)
@@ -307,7 +315,9 @@ class DepthNode(Node):
         self.rates['image'].tick()
         stamp = _stamp_ns(msg.header)
         try:
-            rgb = self._codecs.rgb_from_image(msg)
+            if msg.encoding not in self._rgb_encodings:
+                self._codecs.rgb_from_image(msg)  # raises the codec's own message
+            self._codecs.check_image(msg)  # sizes and data length; no pixel is read
         except G2MonoError as exc:
             kind = classify_image_error(exc, msg.encoding, self._rgb_encodings)
             self._log_fault(kind, f'{exc}')
@@ -316,25 +326,25 @@ class DepthNode(Node):
             self._time_jumped_back('image', stamp)
             self._image_guard.check(stamp)
         self._note_stamp(stamp)
-        self._offer(self._sync.add_image(stamp, _ImageItem(msg, rgb, received)))
+        self._offer(self._sync.add_image(stamp, _ImageItem(msg, received)))
 
     def _on_points(self, msg: PointCloud2) -> None:
         received = time.time_ns()
         self.rates['points'].tick()
         stamp = _stamp_ns(msg.header)
         try:
-            xyz, _ = self._codecs.pointcloud2_to_xyz(msg)
+            count = self._codecs.check_pointcloud2(msg)  # fields and sizes; no point is read
         except G2MonoError as exc:
             self._log_fault('malformed_cloud', f'{exc}')
             return
-        if xyz.shape[0] == 0:
+        if count == 0:
             self._log_fault('empty_cloud', 'a PointCloud2 with no points')
             return
         if self._scan_guard.check(stamp):
             self._time_jumped_back('points', stamp)
             self._scan_guard.check(stamp)
         self._note_stamp(stamp)
-        self._offer(self._sync.add_scan(stamp, _ScanItem(xyz, received)))
+        self._offer(self._sync.add_scan(stamp, _ScanItem(msg, received)))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
@@ -389,32 +399,38 @@ class DepthNode(Node):
                                               'yet; pair skipped')
             return
         model, info = camera
-        rgb = image.rgb
-        if (model.height, model.width) != rgb.shape[:2]:
+        if (model.height, model.width) != (image.msg.height, image.msg.width):
             self._log_fault('camera_info_mismatch',
                             f'CameraInfo is {model.width}x{model.height}, image is '
-                            f'{rgb.shape[1]}x{rgb.shape[0]}; pair skipped')
+                            f'{image.msg.width}x{image.msg.height}; pair skipped')
             return
+        decoded = self._decode(image.msg, scan.msg, model)
+        if decoded is None:
+            return
+        rgb, points, decode_s = decoded
         proj = self.config.projection
-        work = process_pair(self.engine, PairInputs(rgb, scan.points, model), self._T_cam_lidar,
+        work = process_pair(self.engine, PairInputs(rgb, points, model), self._T_cam_lidar,
                             min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=self._pub_sparse is not None,
-                            want_colorized=self._pub_color is not None)
+                            want_colorized=self._pub_color is not None,
+                            projector=self._projector)
         if self._slot.closed:  # shutting down: the publishers may already be gone
             return
         t0 = time.perf_counter()
         header = image.msg.header
         codecs = self._codecs
+        # The engine's output and a projection are finite and >= 0: no cleaning pass.
         depth_msg = codecs.depth_to_image(work.depth_m, header,
-                                          encoding=self.config.output_encoding)
+                                          encoding=self.config.output_encoding, clean=True)
         timings = dict(work.timings_s)
+        timings['decode'] = decode_s
         timings['post'] += time.perf_counter() - t0  # up to the depth publish: it is what waits
         depth_publish_wall_ns = time.time_ns()
         self._pub_depth.publish(depth_msg)
         self._pub_info.publish(_camera_info_with_header(info, header))
         if self._pub_sparse is not None and work.sparse_m is not None:
             self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header,
-                                                           encoding='32FC1'))
+                                                           encoding='32FC1', clean=True))
         if self._pub_color is not None and work.colorized is not None:
             self._pub_color.publish(codecs.numpy_to_image(work.colorized, 'rgb8', header))
         published_wall_ns = time.time_ns()
@@ -436,6 +452,31 @@ class DepthNode(Node):
                 'start_wall_ns': start_wall_ns, 'depth_publish_wall_ns': depth_publish_wall_ns,
                 'published_wall_ns': published_wall_ns,
                 'scan_received_wall_ns': scan.received_wall_ns}, timings))
+
+    def _decode(self, image_msg: Image, cloud_msg: PointCloud2, model: Any
+                ) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """Decode the pair's image (area-resized to the network input on uint8) and cloud.
+
+        Returns (rgb (h, w, 3) uint8, xyz (N, 3) float32, seconds), or None after logging the
+        fault (the callbacks checked sizes only; non-finite points are dropped here).
+        """
+        t0 = time.perf_counter()
+        net_hw = self.engine.network_input_size(model.height, model.width)
+        try:
+            rgb = self._codecs.rgb_from_image(image_msg, out_hw=net_hw)
+        except G2MonoError as exc:
+            self._log_fault(classify_image_error(exc, image_msg.encoding, self._rgb_encodings),
+                            f'{exc}')
+            return None
+        try:
+            xyz, _ = self._codecs.pointcloud2_to_xyz(cloud_msg)
+        except G2MonoError as exc:
+            self._log_fault('malformed_cloud', f'{exc}')
+            return None
+        if xyz.shape[0] == 0:
+            self._log_fault('empty_cloud', 'a PointCloud2 with no finite points')
+            return None
+        return rgb, xyz, time.perf_counter() - t0
 
     # --- diagnostics --------------------------------------------------------------------------
 
