@@ -28,6 +28,7 @@ setup(
     entry_points={
         'console_scripts': [
             'depth_node = g2mono_ros.ros.node:main',
+            'depth_lifecycle_node = g2mono_ros.ros.lifecycle_node:main',
             'g2mono = g2mono_ros.cli:main',
         ],
     },

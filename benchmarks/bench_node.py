@@ -129,6 +129,7 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
     command = [depth_node, '--ros-args', '--params-file', str(REPO_ROOT / 'config' / 'depth.yaml'),
                '-p', f'weights:={weights}', '-p', 'device:=cpu',
                '-p', f'input_height:={args.input_height}', '-p', 'publish_timing:=true',
+               '-p', 'extrinsic.translation:=[0.0, 0.0, 0.0]',
                '-p', f'extrinsic.rotation:={ROTATION}']
     log = open(log_path, 'w')
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))

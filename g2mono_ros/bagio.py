@@ -25,6 +25,7 @@ __all__ = [
     'CAMERA_INFO_TYPE',
     'IMAGE_TYPE',
     'POINTCLOUD2_TYPE',
+    'ODOMETRY_TYPE',
     'TF_TYPE',
     'BagMessage',
     'BagReader',
@@ -35,6 +36,7 @@ __all__ = [
     'image_message',
     'list_topics',
     'open_bag',
+    'odometry_message',
     'pointcloud2_message',
     'read_extrinsic',
     'stamp_to_ns',
@@ -44,6 +46,7 @@ __all__ = [
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 POINTCLOUD2_TYPE = 'sensor_msgs/msg/PointCloud2'
+ODOMETRY_TYPE = 'nav_msgs/msg/Odometry'
 TF_TYPE = 'tf2_msgs/msg/TFMessage'
 TF_STATIC_TOPIC = '/tf_static'
 
@@ -236,8 +239,10 @@ class BagReader:
         """``header.frame_id`` of the topic's first message (leading '/' stripped)."""
         return str(self.first_message(topic).msg.header.frame_id).lstrip('/')
 
-    def camera_model(self, topic: str = '/camera/camera_info') -> CameraModel:
-        """CameraModel from the first CameraInfo on ``topic``.
+    def camera_model(self, topic: str = '/camera/camera_info',
+                     camera_model: str = 'raw') -> CameraModel:
+        """CameraModel from the first CameraInfo on ``topic``; ``camera_model`` ``raw`` (K + D)
+        or ``rectified`` (P, no distortion), as ``codecs.camera_info_to_model``.
 
         Raises:
             BagError: no CameraInfo (missing/empty topic) or an invalid one.
@@ -252,7 +257,7 @@ class BagReader:
                       ' and no CameraInfo topic at all'))
             raise BagError(msg)
         try:
-            return camera_info_to_model(self.first_message(topic).msg)
+            return camera_info_to_model(self.first_message(topic).msg, camera_model)
         except MessageError as exc:
             msg = f'bag {str(self.path)!r}: invalid CameraInfo on {topic}: {exc}'
             raise BagError(msg) from exc
@@ -596,3 +601,29 @@ def tf_static_message(store: Any, transforms: Sequence[StaticTransform], stamp_n
                 rotation=types['geometry_msgs/msg/Quaternion'](x=float(q[0]), y=float(q[1]),
                                                                z=float(q[2]), w=float(q[3])))))
     return types[TF_TYPE](transforms=stamped)
+
+
+def odometry_message(store: Any, stamp_ns: int, frame_id: str, child_frame_id: str,
+                     T_frame_child: np.ndarray, linear_mps: np.ndarray,
+                     angular_rad_s: np.ndarray) -> Any:
+    """A rosbags nav_msgs/Odometry: pose ``T_frame_child`` (4, 4) and the twist (3,) + (3,) in
+    ``child_frame_id`` (REP 105 / the message's definition); covariances zero (unknown)."""
+    from g2mono_ros.fusion.transforms import quaternion_from_rotation
+
+    types = store.types
+    vec = types['geometry_msgs/msg/Vector3']
+    t = T_frame_child[:3, 3]
+    q = quaternion_from_rotation(T_frame_child[:3, :3])
+    pose = types['geometry_msgs/msg/Pose'](
+        position=types['geometry_msgs/msg/Point'](x=float(t[0]), y=float(t[1]), z=float(t[2])),
+        orientation=types['geometry_msgs/msg/Quaternion'](x=float(q[0]), y=float(q[1]),
+                                                          z=float(q[2]), w=float(q[3])))
+    twist = types['geometry_msgs/msg/Twist'](
+        linear=vec(x=float(linear_mps[0]), y=float(linear_mps[1]), z=float(linear_mps[2])),
+        angular=vec(x=float(angular_rad_s[0]), y=float(angular_rad_s[1]),
+                    z=float(angular_rad_s[2])))
+    zeros = np.zeros(36, dtype=np.float64)
+    return types[ODOMETRY_TYPE](
+        header=_header(store, stamp_ns, frame_id), child_frame_id=child_frame_id,
+        pose=types['geometry_msgs/msg/PoseWithCovariance'](pose=pose, covariance=zeros),
+        twist=types['geometry_msgs/msg/TwistWithCovariance'](twist=twist, covariance=zeros.copy()))

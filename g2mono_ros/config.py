@@ -17,6 +17,7 @@ from g2mono_ros.errors import ConfigError
 
 __all__ = [
     'BACKENDS',
+    'CAMERA_MODELS',
     'DEVICES',
     'PRECISIONS',
     'QOS_PROFILES',
@@ -36,6 +37,8 @@ PRECISIONS = ('fp32', 'fp16', 'bf16')
 BACKENDS = ('auto', 'torch', 'onnxruntime')
 QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
+#: what the input image is: ``raw`` (CameraInfo K + D apply) or ``rectified`` (P, no distortion).
+CAMERA_MODELS = ('raw', 'rectified')
 
 
 def _require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -70,9 +73,11 @@ class EngineConfig:
         device: ``auto`` (CUDA when available) | ``cuda`` | ``cpu``.
         precision: ``fp32`` | ``fp16`` | ``bf16`` (CUDA: weights converted once; CPU:
             autocast around fp32 weights).
-        input_height: network input height in pixels, a positive multiple of 64.
-        input_width: network input width in pixels, a multiple of 64; 0 keeps the camera's
-            aspect ratio (rounded to a multiple of 64).
+        input_height: network input height in pixels, a positive multiple of 64; 0 (default)
+            = the size recorded in the checkpoint (``models.checkpoint.resolve_input_size``).
+        input_width: network input width in pixels, a multiple of 64; 0 = the checkpoint's
+            when ``input_height`` is 0 too, else keep the camera's aspect ratio (rounded to a
+            multiple of 64).
         max_depth: metres that map to 1.0 at the network input/output; 0 uses the value
             recorded in the checkpoint.
         num_threads: torch intra-op threads on CPU (process-wide); 0 keeps torch's default.
@@ -88,7 +93,7 @@ class EngineConfig:
     variant: str = 'auto'
     device: str = 'auto'
     precision: str = 'fp32'
-    input_height: int = 320
+    input_height: int = 0
     input_width: int = 0
     max_depth: float = 0.0
     num_threads: int = 0
@@ -104,9 +109,10 @@ class EngineConfig:
         _require_choice('variant', self.variant, VARIANTS)
         _require_choice('device', self.device, DEVICES)
         _require_choice('precision', self.precision, PRECISIONS)
-        if not (isinstance(self.input_height, int) and self.input_height > 0
+        if not (isinstance(self.input_height, int) and self.input_height >= 0
                 and self.input_height % 64 == 0):
-            msg = f"parameter 'input_height' must be a positive multiple of 64; got {self.input_height!r}"
+            msg = (f"parameter 'input_height' must be a positive multiple of 64 (or 0 = the "
+                   f"checkpoint's); got {self.input_height!r}")
             raise ConfigError(msg)
         if not (isinstance(self.input_width, int) and self.input_width >= 0
                 and self.input_width % 64 == 0):
@@ -176,32 +182,62 @@ class SyncConfig:
 class ExtrinsicConfig:
     """Rigid transform from the LiDAR frame to the camera optical frame (REP 103 optical: z fwd).
 
-    A point p_lidar maps to p_cam = R(rotation) @ p_lidar + translation.
+    A point p_lidar maps to p_cam = R(rotation) @ p_lidar + translation. Both left empty (the
+    default) means "unset": the node then looks the transform up in TF, from the cloud's
+    ``frame_id`` to the image's; there is no silent identity.
 
     Attributes:
-        translation: (3,) metres, [x, y, z].
-        rotation: (4,) unit quaternion [x, y, z, w]; normalised here if its norm is near 1.
+        translation: (3,) metres, [x, y, z]; or () = unset.
+        rotation: (4,) unit quaternion [x, y, z, w], normalised here if its norm is near 1;
+            or () = unset.
+        tf_timeout: seconds a TF lookup may wait for the transform (unset extrinsic only).
     """
 
-    translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    rotation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+    translation: tuple[float, ...] = ()
+    rotation: tuple[float, ...] = ()
+    tf_timeout: float = 0.1
 
     def __post_init__(self) -> None:
         t = tuple(self.translation)
-        if len(t) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in t):
+        if t and (len(t) != 3 or not all(_is_number(v) for v in t)):
             msg = f"parameter 'extrinsic.translation' must be 3 finite numbers [x, y, z]; got {self.translation!r}"
             raise ConfigError(msg)
         q = tuple(self.rotation)
-        if len(q) != 4 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in q):
+        if q and (len(q) != 4 or not all(_is_number(v) for v in q)):
             msg = f"parameter 'extrinsic.rotation' must be 4 finite numbers [x, y, z, w]; got {self.rotation!r}"
             raise ConfigError(msg)
-        norm = math.sqrt(sum(v * v for v in q))
+        norm = math.sqrt(sum(v * v for v in q)) if q else 1.0
         if abs(norm - 1.0) > 1e-3:
             msg = (f"parameter 'extrinsic.rotation' must be a unit quaternion [x, y, z, w]"
                    f' (norm 1); got norm {norm:.6g} for {self.rotation!r}')
             raise ConfigError(msg)
+        if bool(t) != bool(q):
+            given, missing = (('translation', 'rotation') if t else ('rotation', 'translation'))
+            msg = (f"parameter 'extrinsic.{missing}' is unset but 'extrinsic.{given}' is set: "
+                   'set both (the extrinsic replaces TF) or neither (the transform comes from TF)')
+            raise ConfigError(msg)
+        _require_finite('extrinsic.tf_timeout', self.tf_timeout, low=0.0)
         object.__setattr__(self, 'translation', tuple(float(v) for v in t))
         object.__setattr__(self, 'rotation', tuple(float(v) / norm for v in q))
+        object.__setattr__(self, 'tf_timeout', float(self.tf_timeout))
+
+    @property
+    def is_set(self) -> bool:
+        """True when the parameters give the transform (TF is then not consulted)."""
+        return bool(self.translation)
+
+
+def _as_tuple(name: str, value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not hasattr(value, '__iter__'):
+        msg = f'parameter {name!r} must be a list of numbers (or empty = unset); got {value!r}'
+        raise ConfigError(msg)
+    return tuple(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -212,11 +248,13 @@ class NodeConfig:
     """
 
     engine: EngineConfig
-    image_topic: str = '/camera/image_raw'
-    camera_info_topic: str = '/camera/camera_info'
-    points_topic: str = '/lidar/points'
-    depth_topic: str = '/g2mono/depth'
+    # Relative: they move with the node's namespace (`namespace:=cam_left`).
+    image_topic: str = 'camera/image_raw'
+    camera_info_topic: str = 'camera/camera_info'
+    points_topic: str = 'lidar/points'
+    depth_topic: str = 'g2mono/depth'
     output_encoding: str = '32FC1'
+    camera_model: str = 'raw'  # raw: K + D | rectified: P, no distortion (image_rect topics)
     publish_colorized: bool = False
     publish_sparse: bool = False
     input_qos: str = 'sensor_data'
@@ -234,6 +272,7 @@ class NodeConfig:
                 msg = f'parameter {name!r} must be a non-empty topic name; got {value!r}'
                 raise ConfigError(msg)
         _require_choice('output_encoding', self.output_encoding, DEPTH_ENCODINGS)
+        _require_choice('camera_model', self.camera_model, CAMERA_MODELS)
         _require_choice('input_qos', self.input_qos, QOS_PROFILES)
         _require_choice('output_qos', self.output_qos, QOS_PROFILES)
         _require_finite('diagnostics_period', self.diagnostics_period, low=0.0, low_open=True)
@@ -259,7 +298,10 @@ class NodeConfig:
             elif name in sync:
                 parts['sync'][name] = value
             elif name in ('extrinsic.translation', 'extrinsic.rotation'):
-                parts['extrinsic'][name.split('.', 1)[1]] = tuple(value)
+                # `[]` in a YAML file reaches rclpy as an unset value (None): unset, like empty.
+                parts['extrinsic'][name.split('.', 1)[1]] = _as_tuple(name, value)
+            elif name == 'extrinsic.tf_timeout':
+                parts['extrinsic']['tf_timeout'] = value
             elif name in top:
                 parts['top'][name] = value
             elif name == 'use_sim_time':
@@ -289,7 +331,8 @@ def flatten_params(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
 def load_node_params_yaml(path: str | Path, node_name: str = 'depth_node') -> dict[str, Any]:
     """Read a ROS 2 parameters YAML (``node: ros__parameters: {...}``) into flat names.
 
-    Accepts the node's own name, ``/**`` and ``/node`` keys, like the ROS parameter loader.
+    Accepts ``/**`` (any node, any namespace: what config/depth.yaml uses), the node's own name
+    and ``/node`` keys, like the ROS parameter loader.
 
     Raises:
         ConfigError: the file is missing, is not YAML, or has no section for ``node_name``.

@@ -15,6 +15,7 @@ __all__ = [
     'MessageError',
     'NodeError',
     'ShapeError',
+    'TransformError',
 ]
 
 
@@ -51,3 +52,7 @@ class BagError(G2MonoError):
 
 class NodeError(G2MonoError):
     """A depth node started for a live run (evaluation, demo) failed to start or to answer."""
+
+
+class TransformError(G2MonoError):
+    """A transform between two frames is not available (TF has no path, or not at that time)."""

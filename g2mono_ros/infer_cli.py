@@ -93,20 +93,15 @@ def run(args: argparse.Namespace) -> int:
     from g2mono_ros.visualize import colorize_depth
 
     # Checked before the weights are read, so a bad option fails fast.
-    EngineConfig(weights=args.weights, variant=args.variant, device=args.device,
-                 precision=args.precision, input_height=args.input_height or 320,
-                 input_width=args.input_width, max_depth=args.max_depth)
+    config = EngineConfig(weights=args.weights, variant=args.variant, device=args.device,
+                          precision=args.precision, input_height=args.input_height,
+                          input_width=args.input_width, max_depth=args.max_depth)
     rgb = read_rgb(args.rgb)
     sparse = read_sparse_depth(args.sparse)
     loaded = load_checkpoint(args.weights, variant=args.variant)
-    input_height, input_width = args.input_height, args.input_width
-    if not input_height:
-        input_height = loaded.input_height
-        input_width = input_width or loaded.input_width
-    config = EngineConfig(weights=args.weights, variant=args.variant, device=args.device,
-                          precision=args.precision, input_height=input_height,
-                          input_width=input_width, max_depth=args.max_depth)
+    # The engine applies the input-size rule (models.checkpoint.resolve_input_size).
     engine = DepthEngine(config, model=loaded)
+    input_height, input_width = engine.input_height, engine.input_width
     depth = engine.infer(rgb, sparse)
     out = Path(args.out)
     if out.suffix.lower() != '.npy':

@@ -13,11 +13,12 @@ from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = 'g2mono_ros'
 
-#: The node's default input topics (config/depth.yaml); the launch arguments remap them.
+#: The node's default input topics (config/depth.yaml), relative so that `namespace:=` moves
+#: them; the launch arguments remap them (a relative value stays inside the namespace).
 DEFAULT_TOPICS = {
-    'image': '/camera/image_raw',
-    'camera_info': '/camera/camera_info',
-    'points': '/lidar/points',
+    'image': 'camera/image_raw',
+    'camera_info': 'camera/camera_info',
+    'points': 'lidar/points',
 }
 
 
@@ -28,15 +29,28 @@ def _is_true(text):
 def _depth_node(context):
     """Build the node once the arguments are known: only non-empty overrides reach it."""
     value = {name: LaunchConfiguration(name).perform(context)
-             for name in ('params_file', 'weights', 'device', 'namespace', 'use_sim_time',
-                          *DEFAULT_TOPICS)}
+             for name in ('params_file', 'weights', 'device', 'camera_model', 'namespace',
+                          'use_sim_time', 'lifecycle', *DEFAULT_TOPICS)}
     overrides = {'use_sim_time': _is_true(value['use_sim_time'])}
     # Empty launch arguments leave the parameters file's value in force.
-    for name in ('weights', 'device'):
+    for name in ('weights', 'device', 'camera_model'):
         if value[name]:
             overrides[name] = value[name]
     remappings = [(default, value[name]) for name, default in DEFAULT_TOPICS.items()
                   if value[name] and value[name] != default]
+    if _is_true(value['lifecycle']):
+        # Managed: it waits unconfigured for a lifecycle manager or `ros2 lifecycle set`.
+        from launch_ros.actions import LifecycleNode
+        return [LifecycleNode(
+            package=PACKAGE,
+            executable='depth_lifecycle_node',
+            name='depth_node',
+            namespace=value['namespace'],
+            parameters=[value['params_file'], overrides],
+            remappings=remappings,
+            output='screen',
+            emulate_tty=True,
+        )]
     return [Node(
         package=PACKAGE,
         executable='depth_node',
@@ -65,20 +79,33 @@ def generate_launch_description():
             description='auto | cuda | cpu; overrides the parameters file. Empty keeps the '
                         'file\'s value.'),
         DeclareLaunchArgument(
+            'camera_model', default_value='',
+            description='raw (CameraInfo K + D: image_raw) | rectified (P, no distortion: '
+                        'image_rect); overrides the parameters file. Empty keeps the '
+                        'file\'s value.'),
+        DeclareLaunchArgument(
             'namespace', default_value='',
-            description='Namespace of the node (relative topic names move with it).'),
+            description='Namespace of the node: its default topics (camera/image_raw, '
+                        'camera/camera_info, lidar/points, g2mono/depth) move into it.'),
         DeclareLaunchArgument(
             'image', default_value=DEFAULT_TOPICS['image'],
-            description='Camera image topic (remaps /camera/image_raw).'),
+            description='Camera image topic (remaps camera/image_raw, within the '
+                        'namespace).'),
         DeclareLaunchArgument(
             'camera_info', default_value=DEFAULT_TOPICS['camera_info'],
-            description='CameraInfo topic of that camera (remaps /camera/camera_info).'),
+            description='CameraInfo topic of that camera (remaps camera/camera_info, '
+                        'within the namespace).'),
         DeclareLaunchArgument(
             'points', default_value=DEFAULT_TOPICS['points'],
-            description='LiDAR PointCloud2 topic (remaps /lidar/points).'),
+            description='LiDAR PointCloud2 topic (remaps lidar/points, within the '
+                        'namespace).'),
         DeclareLaunchArgument(
             'use_sim_time', default_value='false',
             description='Use /clock (true when replaying a bag with --clock).'),
+        DeclareLaunchArgument(
+            'lifecycle', default_value='false',
+            description='true: start the managed (lifecycle) depth node; it loads the network '
+                        'on configure and subscribes on activate.'),
         DeclareLaunchArgument(
             'fastdds_large_data', default_value='false',
             description='true: set FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (Fast DDS >= 2.13: '

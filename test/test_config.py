@@ -20,7 +20,8 @@ from g2mono_ros.errors import ConfigError
 
 def test_engine_config_defaults_and_frozen():
     config = EngineConfig(weights='w.pt')
-    assert (config.input_height, config.input_width, config.device) == (320, 0, 'auto')
+    # input size 0 x 0: the size recorded in the checkpoint (models.checkpoint.resolve_input_size)
+    assert (config.input_height, config.input_width, config.device) == (0, 0, 'auto')
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.device = 'cpu'  # type: ignore[misc]
 

@@ -272,17 +272,28 @@ def test_depth_to_image_32fc1_rep118() -> None:
     msg = depth_to_image(depth, None, '32FC1')
     assert msg.encoding == '32FC1'
     out = image_to_numpy(msg)
-    np.testing.assert_array_equal(out, [[1.5, 0, 0], [0, 0, 80.25]])
-    np.testing.assert_array_equal(depth_from_image(msg), out)
+    # REP 118: no estimate is NaN in a float image (0.0 would be a point at the camera centre).
+    np.testing.assert_array_equal(out, [[1.5, np.nan, np.nan], [np.nan, np.nan, 80.25]])
+    np.testing.assert_array_equal(depth_from_image(msg), [[1.5, 0, 0], [0, 0, 80.25]])
+
+
+def test_depth_from_image_reads_old_zero_and_rep118_nan() -> None:
+    """Bags written before REP 118 output have 0.0 for no data; both decode to the same array."""
+    old = numpy_to_image(np.array([[0.0, 2.5]], np.float32), '32FC1')
+    new = numpy_to_image(np.array([[np.nan, 2.5]], np.float32), '32FC1')
+    np.testing.assert_array_equal(depth_from_image(old), [[0.0, 2.5]])
+    np.testing.assert_array_equal(depth_from_image(new), [[0.0, 2.5]])
 
 
 def test_depth_to_image_16uc1_millimetres() -> None:
-    depth = np.array([[1.2344, 1.2346, np.nan], [-2.0, 70.0, 0.0004]], dtype=np.float64)
+    depth = np.array([[1.2344, 1.2346, np.nan, 65.535], [-2.0, 70.0, 0.0004, 65.5354]],
+                     dtype=np.float64)
     msg = depth_to_image(depth, None, encoding='16UC1')
     assert msg.encoding == '16UC1'
     out = image_to_numpy(msg)
     assert out.dtype == np.uint16
-    np.testing.assert_array_equal(out, [[1234, 1235, 0], [0, 65535, 0]])
+    # 70 m does not fit in 16 bits of millimetres: invalid (0), not clipped to 65.535 m.
+    np.testing.assert_array_equal(out, [[1234, 1235, 0, 65535], [0, 0, 0, 65535]])
     np.testing.assert_allclose(depth_from_image(msg), out.astype(np.float32) / 1000, rtol=1e-6)
 
 

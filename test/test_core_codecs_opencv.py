@@ -119,7 +119,7 @@ def test_clean_depth_encoding_equals_the_checked_one(encoding: str) -> None:
     rng = np.random.default_rng(1)
     depth = rng.uniform(0.0, 90.0, (6, 7)).astype(np.float32)
     depth[::2, ::3] = 0.0
-    depth[0, 0] = 70.0  # 70000 mm: clipped to 65535 in 16UC1
+    depth[0, 0] = 70.0  # 70000 mm: does not fit in 16UC1, so 0 (REP 118), not clipped
     fast = depth_to_image(depth, None, encoding, clean=True)
     checked = depth_to_image(depth, None, encoding)
     assert fast.encoding == checked.encoding == encoding

@@ -1,4 +1,5 @@
-"""launch_testing: `ros2 launch g2mono_ros depth.launch.py` brings up a node that answers.
+"""launch_testing: `ros2 launch g2mono_ros depth.launch.py namespace:=...` brings up a node that
+answers in that namespace, with the parameters file (keyed `/**`) applied and relative remaps.
 
 Needs a full ROS 2 install (launch, launch_ros, launch_testing and the built package); skipped
 where launch_testing is missing. Where it is not, test_node_dds.py covers the same behaviour by
@@ -36,8 +37,10 @@ from g2mono_ros.models import create_model  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HEIGHT, WIDTH = 96, 160
-TOPICS = {'image': '/launch_test/image', 'camera_info': '/launch_test/camera_info',
-          'points': '/launch_test/points'}
+NAMESPACE = 'launch_ns'
+# Relative remaps: they resolve inside the namespace (/launch_ns/launch_test/image ...).
+TOPICS = {'image': 'launch_test/image', 'camera_info': 'launch_test/camera_info',
+          'points': 'launch_test/points'}
 WORKDIR = Path(tempfile.mkdtemp(prefix='g2mono_launch_test_'))
 
 
@@ -56,8 +59,10 @@ def _launch_file() -> Path:
 def _params_file() -> Path:
     """The shipped YAML with a small network input, as a user's own params_file would be."""
     document = yaml.safe_load((REPO_ROOT / 'config' / 'depth.yaml').read_text())
-    params = document['depth_node']['ros__parameters']
+    params = document['/**']['ros__parameters']
+    # Points already in the optical frame (the feed below): an explicit identity, not TF.
     params.update(input_height=64, max_depth=20.0)
+    params['extrinsic'].update(translation=[0.0, 0.0, 0.0], rotation=[0.0, 0.0, 0.0, 1.0])
     path = WORKDIR / 'depth_small.yaml'
     path.write_text(yaml.safe_dump(document))
     return path
@@ -69,7 +74,7 @@ def generate_test_description():
                               variant='seed_small', model_kwargs={}, max_depth=20.0,
                               input_height=64, input_width=0)
     arguments = {'weights': str(weights), 'device': 'cpu', 'params_file': str(_params_file()),
-                 **TOPICS}
+                 'namespace': NAMESPACE, **TOPICS}
     return LaunchDescription([
         IncludeLaunchDescription(PythonLaunchDescriptionSource(str(_launch_file())),
                                  launch_arguments=arguments.items()),
@@ -106,14 +111,17 @@ class TestDepthLaunch(unittest.TestCase):
 
     def test_depth_arrives_with_the_image_header(self) -> None:
         node = self.node
-        pub_image = node.create_publisher(Image, TOPICS['image'], qos_profile_sensor_data)
-        pub_info = node.create_publisher(CameraInfo, TOPICS['camera_info'],
+        topic = {name: f'/{NAMESPACE}/{relative}' for name, relative in TOPICS.items()}
+        pub_image = node.create_publisher(Image, topic['image'], qos_profile_sensor_data)
+        pub_info = node.create_publisher(CameraInfo, topic['camera_info'],
                                          qos_profile_sensor_data)
-        pub_points = node.create_publisher(PointCloud2, TOPICS['points'], qos_profile_sensor_data)
+        pub_points = node.create_publisher(PointCloud2, topic['points'], qos_profile_sensor_data)
         received: list[Image] = []
-        node.create_subscription(Image, '/g2mono/depth', received.append, 10)
+        # Were the `/**` parameters file dropped under the namespace, the node would have no
+        # extrinsic (exit 2 without tf2_ros, no transform with it) and nothing would come.
+        node.create_subscription(Image, f'/{NAMESPACE}/g2mono/depth', received.append, 10)
         rng = np.random.default_rng(0)
-        # The shipped YAML has the identity extrinsic: points already in the optical frame.
+        # The params file sets the identity extrinsic: points already in the optical frame.
         xyz = np.stack([rng.uniform(-3, 3, 2000), rng.uniform(-2, 2, 2000),
                         rng.uniform(4, 12, 2000)], axis=1).astype(np.float32)
         rgb = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
@@ -138,7 +146,7 @@ class TestDepthLaunch(unittest.TestCase):
         finally:
             stop.set()
             feeder.join(5.0)
-        self.assertTrue(received, 'no /g2mono/depth within 120 s')
+        self.assertTrue(received, f'no /{NAMESPACE}/g2mono/depth within 120 s')
         depth = received[0]
         self.assertIn(depth.header.stamp.sec * 1_000_000_000 + depth.header.stamp.nanosec, sent)
         self.assertEqual(depth.header.frame_id, 'camera_optical')

@@ -9,8 +9,8 @@ import pytest
 
 from g2mono_ros.ros.node import PARAMETERS
 
-REQUIRED_ARGUMENTS = {'params_file', 'weights', 'device', 'namespace', 'image', 'camera_info',
-                      'points', 'use_sim_time', 'fastdds_large_data'}
+REQUIRED_ARGUMENTS = {'params_file', 'weights', 'device', 'camera_model', 'namespace', 'image',
+                      'camera_info', 'points', 'use_sim_time', 'fastdds_large_data', 'lifecycle'}
 
 
 @pytest.fixture(scope='module')
@@ -51,7 +51,7 @@ def test_node_overrides_only_declared_parameters(launch_tree):
     loop_names = {elt.value for call in ast.walk(launch_tree) if isinstance(call, ast.For)
                   for elt in getattr(call.iter, 'elts', []) if isinstance(elt, ast.Constant)}
     overridden |= loop_names
-    assert overridden >= {'weights', 'device', 'use_sim_time'}
+    assert overridden >= {'weights', 'device', 'camera_model', 'use_sim_time'}
     assert overridden - {'use_sim_time'} <= set(PARAMETERS)
 
 
@@ -73,3 +73,11 @@ def test_default_topics_match_the_node_defaults(launch_tree):
     assert topics == {'image': PARAMETERS['image_topic'].default,
                       'camera_info': PARAMETERS['camera_info_topic'].default,
                       'points': PARAMETERS['points_topic'].default}
+
+
+def test_lifecycle_argument_starts_the_lifecycle_executable(launch_tree, repo_root):
+    (node,) = _calls(launch_tree, 'LifecycleNode')
+    assert ast.literal_eval(_keyword(node, 'executable')) == 'depth_lifecycle_node'
+    assert ast.literal_eval(_keyword(node, 'name')) == 'depth_node'
+    setup = (repo_root / 'setup.py').read_text()
+    assert "'depth_lifecycle_node = g2mono_ros.ros.lifecycle_node:main'" in setup

@@ -239,7 +239,8 @@ def test_engine_with_loaded_model_uses_its_max_depth(seed_small_weights: Path) -
 
 
 def test_network_input_size_keeps_aspect(seed_small_weights: Path) -> None:
-    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu'))
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=320))
     assert engine.network_input_size(480, 640) == (320, 448)  # 426.7 -> 448
     assert engine.network_input_size(375, 1242) == (320, 1088)  # KITTI
     assert engine.network_input_size(1000, 50) == (320, 64)  # never below one block

@@ -17,7 +17,11 @@ def _config_field_names() -> set[str]:
     names = {f.name for f in fields(NodeConfig)} - {'engine', 'projection', 'sync', 'extrinsic'}
     for record in (EngineConfig, ProjectionConfig, SyncConfig):
         names |= {f.name for f in fields(record)}
-    return names | {'extrinsic.translation', 'extrinsic.rotation'}
+    return names | {'extrinsic.translation', 'extrinsic.rotation', 'extrinsic.tf_timeout'}
+
+
+# Unset by default (the transform comes from TF): the YAML shows them as commented examples.
+COMMENTED_OUT = {'extrinsic.translation', 'extrinsic.rotation'}
 
 
 def test_declared_parameters_are_exactly_the_config_fields():
@@ -36,14 +40,19 @@ def test_declared_defaults_build_a_config_once_weights_are_set():
     params['weights'] = 'model.pt'
     config = NodeConfig.from_flat(params)
     assert config.input_qos == 'sensor_data'
-    assert config.extrinsic.rotation == (0.0, 0.0, 0.0, 1.0)
+    assert not config.extrinsic.is_set, 'no silent identity: unset means TF'
+    assert config.image_topic == 'camera/image_raw' and config.depth_topic == 'g2mono/depth'
 
 
 def test_yaml_sets_every_parameter_with_the_declared_default(repo_root):
     params = load_node_params_yaml(repo_root / 'config' / 'depth.yaml')
-    assert set(params) == set(PARAMETERS)
-    for name, spec in PARAMETERS.items():
-        assert params[name] == spec.default, name
+    assert set(params) == set(PARAMETERS) - COMMENTED_OUT
+    for name in params:
+        assert params[name] == PARAMETERS[name].default, name
+    text = (repo_root / 'config' / 'depth.yaml').read_text()
+    assert text.startswith('#') and '\n/**:\n  ros__parameters:\n' in text, 'keyed /** (any ns)'
+    for name in COMMENTED_OUT:
+        assert re.search(rf'^\s+# {name.split(".")[1]}: \[', text, re.MULTILINE), name
 
 
 def test_yaml_comments_every_parameter(repo_root):
@@ -55,7 +64,7 @@ def test_yaml_comments_every_parameter(repo_root):
             continue
         keys += 1
         assert lines[index - 1].strip().startswith('#'), f'{match.group(1)} has no comment above'
-    assert keys == len(PARAMETERS)
+    assert keys == len(PARAMETERS) - len(COMMENTED_OUT)
 
 
 def test_output_topics_sit_beside_the_depth_topic():
@@ -63,5 +72,9 @@ def test_output_topics_sit_beside_the_depth_topic():
         'depth': '/g2mono/depth', 'camera_info': '/g2mono/camera_info',
         'sparse_depth': '/g2mono/sparse_depth', 'colorized': '/g2mono/depth/colorized',
         'timing': '/g2mono/depth/timing'}
+    assert output_topics('g2mono/depth') == {
+        'depth': 'g2mono/depth', 'camera_info': 'g2mono/camera_info',
+        'sparse_depth': 'g2mono/sparse_depth', 'colorized': 'g2mono/depth/colorized',
+        'timing': 'g2mono/depth/timing'}
     assert output_topics('depth')['camera_info'] == 'camera_info'
     assert output_topics('/depth')['sparse_depth'] == '/sparse_depth'

@@ -53,4 +53,5 @@ def test_shipped_yaml_builds_a_valid_node_config(repo_root):
     if not params['weights']:
         params['weights'] = 'some.pt'
     config = NodeConfig.from_flat(params)
-    assert config.depth_topic == '/g2mono/depth'
+    assert config.depth_topic == 'g2mono/depth'  # relative: moves with the namespace
+    assert not config.extrinsic.is_set, 'the shipped file leaves the extrinsic to TF'

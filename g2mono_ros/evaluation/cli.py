@@ -21,8 +21,8 @@ __all__ = ['add_arguments', 'add_common_arguments', 'default_report_dir', 'exit_
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *,
-                         input_height_default: str = '320, as the node',
-                         input_width_default: str = '0') -> None:
+                         input_height_default: str = "the checkpoint's, as the node",
+                         input_width_default: str = "the checkpoint's") -> None:
     """Options shared by ``evaluate`` and ``demo``: the network and the live replay."""
     net = parser.add_argument_group('network (as the node parameters of the same names)')
     net.add_argument('--variant', default='auto', help='auto | seed | official (default auto)')
@@ -65,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     topics.add_argument('--camera-info-topic', default='/camera/camera_info',
                         help='(default %(default)s)')
     topics.add_argument('--points-topic', default='/lidar/points', help='(default %(default)s)')
+    topics.add_argument('--camera-model', choices=('raw', 'rectified'), default='raw',
+                        help='the image is raw (CameraInfo K + D) or rectified (P); as the node '
+                             'parameter camera_model (default %(default)s)')
     topics.add_argument('--extrinsic', nargs=7, type=float, default=None,
                         metavar=('TX', 'TY', 'TZ', 'QX', 'QY', 'QZ', 'QW'),
                         help="LiDAR -> camera optical (default: the bag's /tf_static)")
@@ -123,6 +126,7 @@ def options_from_args(args: argparse.Namespace, *, weights: str | None = None,
         image_topic=getattr(args, 'image_topic', '/camera/image_raw'),
         camera_info_topic=getattr(args, 'camera_info_topic', '/camera/camera_info'),
         points_topic=getattr(args, 'points_topic', '/lidar/points'),
+        camera_model=getattr(args, 'camera_model', 'raw'),
         projection=ProjectionConfig(getattr(args, 'min_range', ProjectionConfig.min_range),
                                     getattr(args, 'max_range', ProjectionConfig.max_range)),
         sync=SyncConfig(sync_max_offset=getattr(args, 'sync_max_offset',

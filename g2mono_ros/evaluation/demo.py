@@ -98,7 +98,7 @@ def generate_demo_bag(path: Path, *, seed: int, frames: int, width: int, height:
 
 def run(args: argparse.Namespace) -> int:
     """Generate, evaluate (live by default), report; print which weights were used."""
-    from g2mono_ros.models.checkpoint import load_checkpoint
+    from g2mono_ros.models.checkpoint import load_checkpoint, resolve_input_size
     from g2mono_ros.evaluation.report import format_table, write_report
 
     started = time.perf_counter()
@@ -116,13 +116,10 @@ def run(args: argparse.Namespace) -> int:
     if not weights.is_file():
         msg = f'--weights: no checkpoint file at {str(weights)!r}'
         raise ConfigError(msg)
-    if args.input_height is None or args.input_width is None:
-        # The demo runs the network at the size the checkpoint was made for (small on a CPU).
-        loaded = load_checkpoint(weights)
-        if args.input_height is None:
-            args.input_height = int(loaded.input_height or 320)
-        if args.input_width is None:
-            args.input_width = int(loaded.input_width or 0)
+    # Left unset, the network runs at the size the checkpoint records (small on a CPU), by the
+    # engine's rule; resolved here too only to print it.
+    net_hw = resolve_input_size(args.input_height or 0, args.input_width or 0,
+                                load_checkpoint(weights))
     out = Path(args.out).expanduser().resolve()
     bag = out / 'synthetic_bag'
     print(f'g2mono demo: weights {weights} ({origin})')
@@ -133,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args, weights=str(weights), mode=args.mode)
     how = (f'replaying into DDS at {options.rate:g}x through the depth_node process'
            if options.mode == 'live' else 'running the node pipeline offline')
-    width = options.engine.input_width or 'aspect-kept'
-    print(f'{how} (network input {options.engine.input_height} x {width})')
+    print(f'{how} (network input {net_hw[0]} x {net_hw[1] or "aspect-kept"})')
     result = run_evaluation(bag, options)
     path, summary = write_report(result, options, out / 'report')
     print()

@@ -16,7 +16,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from g2mono_ros.config import EngineConfig, ExtrinsicConfig, ProjectionConfig, SyncConfig
+from g2mono_ros.config import (CAMERA_MODELS, EngineConfig, ExtrinsicConfig, ProjectionConfig,
+                               SyncConfig)
 from g2mono_ros.errors import BagError, ConfigError
 from g2mono_ros.evaluation.holdout import (
     choose_holdout_rows,
@@ -71,6 +72,7 @@ class EvaluationOptions:
         seed: hold-out seed (with each scan's stamp it fixes the split).
         max_frames: stop after this many paired frames; 0 = all.
         rate: live replay speed factor (1 = recorded rate).
+        camera_model: ``raw`` (CameraInfo K + D) or ``rectified`` (P), as the node parameter.
         projection, sync: as the node's parameters of the same names.
         extrinsic: None = the bag's stored extrinsic (error if it has none); else an
             ``ExtrinsicConfig`` that overrides it.
@@ -89,6 +91,7 @@ class EvaluationOptions:
     image_topic: str = '/camera/image_raw'
     camera_info_topic: str = '/camera/camera_info'
     points_topic: str = '/lidar/points'
+    camera_model: str = 'raw'
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     extrinsic: ExtrinsicConfig | None = None
@@ -98,6 +101,10 @@ class EvaluationOptions:
     def __post_init__(self) -> None:
         if self.mode not in ('offline', 'live'):
             msg = f"mode must be 'offline' or 'live'; got {self.mode!r}"
+            raise ConfigError(msg)
+        if self.camera_model not in CAMERA_MODELS:
+            msg = (f'camera model must be one of {", ".join(CAMERA_MODELS)}; '
+                   f'got {self.camera_model!r}')
             raise ConfigError(msg)
         if self.ground_truth not in ('auto', 'topic', 'holdout'):
             msg = f"ground_truth must be 'auto', 'topic' or 'holdout'; got {self.ground_truth!r}"
@@ -177,7 +184,7 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
             msg = (f'bag {str(path)!r} has no ground-truth topic {options.gt_topic}; name another'
                    ' with --gt-topic, or use the LiDAR hold-out (--ground-truth holdout)')
             raise BagError(msg)
-        camera = reader.camera_model(options.camera_info_topic)
+        camera = reader.camera_model(options.camera_info_topic, options.camera_model)
         camera_info = reader.first_message(options.camera_info_topic).msg
         extrinsic = options.extrinsic
         if extrinsic is None:

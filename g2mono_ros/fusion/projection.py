@@ -115,7 +115,8 @@ def distort_normalized(x: np.ndarray, y: np.ndarray, camera: CameraModel
 
 
 def project_camera_points(points_cam: np.ndarray, camera: CameraModel) -> np.ndarray:
-    """Project camera-frame points to pixels, like ``cv2.projectPoints`` with zero rvec/tvec.
+    """Project camera-frame points to pixels, like ``cv2.projectPoints`` with zero rvec and
+    ``tvec = camera.offset_m`` (zero but for a rectified stereo camera's P column).
 
     No culling: points behind the camera give meaningless pixels, as in OpenCV.
 
@@ -135,6 +136,8 @@ def project_camera_points(points_cam: np.ndarray, camera: CameraModel) -> np.nda
         raise ShapeError(msg)
     if not np.issubdtype(pts.dtype, np.floating):
         pts = pts.astype(np.float64)
+    if camera.offset_m.any():
+        pts = pts + camera.offset_m.astype(pts.dtype)
     with np.errstate(divide='ignore', invalid='ignore'):
         xd, yd = distort_normalized(pts[..., 0] / pts[..., 2], pts[..., 1] / pts[..., 2], camera)
     k = camera.K.astype(pts.dtype)
@@ -159,7 +162,7 @@ def _output_camera(camera: CameraModel, out_hw: tuple[int, int] | None) -> Camer
     return camera.scaled(int(out_hw[1]), int(out_hw[0]))
 
 
-def _transform32(transform: Any) -> list[list[float]]:
+def _transform32(transform: Any, camera: CameraModel | None = None) -> list[list[float]]:
     arr = np.asarray(transform.detach().cpu() if hasattr(transform, 'detach') else transform,
                      dtype=np.float64)
     if arr.shape != (4, 4):
@@ -168,6 +171,10 @@ def _transform32(transform: Any) -> list[list[float]]:
     if not np.isfinite(arr).all():
         msg = 'T_cam_lidar must be finite'
         raise ShapeError(msg)
+    if camera is not None and camera.offset_m.any():
+        # A rectified stereo camera's P column (Tx, Ty): a shift of the camera-frame points.
+        arr = arr.copy()
+        arr[:3, 3] += camera.offset_m
     return [[float(np.float32(v)) for v in row] for row in arr[:3]]
 
 
@@ -203,7 +210,7 @@ def project_points(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: Ca
         msg = f'points_lidar must have shape (N, 3); got {pts.shape}'
         raise ShapeError(msg)
     _check_range(min_range, max_range)
-    rt = _transform32(T_cam_lidar)
+    rt = _transform32(T_cam_lidar, camera)
     cam = _output_camera(camera, out_hw)
     h, w = cam.height, cam.width
     if pts.dtype != np.float32:
@@ -332,6 +339,8 @@ def project_camera_points_torch(points_cam: Any, camera: CameraModel) -> Any:
     import torch
 
     pts = points_cam if points_cam.is_floating_point() else points_cam.double()
+    if camera.offset_m.any():
+        pts = pts + torch.as_tensor(camera.offset_m, dtype=pts.dtype, device=pts.device)
     xd, yd = distort_normalized_torch(pts[..., 0] / pts[..., 2], pts[..., 1] / pts[..., 2],
                                       camera)
     k = camera.K
@@ -362,7 +371,7 @@ def project_points_torch(points_lidar: Any, T_cam_lidar: Any, camera: CameraMode
         msg = f'points_lidar must have shape (N, 3); got {tuple(points_lidar.shape)}'
         raise ShapeError(msg)
     _check_range(min_range, max_range)
-    rt = _transform32(T_cam_lidar)
+    rt = _transform32(T_cam_lidar, camera)
     cam = _output_camera(camera, out_hw)
     h, w = cam.height, cam.width
     pts = points_lidar.to(torch.float32)

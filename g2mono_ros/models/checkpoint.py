@@ -29,6 +29,7 @@ __all__ = [
     'LoadedModel',
     'load_checkpoint',
     'load_state_dict_strict',
+    'resolve_input_size',
     'save_checkpoint',
 ]
 
@@ -36,6 +37,8 @@ __all__ = [
 CHECKPOINT_FORMAT = 'g2mono_ros.checkpoint/1'
 #: the release's checkpoint has no record of these; the release recommends ~320 px height.
 RELEASE_INPUT_HEIGHT = 320
+#: network input height when neither the settings nor the weights give one (a bare network).
+DEFAULT_INPUT_HEIGHT = 320
 
 
 @dataclass
@@ -59,6 +62,31 @@ class LoadedModel:
     input_height: int
     input_width: int
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_input_size(input_height: int, input_width: int,
+                       loaded: LoadedModel | None) -> tuple[int, int]:
+    """The network input size to run at: the one rule shared by the node, evaluator and infer.
+
+    An explicit ``input_height`` wins, with ``input_width`` as given (0 = keep the camera's
+    aspect). ``input_height`` 0 means "as the checkpoint records": its height, and its width
+    unless ``input_width`` is set. Weights that record no height fall back to
+    ``DEFAULT_INPUT_HEIGHT`` (320 px, the release's recommendation).
+
+    Args:
+        input_height: px, a multiple of 64, or 0 (from the checkpoint).
+        input_width: px, a multiple of 64, or 0 (the checkpoint's, else keep aspect).
+        loaded: the loaded weights and what they record, or None.
+
+    Returns:
+        (height, width) in px; width 0 = keep the camera's aspect ratio.
+    """
+    if input_height:
+        return int(input_height), int(input_width)
+    recorded_height = int(loaded.input_height) if loaded is not None else 0
+    if not recorded_height:
+        return DEFAULT_INPUT_HEIGHT, int(input_width)
+    return recorded_height, int(input_width or loaded.input_width)
 
 
 def _plain(value: Any) -> Any:

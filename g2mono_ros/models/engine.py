@@ -21,7 +21,7 @@ from g2mono_ros.config import EngineConfig
 from g2mono_ros.errors import ConfigError, ShapeError
 from g2mono_ros.models.backends import (CudaGraphRunner, OnnxRuntimeBackend,
                                         check_against_module)
-from g2mono_ros.models.checkpoint import LoadedModel, load_checkpoint
+from g2mono_ros.models.checkpoint import LoadedModel, load_checkpoint, resolve_input_size
 
 __all__ = ['DepthEngine', 'resize_sparse_depth', 'resolve_device', 'tune_cpu_allocator']
 
@@ -189,6 +189,9 @@ class DepthEngine:
             loaded = LoadedModel(model=model, variant=config.variant, model_kwargs={},
                                  max_depth=0.0, input_height=config.input_height, input_width=0)
         self.loaded = loaded
+        #: network input size after ``resolve_input_size`` (width 0 = keep the camera aspect).
+        self.input_height, self.input_width = resolve_input_size(
+            config.input_height, config.input_width, loaded)
         self._max_depth = float(config.max_depth or loaded.max_depth)
         if not self._max_depth > 0:
             msg = (f"parameter 'max_depth' must be > 0 for weights {config.weights!r}: they do "
@@ -226,8 +229,8 @@ class DepthEngine:
         if cuda:
             # Fixed input sizes: let cuDNN time its algorithms once per size (process-wide).
             torch.backends.cudnn.benchmark = True
-            if config.input_width:
-                self.warm_up(config.input_height, config.input_width)
+            if self.input_width:
+                self.warm_up(self.input_height, self.input_width)
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -302,11 +305,11 @@ class DepthEngine:
         return self._device
 
     def network_input_size(self, height: int, width: int) -> tuple[int, int]:
-        """(h, w) the network sees for a (height, width) image: configured height, width from
-        the config or from the aspect ratio, both multiples of 64."""
-        h = self.config.input_height
-        if self.config.input_width:
-            return h, self.config.input_width
+        """(h, w) the network sees for a (height, width) image: ``input_height``, and
+        ``input_width`` or the width that keeps the aspect ratio, both multiples of 64."""
+        h = self.input_height
+        if self.input_width:
+            return h, self.input_width
         m = self._input_multiple
         w = max(m, int(round(width * h / height / m)) * m)
         return h, w

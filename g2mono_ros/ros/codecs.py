@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from g2mono_ros.fusion.camera import CameraModel
+from g2mono_ros.fusion.camera import CameraModel, camera_model_from_calibration
 from g2mono_ros.errors import MessageError, ShapeError
 
 __all__ = [
@@ -389,10 +389,11 @@ def _yuv422_to_rgb_numpy(img: np.ndarray, layout: str, encoding: str) -> np.ndar
 
 
 def depth_from_image(msg: Any) -> np.ndarray:
-    """Decode a depth Image into (H, W) float32 metres, 0 = no data (REP 118).
+    """Decode a depth Image into (H, W) float32 metres, 0 = no data.
 
-    ``16UC1``/``mono16`` are millimetres; ``32FC1``/``64FC1`` metres, where NaN, +-Inf and
-    values <= 0 all become 0.
+    Reads both conventions: REP 118 (NaN = no data in ``32FC1``, what the node publishes) and
+    the older 0.0 of earlier bags. ``16UC1``/``mono16`` are millimetres (0 = no data);
+    ``32FC1``/``64FC1`` metres, where NaN, +-Inf and values <= 0 all become 0.
 
     Raises:
         MessageError: any other encoding.
@@ -406,6 +407,9 @@ def depth_from_image(msg: Any) -> np.ndarray:
         return depth
     msg_ = f'image encoding {encoding!r} is not a depth encoding (expected 32FC1 or 16UC1)'
     raise MessageError(msg_)
+
+
+_UINT16_MAX = 65535.0
 
 
 def _new_header(header: Any) -> Any:
@@ -462,16 +466,20 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
 
 def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32FC1', *,
                    clean: bool = False) -> Any:
-    """Encode metric depth as a sensor_msgs/msg/Image following REP 118 (0 = no data).
+    """Encode metric depth as a sensor_msgs/msg/Image following REP 118.
+
+    REP 118 (and depth_image_proc) read 0.0 in a float image as a point at the camera centre,
+    so "no data" must be NaN there; in millimetres 0 is the only invalid value, and a depth that
+    does not fit in 16 bits is invalid rather than clipped to 65.535 m.
 
     Args:
-        depth_m: (H, W) depth in metres along the optical axis.
+        depth_m: (H, W) depth in metres along the optical axis; NaN, +-Inf and values <= 0
+            mean no estimate (the arrays of this package use 0).
         header: std_msgs/Header (stamp and frame of the camera image it belongs to).
-        encoding: ``'32FC1'`` metres, or ``'16UC1'`` millimetres rounded and clipped to 65535.
-            NaN, +-Inf and values <= 0 become 0 in both.
+        encoding: ``'32FC1'`` metres, no estimate = NaN; or ``'16UC1'`` millimetres rounded to
+            the nearest, no estimate and depths above 65.535 m = 0.
         clean: the caller guarantees float32 values that are finite and >= 0 (the engine's
-            output, a projection): the finiteness pass and its copy are skipped, so a 32FC1
-            message costs one copy of the pixels.
+            output, a projection): the finiteness pass is skipped; only 0 (no data) is mapped.
 
     Raises:
         ShapeError: ``depth_m`` is not 2-D.
@@ -487,16 +495,20 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
     depth = depth.astype(np.float32, copy=False)
     if clean:
         if encoding == '32FC1':
-            return numpy_to_image(depth, '32FC1', header)
+            return numpy_to_image(np.where(depth > 0, depth, np.float32(np.nan)), '32FC1',
+                                  header)
         millimetres = np.rint(depth * np.float32(1000.0))
-        np.minimum(millimetres, np.float32(65535.0), out=millimetres)
+        millimetres[millimetres > _UINT16_MAX] = 0.0
         return numpy_to_image(millimetres.astype(np.uint16), '16UC1', header)
-    invalid = ~(np.isfinite(depth) & (depth > 0))
+    with np.errstate(invalid='ignore'):
+        invalid = ~(np.isfinite(depth) & (depth > 0))
     if encoding == '32FC1':
         if invalid.any():
-            depth = np.where(invalid, np.float32(0.0), depth)
+            depth = np.where(invalid, np.float32(np.nan), depth)
         return numpy_to_image(depth, '32FC1', header)
-    millimetres = np.clip(np.rint(np.where(invalid, 0.0, depth) * 1000.0), 0, 65535)
+    with np.errstate(invalid='ignore'):
+        millimetres = np.rint(np.where(invalid, 0.0, depth) * 1000.0)
+    millimetres[millimetres > _UINT16_MAX] = 0.0
     return numpy_to_image(millimetres.astype(np.uint16), '16UC1', header)
 
 
@@ -703,25 +715,26 @@ def xyz_to_pointcloud2(xyz: np.ndarray, header: Any = None,
     return out
 
 
-def camera_info_to_model(msg: Any) -> CameraModel:
+def camera_info_to_model(msg: Any, camera_model: str = 'raw') -> CameraModel:
     """Build the CameraModel of the published image from a sensor_msgs/CameraInfo.
 
-    Works on rclpy and rosbags messages and on ROS 1 names (``K``/``D``). An empty distortion
-    model with no coefficients means ``none``; ``fisheye`` is read as ``equidistant``.
-    Binning and ROI are applied as image_geometry's PinholeCameraModel does: the size becomes
-    ``roi size / binning`` (full size when the ROI is all zero, binning 0 means 1), and
-    ``cx' = (cx - x_offset) / binning_x``, ``fx' = fx / binning_x`` (likewise y).
+    Works on rclpy and rosbags messages and on ROS 1 names (``K``/``D``/``P``). An empty
+    distortion model with no coefficients means ``none``; ``fisheye`` is read as
+    ``equidistant``. ``camera_model`` ``raw`` uses K and D; ``rectified`` uses P's 3x3 part, no
+    distortion, and P's Tx/Ty. Binning and ROI are applied as image_geometry's
+    PinholeCameraModel does (``fusion.camera.camera_model_from_calibration``).
 
     Raises:
-        MessageError: K with a zero/non-finite focal length, zero image size, an unknown
-            distortion model, or a coefficient count that model cannot take.
+        MessageError: K (raw) or P (rectified) with a zero/non-finite focal length, zero image
+            size, an unknown distortion model, a coefficient count that model cannot take, or a
+            ROI outside the image.
     """
-    k = getattr(msg, 'k', None)
-    if k is None:
-        k = getattr(msg, 'K', None)
-    d = getattr(msg, 'd', None)
-    if d is None:
-        d = getattr(msg, 'D', ())
+    def field(lower: str, upper: str, default: Any = None) -> Any:
+        value = getattr(msg, lower, None)
+        return getattr(msg, upper, default) if value is None else value
+
+    k = field('k', 'K')
+    d = field('d', 'D', ())
     if k is None:
         err = f'CameraInfo message has no field k/K (got {type(msg).__name__})'
         raise MessageError(err)
@@ -734,25 +747,17 @@ def camera_info_to_model(msg: Any) -> CameraModel:
         model = 'none'
     elif model == 'fisheye':
         model = 'equidistant'
-    width = _int_field(msg, 'width', 'CameraInfo')
-    height = _int_field(msg, 'height', 'CameraInfo')
-    k_arr = np.array(k, dtype=np.float64).reshape(-1)
-    bin_x = max(int(getattr(msg, 'binning_x', 0) or 0), 1)
-    bin_y = max(int(getattr(msg, 'binning_y', 0) or 0), 1)
     roi = getattr(msg, 'roi', None)
-    x_off = y_off = 0
-    if roi is not None and int(roi.width) > 0 and int(roi.height) > 0:
-        x_off, y_off = int(roi.x_offset), int(roi.y_offset)
-        width, height = int(roi.width), int(roi.height)
-    if k_arr.size == 9 and (bin_x > 1 or bin_y > 1 or x_off or y_off):
-        k_arr[2] = (k_arr[2] - x_off) / bin_x
-        k_arr[5] = (k_arr[5] - y_off) / bin_y
-        k_arr[0] /= bin_x
-        k_arr[1] /= bin_x
-        k_arr[4] /= bin_y
-        width, height = width // bin_x, height // bin_y
+    roi_values = ((int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))
+                  if roi is not None else (0, 0, 0, 0))
     try:
-        return CameraModel(width=width, height=height, K=k_arr, D=d_arr, distortion_model=model)
+        return camera_model_from_calibration(
+            width=_int_field(msg, 'width', 'CameraInfo'),
+            height=_int_field(msg, 'height', 'CameraInfo'),
+            K=np.asarray(k, dtype=np.float64), D=d_arr, distortion_model=model,
+            P=field('p', 'P'), binning_x=int(getattr(msg, 'binning_x', 0) or 0),
+            binning_y=int(getattr(msg, 'binning_y', 0) or 0), roi=roi_values,
+            camera_model=camera_model)
     except ShapeError as exc:
         err = f'invalid CameraInfo: {exc}'
         raise MessageError(err) from exc

@@ -73,6 +73,7 @@ def node_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[st
         'sync_queue_size': int(sync.sync_queue_size),
         'image_topic': options.image_topic,
         'camera_info_topic': options.camera_info_topic,
+        'camera_model': options.camera_model,
         'points_topic': options.points_topic,
         'depth_topic': DEPTH_TOPIC,
         'output_encoding': '32FC1',

@@ -25,15 +25,17 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
+from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
 from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, NodeConfig, ProjectionConfig,
                                SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
+from g2mono_ros.fusion.extrinsic import CoverageCheck, ExtrinsicResolver
 from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
                                       StampGuard, classify_image_error, process_pair)
 
-__all__ = ['NODE_NAME', 'PARAMETERS', 'DepthNode', 'add_arguments', 'main', 'output_topics', 'run']
+__all__ = ['NODE_NAME', 'PARAMETERS', 'DepthNode', 'DepthNodePhases', 'add_arguments', 'main', 'output_topics', 'run']
 
 NODE_NAME = 'depth_node'
 
@@ -55,9 +57,10 @@ def _defaults() -> dict[str, Any]:
     for f in fields(NodeConfig):
         if f.name not in ('engine', 'projection', 'sync', 'extrinsic'):
             values[f.name] = f.default
-    extrinsic = ExtrinsicConfig()
+    extrinsic = ExtrinsicConfig()  # unset: [] (the transform then comes from TF)
     values['extrinsic.translation'] = [float(v) for v in extrinsic.translation]
     values['extrinsic.rotation'] = [float(v) for v in extrinsic.rotation]
+    values['extrinsic.tf_timeout'] = extrinsic.tf_timeout
     return values
 
 
@@ -72,10 +75,11 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'device': ParameterSpec(_D['device'], 'auto (CUDA when available) | cuda | cpu.'),
     'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (CUDA: weights converted '
                                'once; CPU: autocast).'),
-    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; a positive '
-                                  'multiple of 64 (about 320 recommended).'),
+    'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; 0 = the size '
+                                  'recorded in the checkpoint, else a multiple of 64.'),
     'input_width': ParameterSpec(_D['input_width'], 'Network input width, px; a multiple of 64, '
-                                 "or 0 to keep the camera's aspect ratio."),
+                                 "or 0: the checkpoint's when input_height is 0, else keep the "
+                                 "camera's aspect ratio."),
     'max_depth': ParameterSpec(_D['max_depth'], 'Metres mapped to 1.0 at the network; 0 = the '
                                "checkpoint's value.", True),
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
@@ -96,21 +100,29 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                      'pairing, each (>= 1).'),
     'extrinsic.translation': ParameterSpec(_D['extrinsic.translation'], 'LiDAR -> camera optical '
                                            'frame translation [x, y, z], m: '
-                                           'p_cam = R p_lidar + t.', True),
+                                           'p_cam = R p_lidar + t; empty = from TF.', True),
     'extrinsic.rotation': ParameterSpec(_D['extrinsic.rotation'], 'LiDAR -> camera optical frame '
-                                        'rotation, unit quaternion [x, y, z, w].', True),
+                                        'rotation, unit quaternion [x, y, z, w]; empty = from '
+                                        'TF.', True),
+    'extrinsic.tf_timeout': ParameterSpec(_D['extrinsic.tf_timeout'], 'Seconds a TF lookup '
+                                          '(cloud frame_id -> image frame_id) may wait.', True),
     'image_topic': ParameterSpec(_D['image_topic'], 'Camera image input (rgb8, bgr8, mono8, '
                                  '...).'),
     'camera_info_topic': ParameterSpec(_D['camera_info_topic'], 'CameraInfo of that camera.'),
+    'camera_model': ParameterSpec(_D['camera_model'], 'raw (CameraInfo K + D: image_raw) | '
+                                  'rectified (P, no distortion: image_rect, stereo/RGB-D '
+                                  'drivers).'),
     'points_topic': ParameterSpec(_D['points_topic'], 'LiDAR sensor_msgs/PointCloud2 input.'),
     'depth_topic': ParameterSpec(_D['depth_topic'], 'Depth output; camera_info, sparse_depth, '
                                  'depth/colorized and depth/timing are published beside it.'),
-    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres) | 16UC1 '
-                                     '(millimetres); 0 = no estimate.'),
+    'output_encoding': ParameterSpec(_D['output_encoding'], '32FC1 (metres, NaN = no '
+                                     'estimate) | 16UC1 (millimetres, 0 = no estimate or beyond '
+                                     '65.535 m); REP 118.'),
     'publish_colorized': ParameterSpec(_D['publish_colorized'], 'Also publish an rgb8 rendering '
                                        'on <depth_topic>/colorized.'),
     'publish_sparse': ParameterSpec(_D['publish_sparse'], 'Also publish the projected LiDAR '
-                                    'input (32FC1, image size) on <ns>/sparse_depth.'),
+                                    'input (32FC1, image size, NaN where no point landed) on '
+                                    '<ns>/sparse_depth.'),
     'input_qos': ParameterSpec(_D['input_qos'], 'Subscriptions: sensor_data (best effort; matches '
                                'best-effort and reliable drivers) | reliable | best_effort.'),
     'output_qos': ParameterSpec(_D['output_qos'], 'Publishers: reliable (matches every '
@@ -131,7 +143,7 @@ _WORKER_JOIN_S = 3.0
 
 
 def output_topics(depth_topic: str) -> dict[str, str]:
-    """Every output name, derived from ``depth_topic`` (``/g2mono/depth`` -> ``/g2mono/...``)."""
+    """Every output name, derived from ``depth_topic`` (``g2mono/depth`` -> ``g2mono/...``)."""
     parent = depth_topic.rsplit('/', 1)[0] if '/' in depth_topic else ''
     prefix = f'{parent}/' if parent or depth_topic.startswith('/') else ''
     return {
@@ -144,8 +156,12 @@ def output_topics(depth_topic: str) -> dict[str, str]:
 
 
 def _qos(name: str, *, output: bool) -> QoSProfile:
+    # A new profile per entity: qos_overrides.* parameters are written into the one passed.
     if name == 'sensor_data':
-        return qos_profile_sensor_data
+        return QoSProfile(history=qos_profile_sensor_data.history,
+                          depth=qos_profile_sensor_data.depth,
+                          reliability=qos_profile_sensor_data.reliability,
+                          durability=qos_profile_sensor_data.durability)
     reliability = (ReliabilityPolicy.RELIABLE if name == 'reliable'
                    else ReliabilityPolicy.BEST_EFFORT)
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5 if output else 10,
@@ -171,23 +187,45 @@ class _ImageItem(NamedTuple):
 class _ScanItem(NamedTuple):
     msg: PointCloud2  # decoded on the worker, only if its pair is processed
     received_wall_ns: int
+    frame_id: str = ''
 
 
-class DepthNode(Node):
-    """Dense metric depth from a camera image, its CameraInfo and a LiDAR cloud.
+class DepthNodePhases:
+    """The depth node's set-up in phases, shared by ``DepthNode`` and ``LifecycleDepthNode``.
 
-    Raises:
-        ConfigError: a parameter is out of range, or the weights file is missing.
-        CheckpointError: the weights cannot be loaded as the requested variant.
+    ``_declare_parameters`` (constructor) -> ``_configure`` (validate, load the network, create
+    the publishers) -> ``_activate`` (subscriptions, timers, worker thread) -> ``_deactivate``
+    (stop those; the network stays loaded) -> ``_cleanup`` (publishers and network freed). The
+    plain node runs the first three in its constructor; the lifecycle node maps them to its
+    transitions. Mixed into an rclpy ``Node`` (or ``LifecycleNode``) subclass.
     """
 
-    def __init__(self, **node_kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **node_kwargs)
-        self.config = NodeConfig.from_flat(self._declare_parameters())
+    config: NodeConfig
+    engine: Any
+
+    def _configure(self) -> None:
+        """Validate the parameters, load the network, create the publishers.
+
+        Raises:
+            ConfigError: a parameter is out of range, or the weights file is missing.
+            CheckpointError: the weights cannot be loaded as the requested variant.
+        """
+        self.config = NodeConfig.from_flat(self._parameter_values())
         weights = Path(self.config.engine.weights).expanduser()
         if not weights.is_file():
             msg = f"parameter 'weights': no checkpoint file at {str(weights)!r}"
             raise ConfigError(msg)
+        if not self.config.extrinsic.is_set:
+            from g2mono_ros.ros.tf_lookup import tf2_available
+
+            why = tf2_available()
+            if why is not None:
+                msg = ("no LiDAR -> camera extrinsic: parameters 'extrinsic.translation' and "
+                       "'extrinsic.rotation' are unset and TF is not available (tf2_ros does "
+                       f'not import: {why}). Either set extrinsic.translation [x, y, z] and '
+                       'extrinsic.rotation [x, y, z, w], or install tf2_ros (a ROS 2 install) '
+                       "and publish TF from the cloud's frame_id to the image's")
+                raise ConfigError(msg)
 
         # Imported only after the parameters are valid: a typo fails before torch loads.
         from g2mono_ros.ros import codecs
@@ -203,11 +241,19 @@ class DepthNode(Node):
         self._projector = SparseProjector(
             self.engine.device if self.engine.device.type != 'cpu' else None)
         ext = self.config.extrinsic
-        self._T_cam_lidar = transform_from_translation_quaternion(
-            np.asarray(ext.translation, dtype=np.float64),
-            np.asarray(ext.rotation, dtype=np.float64))
-
         self.faults = FaultLog()
+        self._tf_source: Any = None
+        if ext.is_set:
+            self._extrinsic = ExtrinsicResolver(fixed=transform_from_translation_quaternion(
+                np.asarray(ext.translation, dtype=np.float64),
+                np.asarray(ext.rotation, dtype=np.float64)))
+        else:
+            from g2mono_ros.ros.tf_lookup import TfTransformSource
+
+            self._tf_source = TfTransformSource(self)
+            self._extrinsic = ExtrinsicResolver(source=self._tf_source, timeout_s=ext.tf_timeout,
+                                                record=self._log_fault)
+        self._coverage = CoverageCheck()
         self.stages = StageStats()
         self.rates = {'image': RateMeter(), 'points': RateMeter(), 'camera_info': RateMeter()}
         self.pairs_processed = 0
@@ -215,58 +261,142 @@ class DepthNode(Node):
         self._image_guard = StampGuard(_JUMP_BACK_NS)
         self._scan_guard = StampGuard(_JUMP_BACK_NS)
         self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
-        self._camera_lock = threading.Lock()
-        self._camera: tuple[Any, CameraInfo] | None = None
+        from g2mono_ros.fusion.camera_info_buffer import CameraInfoBuffer
+
+        # (CameraModel, CameraInfo) by stamp: an image gets the calibration with its stamp.
+        self._camera_infos: CameraInfoBuffer[tuple[Any, CameraInfo]] = CameraInfoBuffer()
         self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
+        self._slot.close()  # opened by _activate
         self._superseded_seen = 0
         self._last_publish_mono = time.monotonic()
         self._faults_at_last_diag: dict[str, int] = {}
+        self._subscriptions_active: list[Any] = []
+        self._timers_active: list[Any] = []
+        self._worker: threading.Thread | None = None
 
         topics = output_topics(self.config.depth_topic)
-        out_qos = _qos(self.config.output_qos, output=True)
-        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos)
-        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos)
-        self._pub_sparse = (self.create_publisher(Image, topics['sparse_depth'], out_qos)
+        def out_qos() -> QoSProfile:
+            return _qos(self.config.output_qos, output=True)
+
+        # qos_overrides.<topic>.publisher.{reliability,history,depth} parameters apply here.
+        overridable = QoSOverridingOptions.with_default_policies()
+        self._pub_depth = self.create_publisher(Image, topics['depth'], out_qos(),
+                                                qos_overriding_options=overridable)
+        self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos(),
+                                               qos_overriding_options=overridable)
+        self._pub_sparse = (self.create_publisher(Image, topics['sparse_depth'], out_qos(),
+                                                  qos_overriding_options=overridable)
                             if self.config.publish_sparse else None)
-        self._pub_color = (self.create_publisher(Image, topics['colorized'], out_qos)
+        self._pub_color = (self.create_publisher(Image, topics['colorized'], out_qos(),
+                                                 qos_overriding_options=overridable)
                            if self.config.publish_colorized else None)
         self._pub_timing = (self.create_publisher(DiagnosticStatus, topics['timing'], 10)
                             if self.config.publish_timing else None)
         self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
 
-        in_qos = _qos(self.config.input_qos, output=False)
-        sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
-                                             in_qos)
-        sub_info = self.create_subscription(CameraInfo, self.config.camera_info_topic,
-                                            self._on_camera_info, in_qos)
-        sub_points = self.create_subscription(PointCloud2, self.config.points_topic,
-                                              self._on_points, in_qos)
-        self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer)
-        self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)
+    def _activate(self) -> None:
+        """Subscribe to the inputs, start the timers and the worker thread."""
+        def in_qos() -> QoSProfile:
+            return _qos(self.config.input_qos, output=False)
 
-        self._worker = threading.Thread(target=self._work, name='g2mono_depth_worker', daemon=True)
+        # qos_overrides.<topic>.subscription.{reliability,history,depth} parameters apply here.
+        overridable = QoSOverridingOptions.with_default_policies()
+        sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
+                                             in_qos(), qos_overriding_options=overridable)
+        sub_info = self.create_subscription(CameraInfo, self.config.camera_info_topic,
+                                            self._on_camera_info, in_qos(),
+                                            qos_overriding_options=overridable)
+        sub_points = self.create_subscription(PointCloud2, self.config.points_topic,
+                                              self._on_points, in_qos(),
+                                              qos_overriding_options=overridable)
+        self._subscriptions_active = [sub_image, sub_info, sub_points]
+        self._timers_active = [
+            self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
+            self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)]
+
+        self._slot = LatestSlot()
+        self._superseded_seen = 0
+        self._last_publish_mono = time.monotonic()
+        self._worker = threading.Thread(target=self._work, args=(self._slot,),
+                                        name='g2mono_depth_worker', daemon=True)
         self._worker.start()
         names = [getattr(entity, 'topic_name', '?')  # resolved, i.e. after remapping
                  for entity in (sub_image, sub_info, sub_points, self._pub_depth)]
         self.get_logger().info(
             f'depth node ready: {names[0]} + {names[1]} + {names[2]} -> {names[3]} '
             f'({self.config.output_encoding}) on {self.engine.device}, network input '
-            f'height {self.config.engine.input_height}, max depth {self.engine.max_depth:g} m')
+            f'{self.engine.input_height} x {self.engine.input_width or "aspect-kept"}, '
+            f'max depth {self.engine.max_depth:g} m, '
+            + ('extrinsic from TF (cloud frame_id -> image frame_id)' if self._extrinsic.uses_tf
+               else 'extrinsic from the parameters (TF not consulted)'))
+        self._warn_camera_model(names[0])
+
+    def _deactivate(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
+        """Stop subscriptions, timers and the worker; the network stays loaded.
+
+        Returns:
+            False if the worker is still inside an inference after ``timeout_s``.
+        """
+        for sub in self._subscriptions_active:
+            self.destroy_subscription(sub)
+        for timer in self._timers_active:
+            self.destroy_timer(timer)
+        self._subscriptions_active, self._timers_active = [], []
+        stopped = self.close(timeout_s)
+        self._sync.clear()
+        self._image_guard.reset()
+        self._scan_guard.reset()
+        self._newest_stamp = None
+        return stopped
+
+    def _cleanup(self) -> None:
+        """Destroy the publishers and free the network (after ``_deactivate``)."""
+        for pub in (self._pub_depth, self._pub_info, self._pub_sparse, self._pub_color,
+                    self._pub_timing, self._pub_diag):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self._pub_sparse = self._pub_color = self._pub_timing = None
+        self.engine = None
+        self._camera_infos.clear()
+        if getattr(self, '_tf_source', None) is not None:  # a new configure makes a new one
+            self._tf_source.close()
+            self._tf_source = None
 
     # --- set-up -------------------------------------------------------------------------------
 
-    def _declare_parameters(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+    def _warn_camera_model(self, image_topic: str) -> None:
+        # The usual topic names say which images are rectified; a mismatch is the classic
+        # mistake (distortion applied twice, or never), and costs tens of pixels at the edges.
+        leaf = image_topic.rsplit('/', 1)[-1]
+        looks = 'rectified' if 'rect' in leaf else 'raw' if leaf.endswith('_raw') else None
+        if looks is not None and looks != self.config.camera_model:
+            self.get_logger().warning(
+                f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
+                f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
+
+    def _declare_parameters(self) -> None:
+        """Declare every parameter (constructor); values are read and checked by _configure.
+
+        Raises:
+            ConfigError: a parameter override has the wrong type.
+        """
         for name, spec in PARAMETERS.items():
             descriptor = ParameterDescriptor(description=spec.description, read_only=True,
                                              dynamic_typing=spec.dynamic)
             try:
-                value = self.declare_parameter(name, spec.default, descriptor).value
+                self.declare_parameter(name, spec.default, descriptor)
             except InvalidParameterTypeException as exc:
                 kind = type(spec.default).__name__
                 msg = (f'parameter {name!r} must be of type {kind} (default '
                        f'{spec.default!r}): {exc}')
                 raise ConfigError(msg) from exc
+        self._warn_unknown_overrides()
+
+    def _parameter_values(self) -> dict[str, Any]:
+        """The current values of the declared parameters, integers widened where floats are due."""
+        values: dict[str, Any] = {}
+        for name, spec in PARAMETERS.items():
+            value = self.get_parameter(name).value
             if spec.dynamic and isinstance(spec.default, float) and isinstance(value, int) \
                     and not isinstance(value, bool):
                 value = float(value)
@@ -275,7 +405,6 @@ class DepthNode(Node):
                 value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
                          for v in value]
             values[name] = value
-        self._warn_unknown_overrides()
         return values
 
     def _warn_unknown_overrides(self) -> None:
@@ -344,17 +473,16 @@ class DepthNode(Node):
             self._time_jumped_back('points', stamp)
             self._scan_guard.check(stamp)
         self._note_stamp(stamp)
-        self._offer(self._sync.add_scan(stamp, _ScanItem(msg, received)))
+        self._offer(self._sync.add_scan(stamp, _ScanItem(msg, received, msg.header.frame_id)))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
         try:
-            model = self._codecs.camera_info_to_model(msg)
+            model = self._codecs.camera_info_to_model(msg, self.config.camera_model)
         except G2MonoError as exc:
             self._log_fault('malformed_camera_info', f'{exc}')
             return
-        with self._camera_lock:
-            self._camera = (model, msg)
+        self._camera_infos.add(_stamp_ns(msg.header), (model, msg))
 
     def _on_flush_timer(self) -> None:
         # Data time, not the node clock: a bag replayed without sim time still pairs correctly,
@@ -375,16 +503,18 @@ class DepthNode(Node):
 
     # --- worker thread ------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        while not self._slot.closed:
-            taken = self._slot.take(_WORKER_POLL_S)
+    def _work(self, slot: LatestSlot[tuple[Any, int]]) -> None:
+        # Its own slot, not self._slot: a worker that outlives a deactivate (stuck in the
+        # network) must not start taking the next activation's pairs.
+        while not slot.closed:
+            taken = slot.take(_WORKER_POLL_S)
             if taken is None:
                 continue
             pair, paired_wall_ns = taken
             try:
                 self._process(pair, paired_wall_ns)
             except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the node
-                if self._slot.closed or not self.context.ok():
+                if slot.closed or not self.context.ok():
                     return
                 self._log_fault('processing_error', f'{type(exc).__name__}: {exc}')
 
@@ -392,14 +522,21 @@ class DepthNode(Node):
         start_wall_ns = time.time_ns()
         image: _ImageItem = pair.image
         scan: _ScanItem = pair.scan
-        with self._camera_lock:
-            camera = self._camera
-        if camera is None:
+        image_hw = (image.msg.height, image.msg.width)
+        image_stamp = _stamp_ns(image.msg.header)
+        match = self._camera_infos.lookup(
+            image_stamp, fits=lambda item: (item[0].height, item[0].width) == image_hw)
+        if match is None:
             self._log_fault('no_camera_info', f'no CameraInfo on {self.config.camera_info_topic} '
                                               'yet; pair skipped')
             return
-        model, info = camera
-        if (model.height, model.width) != (image.msg.height, image.msg.width):
+        if not match.exact:
+            # Drivers stamp CameraInfo like the image; without one, the newest that fits.
+            self._log_fault('camera_info_fallback',
+                            f'no CameraInfo stamped {image_stamp * 1e-9:.6f} s (the image); '
+                            f'using the newest that fits, stamped {match.stamp_ns * 1e-9:.6f} s')
+        model, info = match.item
+        if (model.height, model.width) != image_hw:
             self._log_fault('camera_info_mismatch',
                             f'CameraInfo is {model.width}x{model.height}, image is '
                             f'{image.msg.width}x{image.msg.height}; pair skipped')
@@ -409,7 +546,17 @@ class DepthNode(Node):
             return
         rgb, points, decode_s = decoded
         proj = self.config.projection
-        work = process_pair(self.engine, PairInputs(rgb, points, model), self._T_cam_lidar,
+        image_frame = image.msg.header.frame_id
+        resolved = self._extrinsic.resolve(scan.frame_id, image_frame, pair.image_stamp_ns)
+        if resolved.T_cam_lidar is None:  # counted and logged (no_transform) by the resolver
+            return
+        T_cam_lidar = resolved.T_cam_lidar
+        suspect = self._coverage.observe(points, T_cam_lidar, model,
+                                         min_range=proj.min_range, max_range=proj.max_range,
+                                         cloud_frame=scan.frame_id, image_frame=image_frame)
+        if suspect:
+            self._log_fault('extrinsic_suspect', suspect)
+        work = process_pair(self.engine, PairInputs(rgb, points, model), T_cam_lidar,
                             min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=self._pub_sparse is not None,
                             want_colorized=self._pub_color is not None,
@@ -492,7 +639,8 @@ class DepthNode(Node):
         stale_after_s = max(3 * self.config.diagnostics_period, 2 * slowest_s)
         stale = time.monotonic() - self._last_publish_mono > stale_after_s
         status = DiagnosticStatus()
-        status.name = f'{self.get_name()}: depth completion'
+        # Namespaced (`cam_left/depth_node: ...`): nodes of several cameras stay apart.
+        status.name = f"{self.get_fully_qualified_name().lstrip('/')}: depth completion"
         status.hardware_id = str(self.engine.device)
         status.level = DiagnosticStatus.OK
         status.message = 'ok'
@@ -511,7 +659,11 @@ class DepthNode(Node):
             'images_received': str(self.rates['image'].total),
             'clouds_received': str(self.rates['points'].total),
             'pairs_processed': str(self.pairs_processed),
+            'extrinsic_source': self._extrinsic.last_source,
         }
+        coverage = self._coverage.fraction
+        if coverage is not None:
+            values['points_in_image_pct'] = f'{100 * coverage:.1f}'
         for stage, (p50, p95, worst) in sorted(stages.items()):
             values[f'{stage}_ms_p50'] = f'{p50:.2f}'
             values[f'{stage}_ms_p95'] = f'{p95:.2f}'
@@ -527,9 +679,30 @@ class DepthNode(Node):
     def close(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
         """Stop the worker thread after its current pair; False if it is still running."""
         self._slot.close()
-        if self._worker.is_alive() and threading.current_thread() is not self._worker:
-            self._worker.join(timeout=timeout_s)
-        return not self._worker.is_alive()
+        worker = self._worker
+        if worker is None:
+            return True
+        if worker.is_alive() and threading.current_thread() is not worker:
+            worker.join(timeout=timeout_s)
+        return not worker.is_alive()
+
+
+class DepthNode(DepthNodePhases, Node):
+    """Dense metric depth from a camera image, its CameraInfo and a LiDAR cloud.
+
+    Configured and active from the constructor on (see ``LifecycleDepthNode`` for the managed
+    variant).
+
+    Raises:
+        ConfigError: a parameter is out of range, or the weights file is missing.
+        CheckpointError: the weights cannot be loaded as the requested variant.
+    """
+
+    def __init__(self, **node_kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self._declare_parameters()
+        self._configure()
+        self._activate()
 
 
 def _camera_info_with_header(info: CameraInfo, header: Any) -> CameraInfo:
@@ -554,13 +727,17 @@ def _timing_status(stamp_ns: int, wall_ns: dict[str, int],
     return status
 
 
-def _run_node(argv: Sequence[str]) -> int:
-    """Init rclpy with ``argv`` (ROS arguments), spin the node until shutdown; raises on config."""
+def _run_node(argv: Sequence[str], node_class: type | None = None) -> int:
+    """Init rclpy with ``argv`` (ROS arguments), spin the node until shutdown; raises on config.
+
+    Args:
+        node_class: ``DepthNode`` (default) or ``LifecycleDepthNode``.
+    """
     rclpy.init(args=list(argv))
     node = None
     worker_stopped = True
     try:
-        node = DepthNode()
+        node = (node_class or DepthNode)()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -605,12 +782,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar='ROS_ARGS',
                         help='ROS arguments, e.g. --ros-args --params-file config/depth.yaml '
                              '-p weights:=model.pt -r /camera/image_raw:=/cam/image')
+    parser.add_argument('--lifecycle', action='store_true',
+                        help='run the managed (lifecycle) node: it waits for configure and '
+                             'activate (ros2 lifecycle set /depth_node configure)')
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the node from the ``g2mono`` CLI; errors propagate to the CLI's handler."""
     ros_args = list(args.ros_args or [])
-    return _run_node([NODE_NAME, *(['--ros-args', *ros_args] if ros_args else [])])
+    node_class = None
+    if getattr(args, 'lifecycle', False):
+        from g2mono_ros.ros.lifecycle_node import LifecycleDepthNode
+        node_class = LifecycleDepthNode
+    return _run_node([NODE_NAME, *(['--ros-args', *ros_args] if ros_args else [])], node_class)
 
 
 if __name__ == '__main__':

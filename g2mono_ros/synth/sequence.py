@@ -16,7 +16,7 @@ from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.errors import ConfigError
 from g2mono_ros.synth.lidar import LidarModel, LidarReturns, lidar_model_for_beams, scan_scene
 from g2mono_ros.synth.scene import Scene, make_scene
-from g2mono_ros.synth.trajectory import LoopTrajectory, rotation_xyz
+from g2mono_ros.synth.trajectory import DriveTrajectory, LoopTrajectory, rotation_xyz
 from g2mono_ros.fusion.transforms import R_OPTICAL_FROM_REP103
 
 __all__ = [
@@ -67,7 +67,8 @@ class ImageFrame(NamedTuple):
 
 
 class LidarScan(NamedTuple):
-    """One LiDAR sweep (taken instantly at its stamp; no motion during the rotation).
+    """One LiDAR sweep: taken instantly at its stamp, or (``rolling_sweep``) fired over one
+    rotation starting at its stamp, each point from the LiDAR's pose at its own time.
 
     Attributes:
         index: sweep index j.
@@ -75,7 +76,9 @@ class LidarScan(NamedTuple):
         points: (N, 3) float32 metres, LiDAR frame (REP 103).
         intensity: (N,) float32 in [0, 255].
         ring: (N,) uint16 beam index (0 = lowest).
-        T_world_lidar: (4, 4) float64 LiDAR -> world.
+        T_world_lidar: (4, 4) float64 LiDAR -> world at the stamp.
+        time_offset_ns: (N,) int64 each point's firing time after ``stamp_ns`` (the points are
+            in the LiDAR frame at that time), or None for an instantaneous sweep.
     """
 
     index: int
@@ -84,6 +87,7 @@ class LidarScan(NamedTuple):
     intensity: np.ndarray
     ring: np.ndarray
     T_world_lidar: np.ndarray
+    time_offset_ns: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,16 @@ class SyntheticSequence:
         lidar: explicit LiDAR model (e.g. ``LIDAR_MODELS['os1-64']``).
         T_cam_lidar: (4, 4) extrinsic LiDAR -> camera optical; default ``default_T_cam_lidar()``.
         camera_rate_hz, lidar_rate_hz: nominal rates (30 and 10).
-        speed_mps: rig speed along the loop.
+        speed_mps: rig speed along the loop (or the drive); >= 0.
+        yaw_rate_dps: None = the closed loop; a number = drive from the origin at ``speed_mps``
+            turning at this many degrees per second (0 = straight), for motion tests. The scene
+            is built around the stretch the ``num_frames`` cover.
+        rolling_sweep: fire each sweep over one LiDAR period from its stamp (counter-clockwise
+            seen from above, starting behind the rig), each point cast from the LiDAR's pose at
+            its own time (``LidarScan.time_offset_ns``), as real spinning sensors do. False: an
+            instantaneous sweep at the stamp (already motion-free).
+        sweep_slices: with ``rolling_sweep``, firing times per rotation (each point carries its
+            slice's exact time; 360 = every degree).
         max_depth_m: ground-truth depth beyond this is 0.
         range_noise_m: Gaussian LiDAR range noise (std, metres); 0 = exact points.
         shadows: cast sun shadows in the RGB image (a depth cue; ~1.5x the image cost).
@@ -183,7 +196,9 @@ class SyntheticSequence:
                  lidar: LidarModel | None = None, T_cam_lidar: np.ndarray | None = None,
                  camera_rate_hz: float = 30.0, lidar_rate_hz: float = 10.0,
                  speed_mps: float = 1.5, max_depth_m: float = 80.0, range_noise_m: float = 0.0,
-                 shadows: bool = True, start_ns: int = DEFAULT_START_NS) -> None:
+                 shadows: bool = True, start_ns: int = DEFAULT_START_NS,
+                 yaw_rate_dps: float | None = None, rolling_sweep: bool = False,
+                 sweep_slices: int = 360) -> None:
         if not (isinstance(seed, (int, np.integer)) and seed >= 0):
             msg = f'seed must be an integer >= 0; got {seed!r}'
             raise ConfigError(msg)
@@ -208,10 +223,19 @@ class SyntheticSequence:
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
         for name, value in (('camera_rate_hz', camera_rate_hz), ('lidar_rate_hz', lidar_rate_hz),
-                            ('speed_mps', speed_mps), ('max_depth_m', max_depth_m)):
+                            ('max_depth_m', max_depth_m)):
             if not value > 0:
                 msg = f'{name} must be > 0; got {value!r}'
                 raise ConfigError(msg)
+        if not speed_mps >= 0:
+            msg = f'speed_mps must be >= 0; got {speed_mps!r}'
+            raise ConfigError(msg)
+        if yaw_rate_dps is not None and not np.isfinite(yaw_rate_dps):
+            msg = f'yaw_rate_dps must be a finite number or None; got {yaw_rate_dps!r}'
+            raise ConfigError(msg)
+        if not (isinstance(sweep_slices, (int, np.integer)) and sweep_slices >= 1):
+            msg = f'sweep_slices must be an integer >= 1; got {sweep_slices!r}'
+            raise ConfigError(msg)
         if range_noise_m < 0:
             msg = f'range_noise_m must be >= 0; got {range_noise_m!r}'
             raise ConfigError(msg)
@@ -231,10 +255,18 @@ class SyntheticSequence:
         self.range_noise_m = float(range_noise_m)
         self.start_ns = int(start_ns)
         self.shadows = bool(shadows)
+        self.rolling_sweep = bool(rolling_sweep)
+        self.sweep_slices = int(sweep_slices)
 
         rng = np.random.default_rng([self.seed, 0])
-        self.trajectory = LoopTrajectory.random(rng, speed_mps=float(speed_mps))
-        self.scene: Scene = make_scene(rng, self.trajectory.ground_samples())
+        self.trajectory: LoopTrajectory | DriveTrajectory
+        if yaw_rate_dps is None:
+            self.trajectory = LoopTrajectory.random(rng, speed_mps=float(speed_mps))
+            path = self.trajectory.ground_samples()
+        else:
+            self.trajectory = DriveTrajectory(float(speed_mps), float(np.deg2rad(yaw_rate_dps)))
+            path = self.trajectory.ground_samples(self.num_frames / self.camera_rate_hz)
+        self.scene: Scene = make_scene(rng, path)
         # The first sweep comes 11-29 ms after the first image: never aligned with the camera.
         self.scan_offset_ns = int(rng.integers(11_000_000, 29_000_000))
         self._T_body_cam = np.eye(4)
@@ -270,10 +302,19 @@ class SyntheticSequence:
             count += 1
         return count
 
+    def T_world_body(self, stamp_ns: int) -> np.ndarray:
+        """(4, 4) rig body (REP 103 ``base_link``, at the camera centre) -> world at ``stamp_ns``;
+        the odometry the bag writes (odom = world)."""
+        return self.trajectory.body_pose((stamp_ns - self.start_ns) * 1e-9)
+
+    @property
+    def T_body_cam(self) -> np.ndarray:
+        """(4, 4) camera optical frame -> body (fixed)."""
+        return self._T_body_cam.copy()
+
     def T_world_cam(self, stamp_ns: int) -> np.ndarray:
         """(4, 4) camera optical frame -> world at ``stamp_ns``."""
-        time_s = (stamp_ns - self.start_ns) * 1e-9
-        return self.trajectory.body_pose(time_s) @ self._T_body_cam
+        return self.T_world_body(stamp_ns) @ self._T_body_cam
 
     def T_world_lidar(self, stamp_ns: int) -> np.ndarray:
         """(4, 4) LiDAR frame -> world at ``stamp_ns``."""
@@ -302,7 +343,7 @@ class SyntheticSequence:
         return ImageFrame(index, stamp_ns, rgb8, depth.astype(np.float32).reshape(shape),
                           self.camera, T)
 
-    def _render_scan(self, stamp_ns: int, stream_index: tuple[int, int],
+    def _render_scan(self, stamp_ns: int, stream_index: tuple[int, ...],
                      beams: tuple[np.ndarray, np.ndarray]) -> tuple[LidarReturns, np.ndarray]:
         T = self.T_world_lidar(stamp_ns)
         noise = np.random.default_rng([self.seed, *stream_index]) if self.range_noise_m else None
@@ -316,11 +357,53 @@ class SyntheticSequence:
         return self._render_image(index, self.image_stamp_ns(index))
 
     def scan(self, index: int) -> LidarScan:
-        """Full 360-degree sweep ``index`` (>= 0) at its own stamp."""
+        """Full 360-degree sweep ``index`` (>= 0) at its own stamp (``rolling_sweep``: fired over
+        the period that starts there)."""
         index = self._check_index(index)
         stamp = self.scan_stamp_ns(index)
+        if self.rolling_sweep:
+            return self._rolling_scan(index, stamp)
         returns, T = self._render_scan(stamp, (_STREAM_NOISE, index), self._sweep)
         return LidarScan(index, stamp, returns.points, returns.intensity, returns.ring, T)
+
+    def _rolling_scan(self, index: int, stamp: int) -> LidarScan:
+        dirs, ring = self._sweep
+        # Counter-clockwise from behind (azimuth -pi): the camera's view is fired mid-sweep.
+        fraction = (np.arctan2(dirs[:, 1], dirs[:, 0]) + np.pi) / (2.0 * np.pi)
+        slices = np.minimum((fraction * self.sweep_slices).astype(np.int64),
+                            self.sweep_slices - 1)
+        period_ns = 1e9 / self.lidar_rate_hz
+        parts = []
+        for k in np.unique(slices):
+            rows = np.flatnonzero(slices == k)
+            offset = round(int(k) * period_ns / self.sweep_slices)
+            returns, _ = self._render_scan(stamp + offset, (_STREAM_NOISE, index, int(k)),
+                                           (dirs[rows], ring[rows]))
+            parts.append((returns, np.full(len(returns.points), offset, dtype=np.int64)))
+        points = np.concatenate([p[0].points for p in parts])
+        intensity = np.concatenate([p[0].intensity for p in parts])
+        rings = np.concatenate([p[0].ring for p in parts])
+        offsets = np.concatenate([p[1] for p in parts])
+        return LidarScan(index, stamp, points, intensity, rings, self.T_world_lidar(stamp),
+                         offsets)
+
+    def scan_points_at(self, scan: LidarScan, stamp_ns: int) -> np.ndarray:
+        """Exact ground truth for motion compensation: where each point of ``scan`` is in the
+        LiDAR frame at ``stamp_ns`` (the world point it hit, seen from the LiDAR's pose then).
+
+        Returns:
+            (N, 3) float32 metres.
+        """
+        offsets = (np.zeros(len(scan.points), dtype=np.int64) if scan.time_offset_ns is None
+                   else scan.time_offset_ns)
+        T_lidar_world = np.linalg.inv(self.T_world_lidar(int(stamp_ns)))
+        out = np.empty((len(scan.points), 3))
+        unique, inverse = np.unique(offsets, return_inverse=True)
+        for k, offset in enumerate(unique):
+            rows = inverse == k
+            T = T_lidar_world @ self.T_world_lidar(scan.stamp_ns + int(offset))
+            out[rows] = scan.points[rows].astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+        return out.astype(np.float32)
 
     def render(self, index: int, *, full_sweep: bool = False) -> SyntheticFrame:
         """Camera frame ``index`` with a sweep taken from the LiDAR's pose at the same instant.

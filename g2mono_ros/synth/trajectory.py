@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ['LoopTrajectory', 'rotation_xyz']
+__all__ = ['DriveTrajectory', 'LoopTrajectory', 'rotation_xyz']
 
 
 def rotation_xyz(roll: float, pitch: float, yaw: float) -> np.ndarray:
@@ -65,5 +65,53 @@ class LoopTrajectory:
         pose = np.eye(4)
         pose[:3, :3] = rotation_xyz(roll, pitch, yaw)
         pose[:3, 3] = (self.semi_x_m * np.cos(angle), self.semi_y_m * np.sin(angle),
+                       self.height_m + 0.03 * np.sin(2.0 * np.pi * 1.1 * time_s))
+        return pose
+
+
+@dataclass(frozen=True)
+class DriveTrajectory:
+    """A rig driving at constant speed and yaw rate (a straight line or a circular arc) from the
+    origin along +x, with the same gentle bob, pitch and roll as the loop.
+
+    Unlike the loop it does not come back: the scene is built around the stretch the sequence
+    covers (``ground_samples(duration_s)``).
+
+    Attributes:
+        speed_mps: forward speed, metres per second (>= 0).
+        yaw_rate_rad_s: turn rate, radians per second (positive = left, REP 103).
+        height_m: mean height of the body (= camera centre) above the ground.
+    """
+
+    speed_mps: float
+    yaw_rate_rad_s: float = 0.0
+    height_m: float = 1.5
+
+    def _xy_heading(self, time_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        t = np.asarray(time_s, dtype=np.float64)
+        heading = self.yaw_rate_rad_s * t
+        if abs(self.yaw_rate_rad_s) < 1e-12:
+            return self.speed_mps * t, np.zeros_like(t), heading
+        radius = self.speed_mps / self.yaw_rate_rad_s
+        return radius * np.sin(heading), radius * (1.0 - np.cos(heading)), heading
+
+    def ground_samples(self, duration_s: float = 10.0, count: int = 400) -> np.ndarray:
+        """(count, 2) points of the path on the ground (x, y) from 1 s before to 1 s after
+        ``[0, duration_s]``, metres; at least a 4 m stretch, so a standing rig has a scene."""
+        span = max(duration_s + 2.0, 4.0 / max(self.speed_mps, 1e-3))
+        time_s = np.linspace(-1.0, span - 1.0, count)
+        x, y, _ = self._xy_heading(time_s)
+        if self.speed_mps < 2.0:  # short path: widen it so the scene has room around the rig
+            x = x + np.linspace(-2.0, 2.0, count)
+        return np.stack([x, y], axis=1)
+
+    def body_pose(self, time_s: float) -> np.ndarray:
+        """(4, 4) T_world_body at ``time_s`` seconds after the sequence start."""
+        x, y, heading = self._xy_heading(np.asarray(time_s))
+        pitch = 0.03 + 0.02 * np.sin(0.45 * time_s)
+        roll = 0.015 * np.sin(0.33 * time_s)
+        pose = np.eye(4)
+        pose[:3, :3] = rotation_xyz(roll, pitch, float(heading))
+        pose[:3, 3] = (float(x), float(y),
                        self.height_m + 0.03 * np.sin(2.0 * np.pi * 1.1 * time_s))
         return pose

@@ -84,7 +84,8 @@ class RosbagSource:
             topics.append(c.odom_topic)
         with BagReader(path) as bag:
             bag.require_topics(topics)
-            camera = bag.camera_model(c.camera_info_topic).scaled(self.out_hw[1], self.out_hw[0])
+            camera = bag.camera_model(c.camera_info_topic, c.camera_model).scaled(
+                self.out_hw[1], self.out_hw[0])
             self.T_cam_lidar = self._extrinsic(bag)
             self.camera = camera
             first_cloud = bag.first_message(c.points_topic).msg

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from g2mono_ros.config import CAMERA_MODELS
 from g2mono_ros.errors import ConfigError
 from g2mono_ros.training.simulation import G2SimConfig, LidarSimConfig
 
@@ -104,6 +105,7 @@ class DataConfig:
         range_noise_m: synthetic: LiDAR range noise (std, metres).
         cache_dir: synthetic: directory caching rendered frames as .npz (empty = memory only).
         image_topic, camera_info_topic, points_topic: rosbag topics.
+        camera_model: rosbag: ``raw`` (CameraInfo K + D) or ``rectified`` (P), as the node.
         extrinsic_translation, extrinsic_rotation: rosbag: LiDAR -> camera optical transform
             (metres; quaternion x, y, z, w); used when the bag has no ``/tf_static`` for it.
         sync_max_offset: rosbag: seconds between an image and its scan.
@@ -129,6 +131,7 @@ class DataConfig:
     image_topic: str = '/camera/image_raw'
     camera_info_topic: str = '/camera/camera_info'
     points_topic: str = '/lidar/points'
+    camera_model: str = 'raw'
     extrinsic_translation: tuple = ()
     extrinsic_rotation: tuple = ()
     sync_max_offset: float = 0.06
@@ -164,6 +167,8 @@ class DataConfig:
             _fail(f'{prefix}.odom_topic', 'set when merge_neighbours > 0 (scans are merged in '
                   'the odometry frame)', self.odom_topic)
         _positive_int(f'{prefix}.frame_stride', self.frame_stride)
+        if self.camera_model not in CAMERA_MODELS:
+            _fail(f'{prefix}.camera_model', ' or '.join(CAMERA_MODELS), self.camera_model)
         if self.split not in ('train', 'val'):
             _fail(f'{prefix}.split', 'train or val', self.split)
         if self.kind == 'png_folder':
