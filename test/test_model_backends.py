@@ -16,6 +16,7 @@ from g2mono_ros.errors import ConfigError
 from g2mono_ros.models import create_model, default_model_kwargs
 from g2mono_ros.models.backends import OnnxRuntimeBackend, check_against_module
 from g2mono_ros.models.checkpoint import save_checkpoint
+from g2mono_ros.imaging import area_resize
 from g2mono_ros.models.engine import DepthEngine
 
 from test_model_engine import _frame, _with_alphas  # noqa: E402 - the same tiny networks
@@ -102,12 +103,12 @@ def test_onnxruntime_backend_alone_matches_the_module() -> None:
 
 
 def test_camera_size_image_is_area_resized_and_depth_upsampled(weights: Path) -> None:
-    """``infer`` on a camera-size image = the network on the cv2 INTER_AREA resize, upsampled
+    """``infer`` on a camera-size image = the network on the uint8 area resize, upsampled
     bilinearly; and an image already at the network size with ``out_hw`` gives the same."""
     engine = DepthEngine(_config(weights))
     rgb, sparse = _frame(96, 200, seed=6)
     h, w = engine.network_input_size(96, 200)
-    small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    small = area_resize(rgb, (h, w))
     from g2mono_ros.models.engine import resize_sparse_depth
 
     sparse_net = resize_sparse_depth(sparse, (h, w))

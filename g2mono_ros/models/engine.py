@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from g2mono_ros.config import EngineConfig
 from g2mono_ros.errors import ConfigError, ShapeError
+from g2mono_ros.imaging import area_resize
 from g2mono_ros.models.backends import (CudaGraphRunner, OnnxRuntimeBackend,
                                         check_against_module)
 from g2mono_ros.models.checkpoint import LoadedModel, load_checkpoint, resolve_input_size
@@ -409,7 +410,7 @@ class DepthEngine:
         Args:
             rgb: (H, W, 3) uint8 at the camera size, or (h, w, 3) already at the network input
                 size (e.g. ``codecs.rgb_from_image(msg, out_hw=(h, w))``). A camera-size image
-                is area-resized on uint8 (``cv2.INTER_AREA``) before it becomes float.
+                is shrunk on uint8 (``imaging.area_resize``) before it becomes float.
             sparse_depth: (H, W) metres at the camera size, or (h, w) at the network input
                 size (then not resized); 0, negative or non-finite = no point. A tensor on
                 :attr:`device` must be (h, w) and clean (``SparseProjector`` output).
@@ -450,9 +451,7 @@ class DepthEngine:
             if sparse_depth.shape != (h, w) or not sparse_clean:
                 sparse_in = resize_sparse_depth(sparse_depth, (h, w))  # same size: cleans only
         if rgb.shape[:2] != (h, w):
-            import cv2
-
-            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+            rgb = area_resize(rgb, (h, w))
 
         cuda = self._device.type == 'cuda'
         stream = torch.cuda.current_stream(self._device) if cuda else None
