@@ -99,6 +99,7 @@ class SparseProjector:
         self._device = None if device is None or str(device) == 'cpu' else device
         self._reuse = reuse_buffers
         self._buffers: dict[tuple[str, int], _Buffer] = {}
+        self._staging: Any = None  # pinned host points (CUDA)
 
     @property
     def on_device(self) -> bool:
@@ -155,6 +156,21 @@ class SparseProjector:
         buffer.fill(lin, depths)
         return buffer.flat
 
+    def _staged(self, points: Any) -> Any:
+        """The points in a pinned host buffer kept between frames (grown, never shrunk).
+
+        Pinning a fresh tensor every frame costs a page-locking allocation; refilling this one
+        is safe because the engine synchronises once per frame, after this copy was used.
+        """
+        import torch
+
+        n = int(points.shape[0])
+        if self._staging is None or self._staging.shape[0] < n:
+            self._staging = torch.empty((max(n, 1), 3), dtype=torch.float32, pin_memory=True)
+        staged = self._staging[:n]
+        staged.copy_(points)
+        return staged
+
     def _project_torch(self, points_lidar: Any, T_cam_lidar: np.ndarray, camera: CameraModel,
                        net_hw: tuple[int, int], *, min_range: float, max_range: float,
                        want_full: bool) -> SparseMaps:
@@ -165,7 +181,7 @@ class SparseProjector:
         device = points_lidar.device if self._device is None else torch.device(self._device)
         if points_lidar.device != device:
             if points_lidar.device.type == 'cpu' and device.type == 'cuda':
-                points_lidar = points_lidar.pin_memory()
+                points_lidar = self._staged(points_lidar.to(torch.float32))
             points_lidar = points_lidar.to(device, non_blocking=True)
         rows, cols, z, valid = project_points_torch(points_lidar, T_cam_lidar, camera,
                                                     min_range=min_range, max_range=max_range)
