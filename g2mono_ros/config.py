@@ -24,6 +24,8 @@ __all__ = [
     'VARIANTS',
     'EngineConfig',
     'ExtrinsicConfig',
+    'MOTION_SOURCES',
+    'MotionConfig',
     'NodeConfig',
     'ProjectionConfig',
     'SyncConfig',
@@ -39,6 +41,8 @@ QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
 #: what the input image is: ``raw`` (CameraInfo K + D apply) or ``rectified`` (P, no distortion).
 CAMERA_MODELS = ('raw', 'rectified')
+MOTION_SOURCES = ('none', 'odometry', 'tf')
+POINT_TIME_UNITS = ('auto', 's', 'ms', 'us', 'ns')
 
 
 def _require_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -241,6 +245,62 @@ def _is_number(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
+class MotionConfig:
+    """Motion compensation: LiDAR points moved to the camera's image time before projection.
+
+    Attributes:
+        motion_source: ``none`` (project the scan as it is) | ``odometry`` (a
+            ``nav_msgs/Odometry`` topic) | ``tf`` (tf2_ros through ``fixed_frame``).
+        odom_topic: the odometry topic (``odometry``); its child frame is the rig's body.
+        fixed_frame: the frame that does not move with the rig (``tf``), e.g. ``odom``.
+        point_time_field: ``auto`` (detect ``time``, ``t``, ``timestamp``, ``time_stamp``,
+            ``offset_time``), ``none`` (scan-level: every point at the cloud's stamp), or a
+            field name: each point is moved from its own time (deskew).
+        point_time_unit: ``auto`` | ``s`` | ``ms`` | ``us`` | ``ns`` of that field.
+        motion_max_extrapolation: seconds a pose may be extrapolated past the newest (or before
+            the oldest) odometry sample; points beyond are dropped and counted.
+        motion_max_gap: seconds; odometry samples further apart are not interpolated across.
+        tf_timeout: seconds the worker waits for TF to catch up with a scan (``tf``).
+        lidar_to_base_translation, lidar_to_base_rotation: (ROS parameters
+            ``lidar_to_base.translation`` / ``.rotation``) the LiDAR's mounting on the odometry's
+            child frame, ``p_base = R p_lidar + t``, metres and unit quaternion [x, y, z, w];
+            identity when the odometry already describes the LiDAR (``odometry`` only).
+    """
+
+    motion_source: str = 'none'
+    odom_topic: str = 'odom'
+    fixed_frame: str = 'odom'
+    point_time_field: str = 'auto'
+    point_time_unit: str = 'auto'
+    motion_max_extrapolation: float = 0.05
+    motion_max_gap: float = 0.5
+    tf_timeout: float = 0.05
+    lidar_to_base_translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    lidar_to_base_rotation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        _require_choice('motion_source', self.motion_source, MOTION_SOURCES)
+        _require_choice('point_time_unit', self.point_time_unit, POINT_TIME_UNITS)
+        for name in ('odom_topic', 'fixed_frame', 'point_time_field'):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                msg = f'parameter {name!r} must be a non-empty string; got {value!r}'
+                raise ConfigError(msg)
+        _require_finite('motion_max_extrapolation', self.motion_max_extrapolation, low=0.0,
+                        high=1.0)
+        _require_finite('motion_max_gap', self.motion_max_gap, low=0.0, low_open=True)
+        _require_finite('tf_timeout', self.tf_timeout, low=0.0, high=5.0)
+        try:
+            mount = ExtrinsicConfig(tuple(self.lidar_to_base_translation),
+                                    tuple(self.lidar_to_base_rotation))
+        except ConfigError as exc:  # same checks; name this parameter, not 'extrinsic'
+            msg = str(exc).replace("'extrinsic.", "'lidar_to_base.")
+            raise ConfigError(msg) from None
+        object.__setattr__(self, 'lidar_to_base_translation', mount.translation)
+        object.__setattr__(self, 'lidar_to_base_rotation', mount.rotation)
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     """Everything the depth node needs; built from its ROS parameters (same names).
 
@@ -264,6 +324,7 @@ class NodeConfig:
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     extrinsic: ExtrinsicConfig = field(default_factory=ExtrinsicConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
 
     def __post_init__(self) -> None:
         for name in ('image_topic', 'camera_info_topic', 'points_topic', 'depth_topic'):
@@ -287,9 +348,12 @@ class NodeConfig:
         nested = {f.name for f in fields(EngineConfig)}
         projection = {f.name for f in fields(ProjectionConfig)}
         sync = {f.name for f in fields(SyncConfig)}
-        top = {f.name for f in fields(cls)} - {'engine', 'projection', 'sync', 'extrinsic'}
+        motion = {f.name for f in fields(MotionConfig)} - {'lidar_to_base_translation',
+                                                           'lidar_to_base_rotation'}
+        top = {f.name for f in fields(cls)} - {'engine', 'projection', 'sync', 'extrinsic',
+                                               'motion'}
         parts: dict[str, dict[str, Any]] = {'engine': {}, 'projection': {}, 'sync': {},
-                                            'extrinsic': {}, 'top': {}}
+                                            'extrinsic': {}, 'motion': {}, 'top': {}}
         for name, value in params.items():
             if name in nested:
                 parts['engine'][name] = value
@@ -302,6 +366,10 @@ class NodeConfig:
                 parts['extrinsic'][name.split('.', 1)[1]] = _as_tuple(name, value)
             elif name == 'extrinsic.tf_timeout':
                 parts['extrinsic']['tf_timeout'] = value
+            elif name in motion:
+                parts['motion'][name] = value
+            elif name in ('lidar_to_base.translation', 'lidar_to_base.rotation'):
+                parts['motion'][name.replace('.', '_')] = tuple(value)
             elif name in top:
                 parts['top'][name] = value
             elif name == 'use_sim_time':
@@ -313,6 +381,7 @@ class NodeConfig:
                    projection=ProjectionConfig(**parts['projection']),
                    sync=SyncConfig(**parts['sync']),
                    extrinsic=ExtrinsicConfig(**parts['extrinsic']),
+                   motion=MotionConfig(**parts['motion']),
                    **parts['top'])
 
 

@@ -7,16 +7,17 @@ from dataclasses import fields
 
 import pytest
 
-from g2mono_ros.config import (EngineConfig, NodeConfig, ProjectionConfig, SyncConfig,
-                               load_node_params_yaml)
+from g2mono_ros.config import (EngineConfig, MotionConfig, NodeConfig, ProjectionConfig,
+                               SyncConfig, load_node_params_yaml)
 from g2mono_ros.errors import ConfigError
 from g2mono_ros.ros.node import PARAMETERS, output_topics
 
 
 def _config_field_names() -> set[str]:
-    names = {f.name for f in fields(NodeConfig)} - {'engine', 'projection', 'sync', 'extrinsic'}
-    for record in (EngineConfig, ProjectionConfig, SyncConfig):
-        names |= {f.name for f in fields(record)}
+    names = {f.name for f in fields(NodeConfig)} - {'engine', 'projection', 'sync', 'extrinsic',
+                                                    'motion'}
+    for record in (EngineConfig, ProjectionConfig, SyncConfig, MotionConfig):
+        names |= {f.name.replace('lidar_to_base_', 'lidar_to_base.') for f in fields(record)}
     return names | {'extrinsic.translation', 'extrinsic.rotation', 'extrinsic.tf_timeout'}
 
 
@@ -60,7 +61,7 @@ def test_yaml_comments_every_parameter(repo_root):
     keys = 0
     for index, line in enumerate(lines):
         match = re.match(r'^\s+([a-z_]+):', line)
-        if not match or match.group(1) in ('ros__parameters', 'extrinsic'):
+        if not match or match.group(1) in ('ros__parameters', 'extrinsic', 'lidar_to_base'):
             continue
         keys += 1
         assert lines[index - 1].strip().startswith('#'), f'{match.group(1)} has no comment above'

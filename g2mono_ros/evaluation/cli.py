@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from g2mono_ros.config import EngineConfig, ExtrinsicConfig, ProjectionConfig, SyncConfig
+from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, ProjectionConfig,
+                               SyncConfig)
 from g2mono_ros.errors import ConfigError
 from g2mono_ros.evaluation.evaluator import EvaluationOptions, EvaluationResult
 from g2mono_ros.evaluation.metrics import DEFAULT_RANGE_BINS_M
@@ -41,6 +42,17 @@ def add_common_arguments(parser: argparse.ArgumentParser, *,
     parser.add_argument('--max-frames', type=int, default=0,
                         help='stop after this many frames (default 0 = all)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars')
+    motion = parser.add_argument_group('motion compensation (as the node parameters of the same '
+                                       'names)')
+    motion.add_argument('--motion-source', choices=('none', 'odometry'), default=None,
+                        help="move LiDAR points to the image time with the bag's odometry "
+                             '(default: odometry when the bag has --odom-topic, else none)')
+    motion.add_argument('--odom-topic', default='/odom', help='(default %(default)s)')
+    motion.add_argument('--point-time-field', default=MotionConfig.point_time_field,
+                        help='per-point time field: auto | none (scan-level) | a field name '
+                             '(default %(default)s)')
+    motion.add_argument('--point-time-unit', default=MotionConfig.point_time_unit,
+                        help='auto | s | ms | us | ns (default %(default)s)')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,7 +147,28 @@ def options_from_args(args: argparse.Namespace, *, weights: str | None = None,
         extrinsic=extrinsic,
         range_bins_m=bins,
         progress=not args.no_progress,
+        motion=_motion_config(args),
     )
+
+
+def _motion_config(args: argparse.Namespace) -> MotionConfig:
+    """``--motion-source`` (default: odometry when the bag has the odometry topic)."""
+    source = getattr(args, 'motion_source', None)
+    odom_topic = getattr(args, 'odom_topic', '/odom')
+    if source is None:
+        source = 'none'
+        bag = getattr(args, 'bag', None)
+        if bag is not None:
+            from g2mono_ros.bagio import list_topics
+            from g2mono_ros.errors import BagError
+
+            try:
+                source = 'odometry' if odom_topic in list_topics(bag) else 'none'
+            except BagError:
+                pass  # open_sequence reports the unreadable bag with its own message
+    return MotionConfig(motion_source=source, odom_topic=odom_topic,
+                        point_time_field=getattr(args, 'point_time_field', 'auto'),
+                        point_time_unit=getattr(args, 'point_time_unit', 'auto'))
 
 
 def run_evaluation(bag: str | Path, options: EvaluationOptions) -> EvaluationResult:

@@ -11,6 +11,7 @@ import importlib.resources
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from g2mono_ros.errors import ConfigError
 from g2mono_ros.evaluation.cli import (
@@ -24,6 +25,8 @@ __all__ = ['DEMO_SEED', 'add_arguments', 'generate_demo_bag', 'run', 'shipped_we
 
 #: Seed of the demo sequence: not one of the training or validation seeds.
 DEMO_SEED = 4242
+#: The demo rig's speed: fast enough that an uncompensated scan is visibly off (m/s).
+DEMO_SPEED_MPS = 5.0
 
 
 def shipped_weights() -> Path | None:
@@ -58,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--height', type=int, default=128, help='image height (default 128)')
     parser.add_argument('--beams', type=int, default=16, choices=(16, 32, 64),
                         help='LiDAR beams (default 16, a VLP-16)')
+    parser.add_argument('--speed', type=float, default=DEMO_SPEED_MPS,
+                        help='rig speed on its loop, m/s; the LiDAR sweeps while the rig moves '
+                             '(per-point Velodyne times, 100 Hz odometry, clouds published after '
+                             f'their sweep) and the node compensates (default {DEMO_SPEED_MPS:g}; '
+                             '0 = the instantaneous-sweep sequence of earlier versions)')
     parser.add_argument('--mode', choices=('live', 'offline'), default='live',
                         help='live: through the real depth_node over DDS (default); offline: '
                              'the same pipeline without DDS')
@@ -66,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def generate_demo_bag(path: Path, *, seed: int, frames: int, width: int, height: int, beams: int,
-                      progress: bool = True) -> None:
+                      progress: bool = True, speed_mps: float = 0.0) -> None:
     """Write the synthetic sequence to ``path``, replacing an earlier demo bag there.
 
     Raises:
@@ -92,8 +100,14 @@ def generate_demo_bag(path: Path, *, seed: int, frames: int, width: int, height:
             bar.n = done
             bar.refresh()
 
+        moving: dict[str, Any] = {}
+        if speed_mps > 0:
+            # A real spinning LiDAR: stamped at sweep start, published after it, each point
+            # with its own time; the odometry the node compensates with.
+            moving = {'speed_mps': speed_mps, 'rolling_sweep': True, 'sweep_slices': 180,
+                      'odom_rate_hz': 100.0, 'scan_delay_s': 0.11}
         write_synthetic_bag(path, seed, frames, width=width, height=height, beams=beams,
-                            progress=on_progress)
+                            progress=on_progress, **moving)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,13 +138,17 @@ def run(args: argparse.Namespace) -> int:
     bag = out / 'synthetic_bag'
     print(f'g2mono demo: weights {weights} ({origin})')
     print(f'generating {args.frames} frames (seed {args.seed}, {args.width}x{args.height}, '
-          f'{args.beams}-beam LiDAR) -> {bag}')
+          f'{args.beams}-beam LiDAR, rig at {args.speed:g} m/s) -> {bag}')
     generate_demo_bag(bag, seed=args.seed, frames=args.frames, width=args.width,
-                      height=args.height, beams=args.beams, progress=not args.no_progress)
+                      height=args.height, beams=args.beams, progress=not args.no_progress,
+                      speed_mps=args.speed)
+    if getattr(args, 'motion_source', None) is None:
+        args.motion_source = 'odometry' if args.speed > 0 else 'none'
     options = options_from_args(args, weights=str(weights), mode=args.mode)
     how = (f'replaying into DDS at {options.rate:g}x through the depth_node process'
            if options.mode == 'live' else 'running the node pipeline offline')
-    print(f'{how} (network input {net_hw[0]} x {net_hw[1] or "aspect-kept"})')
+    print(f'{how} (network input {net_hw[0]} x {net_hw[1] or "aspect-kept"}; motion compensation: '
+          f'{options.motion.motion_source})')
     result = run_evaluation(bag, options)
     path, summary = write_report(result, options, out / 'report')
     print()

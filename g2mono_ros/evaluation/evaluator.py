@@ -16,8 +16,8 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from g2mono_ros.config import (CAMERA_MODELS, EngineConfig, ExtrinsicConfig, ProjectionConfig,
-                               SyncConfig)
+from g2mono_ros.config import (CAMERA_MODELS, EngineConfig, ExtrinsicConfig, MotionConfig,
+                               ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import BagError, ConfigError
 from g2mono_ros.evaluation.holdout import (
     choose_holdout_rows,
@@ -78,6 +78,10 @@ class EvaluationOptions:
             ``ExtrinsicConfig`` that overrides it.
         range_bins_m: ground-truth range bin edges for the per-range metrics.
         progress: show tqdm progress bars.
+        motion: motion compensation as the node's parameters of the same names; the bag's
+            ``odom_topic`` feeds it (``none`` or ``odometry``; TF is not replayed). The LiDAR's
+            mounting comes from the bag's ``/tf_static`` (odometry child frame -> cloud frame),
+            else ``lidar_to_base``.
     """
 
     engine: EngineConfig
@@ -97,8 +101,13 @@ class EvaluationOptions:
     extrinsic: ExtrinsicConfig | None = None
     range_bins_m: tuple[float, ...] = DEFAULT_RANGE_BINS_M
     progress: bool = True
+    motion: MotionConfig = field(default_factory=MotionConfig)
 
     def __post_init__(self) -> None:
+        if self.motion.motion_source == 'tf':
+            msg = ("the evaluator compensates motion from the bag's odometry: use "
+                   "motion_source 'odometry' (or 'none'), not 'tf'")
+            raise ConfigError(msg)
         if self.mode not in ('offline', 'live'):
             msg = f"mode must be 'offline' or 'live'; got {self.mode!r}"
             raise ConfigError(msg)
@@ -139,6 +148,7 @@ class BagSequence(NamedTuple):
         topic_counts: topic -> number of messages.
         messages: callable returning an iterator of ``(topic, log_time_ns, msg, raw)`` in log
             time order over the topics the evaluation needs (``raw``: serialized CDR bytes).
+        T_base_lidar: (4, 4) LiDAR -> odometry child frame (motion compensation), else None.
     """
 
     path: Path
@@ -149,6 +159,7 @@ class BagSequence(NamedTuple):
     ground_truth: str
     topic_counts: dict[str, int]
     messages: Callable[[], Iterator[tuple[str, int, Any, bytes]]]
+    T_base_lidar: np.ndarray | None = None
 
 
 def header_stamp_ns(msg: Any) -> int:
@@ -197,6 +208,8 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
             q_xyzw = quaternion_from_rotation(T[:3, :3])
             extrinsic = ExtrinsicConfig(tuple(float(v) for v in T[:3, 3]),
                                         tuple(float(v) for v in q_xyzw))
+        T_base_lidar = (_lidar_mounting(reader, options)
+                        if options.motion.motion_source == 'odometry' else None)
     from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
     T = transform_from_translation_quaternion(np.asarray(extrinsic.translation, np.float64),
@@ -206,6 +219,8 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
     topics = [options.image_topic, options.camera_info_topic, options.points_topic]
     if ground_truth == 'topic':
         topics.append(options.gt_topic)
+    if T_base_lidar is not None:
+        topics.append(options.motion.odom_topic)
 
     def messages() -> Iterator[tuple[str, int, Any, bytes]]:
         from rosbags.typesys import Stores, get_typestore
@@ -221,22 +236,48 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
                 yield topic, log_ns, msg, raw
 
     return BagSequence(path, camera, camera_info, T, extrinsic, ground_truth, topic_counts,
-                       messages)
+                       messages, T_base_lidar)
+
+
+def _lidar_mounting(reader: Any, options: EvaluationOptions) -> np.ndarray:
+    """T_base_lidar for odometry compensation: the bag's static TF from the odometry's child
+    frame to the cloud's frame, else the ``lidar_to_base`` setting.
+
+    Raises:
+        BagError: the bag has no odometry on ``odom_topic``.
+    """
+    from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+
+    motion = options.motion
+    if reader.topics.get(motion.odom_topic) is None or reader.topics[motion.odom_topic].count == 0:
+        msg = (f'bag {str(reader.path)!r} has no odometry on {motion.odom_topic} for '
+               "motion_source 'odometry'; name it with odom_topic, or use motion_source 'none'")
+        raise BagError(msg)
+    base = str(reader.first_message(motion.odom_topic).msg.child_frame_id).lstrip('/')
+    try:
+        return reader.read_extrinsic(base, reader.frame_id(options.points_topic))
+    except BagError:
+        return transform_from_translation_quaternion(
+            np.asarray(motion.lidar_to_base_translation, dtype=np.float64),
+            np.asarray(motion.lidar_to_base_rotation, dtype=np.float64))
 
 
 class _Scan(NamedTuple):
     kept_xyz: np.ndarray
     held_xyz: np.ndarray | None
     kept_msg: Any
+    kept_stamps_ns: np.ndarray | int = 0  # per point (deskew) or the header stamp
+    held_stamps_ns: np.ndarray | int = 0
 
 
 def split_scan(msg: Any, sequence: BagSequence, options: EvaluationOptions) -> _Scan:
     """Decode one cloud; under hold-out, remove the withheld points (shared with ``live``)."""
     from g2mono_ros.ros.codecs import pointcloud2_to_xyz
 
+    motion = options.motion.motion_source != 'none'
     if sequence.ground_truth != 'holdout':
         xyz, _ = pointcloud2_to_xyz(msg)
-        return _Scan(xyz, None, msg)
+        return _Scan(xyz, None, msg, _point_stamps(msg, options) if motion else 0)
     rows, all_xyz = cloud_rows(msg)
     held = choose_holdout_rows(all_xyz, sequence.T_cam_lidar, sequence.camera,
                                fraction=options.holdout_fraction, seed=options.seed,
@@ -247,7 +288,19 @@ def split_scan(msg: Any, sequence: BagSequence, options: EvaluationOptions) -> _
     # The network's points are decoded from the filtered message, exactly as the node would.
     kept_xyz, _ = pointcloud2_to_xyz(kept_msg)
     held_xyz = all_xyz[held].astype(np.float32)
-    return _Scan(kept_xyz, held_xyz, kept_msg)
+    if not motion:
+        return _Scan(kept_xyz, held_xyz, kept_msg)
+    held_msg = select_cloud_rows(msg, held, rows)
+    held_xyz, _ = pointcloud2_to_xyz(held_msg)  # aligned with its stamps (finite points)
+    return _Scan(kept_xyz, held_xyz, kept_msg, _point_stamps(kept_msg, options),
+                 _point_stamps(held_msg, options))
+
+
+def _point_stamps(msg: Any, options: EvaluationOptions) -> np.ndarray | int:
+    from g2mono_ros.ros.motion import cloud_point_stamps
+
+    return cloud_point_stamps(msg, field=options.motion.point_time_field,
+                              unit=options.motion.point_time_unit)
 
 
 #: Ground-truth images wait at most this long (bag time) for their pair, and vice versa.
@@ -259,6 +312,10 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
     """Stream the bag through the node's synchroniser and yield scorable frames.
 
     Pairing is the node's ``PairSynchronizer`` with the same config, flushed by data time.
+    With ``motion_source: odometry`` each pair's points (kept and withheld) are moved to the
+    image time as the node does (same per-point times, same ``compensate_points``), once the
+    bag's odometry covers the scan and the image; ``no_odometry`` counts pairs left without
+    points, ``no_odometry_points`` the points dropped.
     ``drops`` (reason -> count) receives the synchroniser's image and scan drops
     (``sync_image_*``, ``sync_scan_*``) and the frames lost here
     (``no_ground_truth``: no depth image with the image's stamp; ``empty_target``: no target
@@ -273,6 +330,14 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
 
     sync = PairSynchronizer(options.sync)
     camera = sequence.camera
+    motion = None
+    poses = None
+    if sequence.T_base_lidar is not None:
+        from g2mono_ros.fusion.motion import OdometryMotion, PoseBuffer
+
+        poses = PoseBuffer(max_gap_s=options.motion.motion_max_gap,
+                           max_extrapolation_s=options.motion.motion_max_extrapolation)
+        motion = OdometryMotion(poses, sequence.T_base_lidar)
     proj = options.projection
     gt_buffer: dict[int, np.ndarray] = {}
     pending: list[Any] = []
@@ -285,6 +350,17 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
         for pair in pending:
             target: np.ndarray | None
             scan: _Scan = pair.scan
+            if motion is not None:
+                needed = int(np.max(np.atleast_1d(scan.kept_stamps_ns),
+                                    initial=pair.image_stamp_ns))
+                newest = poses.newest_ns
+                if not final and (newest is None or newest < needed) \
+                        and now_ns - needed < _GT_PATIENCE_NS:
+                    still.append(pair)  # the odometry for this pair is still to come
+                    continue
+                scan = _compensate(scan, pair.image_stamp_ns, motion, drops)
+                if scan is None:
+                    continue
             if sequence.ground_truth == 'topic':
                 target = gt_buffer.pop(pair.image_stamp_ns, None)
                 if target is None:
@@ -337,6 +413,10 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
             pending.extend(sync.add_scan(stamp, split_scan(msg, sequence, options)))
         elif topic == options.gt_topic and sequence.ground_truth == 'topic':
             gt_buffer[stamp] = depth_from_image(msg).astype(np.float32)
+        elif poses is not None and topic == options.motion.odom_topic:
+            from g2mono_ros.ros.motion import odometry_to_pose
+
+            poses.add(*odometry_to_pose(msg))
         else:
             return None
         return stamp
@@ -368,6 +448,25 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
         for prefix, counter in (('sync_image_', sync.image_drops), ('sync_scan_', sync.scan_drops)):
             for reason, count in counter.items():
                 drops[f'{prefix}{reason}'] = drops.get(f'{prefix}{reason}', 0) + int(count)
+
+
+def _compensate(scan: _Scan, image_stamp_ns: int, motion: Any,
+                drops: dict[str, int]) -> _Scan | None:
+    """The scan's points at the image time (the node's ``compensate_points``); None if none."""
+    from g2mono_ros.fusion.motion import compensate_points
+
+    kept = compensate_points(scan.kept_xyz, scan.kept_stamps_ns, image_stamp_ns, motion)
+    held = None
+    lost = kept.no_odometry
+    if scan.held_xyz is not None:
+        moved = compensate_points(scan.held_xyz, scan.held_stamps_ns, image_stamp_ns, motion)
+        held, lost = moved.points, lost + moved.no_odometry
+    if lost:
+        drops['no_odometry_points'] = drops.get('no_odometry_points', 0) + lost
+    if len(kept.points) == 0:
+        drops['no_odometry'] = drops.get('no_odometry', 0) + 1
+        return None
+    return scan._replace(kept_xyz=kept.points, held_xyz=held)
 
 
 def expected_frames(sequence: BagSequence, options: EvaluationOptions) -> int:

@@ -126,7 +126,8 @@ def point_stamps_ns(values: np.ndarray, header_stamp_ns: int, *, field: str = ''
             is not finite.
     """
     if unit != 'auto' and unit not in TIME_UNITS:
-        msg = f"parameter 'point_time_unit' must be one of auto, {', '.join(TIME_UNITS)}; got {unit!r}"
+        msg = (f"parameter 'point_time_unit' must be one of auto, {', '.join(TIME_UNITS)};"
+               f' got {unit!r}')
         raise ConfigError(msg)
     vals = np.asarray(values).reshape(-1)
     header = int(header_stamp_ns)

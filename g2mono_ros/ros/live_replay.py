@@ -79,7 +79,27 @@ def node_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[st
         'output_encoding': '32FC1',
         'input_qos': 'sensor_data',
         'output_qos': 'reliable',
+        **_motion_overrides(sequence, options),
     }
+
+
+def _motion_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[str, Any]:
+    """The node compensates motion as the offline evaluator does (same mounting, same times)."""
+    from g2mono_ros.fusion.transforms import quaternion_from_rotation
+
+    motion = options.motion
+    values: dict[str, Any] = {'motion_source': motion.motion_source,
+                              'odom_topic': motion.odom_topic,
+                              'point_time_field': motion.point_time_field,
+                              'point_time_unit': motion.point_time_unit,
+                              'motion_max_extrapolation': float(motion.motion_max_extrapolation),
+                              'motion_max_gap': float(motion.motion_max_gap)}
+    if sequence.T_base_lidar is not None:
+        T = sequence.T_base_lidar
+        values['lidar_to_base'] = {
+            'translation': [float(v) for v in T[:3, 3]],
+            'rotation': [float(v) for v in quaternion_from_rotation(T[:3, :3])]}
+    return values
 
 
 def node_command(params_files: Sequence[Path]) -> list[str]:
@@ -215,6 +235,8 @@ def _replay_messages(sequence: BagSequence, options: EvaluationOptions
                      ) -> Iterator[tuple[str, int, bytes, int | None]]:
     """(topic, log time, payload bytes, image stamp or None) to send, hold-out applied."""
     topics = (options.image_topic, options.camera_info_topic, options.points_topic)
+    if sequence.T_base_lidar is not None:
+        topics += (options.motion.odom_topic,)
     images = 0
     stop_after_ns: int | None = None
     for topic, log_ns, msg, raw in sequence.messages():
@@ -333,6 +355,11 @@ def _record_and_replay(node: Any, spinner: threading.Thread, node_proc: NodeProc
         options.points_topic: node.create_publisher(PointCloud2, options.points_topic,
                                                     qos_profile_sensor_data),
     }
+    if sequence.T_base_lidar is not None:
+        from nav_msgs.msg import Odometry
+
+        publishers[options.motion.odom_topic] = node.create_publisher(
+            Odometry, options.motion.odom_topic, 50)
     spinner.start()
     _wait_ready(node, node_proc, publishers, startup_timeout_s)
     # The node skips pairs until it has a CameraInfo: give it one before the first image.

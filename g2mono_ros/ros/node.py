@@ -28,8 +28,8 @@ from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy,
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, NodeConfig, ProjectionConfig,
-                               SyncConfig)
+from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, NodeConfig,
+                               ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
 from g2mono_ros.fusion.extrinsic import CoverageCheck, ExtrinsicResolver
 from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
@@ -55,8 +55,14 @@ def _defaults() -> dict[str, Any]:
             values[f.name] = f.default
     values['weights'] = ''
     for f in fields(NodeConfig):
-        if f.name not in ('engine', 'projection', 'sync', 'extrinsic'):
+        if f.name not in ('engine', 'projection', 'sync', 'extrinsic', 'motion'):
             values[f.name] = f.default
+    motion = MotionConfig()
+    for f in fields(MotionConfig):
+        if not f.name.startswith('lidar_to_base_'):
+            values[f.name] = f.default
+    values['lidar_to_base.translation'] = [float(v) for v in motion.lidar_to_base_translation]
+    values['lidar_to_base.rotation'] = [float(v) for v in motion.lidar_to_base_rotation]
     extrinsic = ExtrinsicConfig()  # unset: [] (the transform then comes from TF)
     values['extrinsic.translation'] = [float(v) for v in extrinsic.translation]
     values['extrinsic.rotation'] = [float(v) for v in extrinsic.rotation]
@@ -131,6 +137,31 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                         'messages.', True),
     'publish_timing': ParameterSpec(_D['publish_timing'], 'Publish per-pair stage timings on '
                                     '<depth_topic>/timing (for benchmarks).'),
+    'motion_source': ParameterSpec(_D['motion_source'], 'Move LiDAR points to the image time: '
+                                   'none | odometry (nav_msgs/Odometry on odom_topic) | tf '
+                                   '(tf2_ros through fixed_frame).'),
+    'odom_topic': ParameterSpec(_D['odom_topic'], 'nav_msgs/Odometry input (motion_source '
+                                'odometry); its child frame is the rig body.'),
+    'fixed_frame': ParameterSpec(_D['fixed_frame'], 'Frame that does not move with the rig '
+                                 '(motion_source tf), e.g. odom.'),
+    'point_time_field': ParameterSpec(_D['point_time_field'], 'Per-point time field for '
+                                      'deskew: auto (time, t, timestamp, time_stamp, '
+                                      'offset_time) | none (scan-level) | a field name.'),
+    'point_time_unit': ParameterSpec(_D['point_time_unit'], 'Unit of that field: auto | s | ms '
+                                     '| us | ns (relative or absolute is detected).'),
+    'motion_max_extrapolation': ParameterSpec(_D['motion_max_extrapolation'], 'Seconds a pose '
+                                              'may be extrapolated past the odometry; points '
+                                              'beyond are dropped and counted.', True),
+    'motion_max_gap': ParameterSpec(_D['motion_max_gap'], 'Seconds: odometry samples further '
+                                    'apart are not interpolated across.', True),
+    'tf_timeout': ParameterSpec(_D['tf_timeout'], 'Seconds one TF lookup may wait (motion_source '
+                                'tf).', True),
+    'lidar_to_base.translation': ParameterSpec(_D['lidar_to_base.translation'], 'LiDAR -> '
+                                               'odometry child frame translation [x, y, z], m '
+                                               '(motion_source odometry).', True),
+    'lidar_to_base.rotation': ParameterSpec(_D['lidar_to_base.rotation'], 'LiDAR -> odometry '
+                                            'child frame rotation, unit quaternion [x, y, z, '
+                                            'w].', True),
 }
 
 _FLUSH_PERIOD_S = 0.05
@@ -185,7 +216,7 @@ class _ImageItem(NamedTuple):
 
 
 class _ScanItem(NamedTuple):
-    msg: PointCloud2  # decoded on the worker, only if its pair is processed
+    msg: PointCloud2  # decoded on the worker (points, per-point times), only if it is used
     received_wall_ns: int
     frame_id: str = ''
 
@@ -273,6 +304,8 @@ class DepthNodePhases:
         self._subscriptions_active: list[Any] = []
         self._timers_active: list[Any] = []
         self._worker: threading.Thread | None = None
+        self.poses: Any = None  # PoseBuffer of the odometry (motion_source: odometry)
+        self._motion = self._make_motion_source()
 
         topics = output_topics(self.config.depth_topic)
         def out_qos() -> QoSProfile:
@@ -310,6 +343,11 @@ class DepthNodePhases:
                                               self._on_points, in_qos(),
                                               qos_overriding_options=overridable)
         self._subscriptions_active = [sub_image, sub_info, sub_points]
+        if self.poses is not None:
+            from g2mono_ros.ros.motion import subscribe_odometry
+
+            self._subscriptions_active.append(subscribe_odometry(
+                self, self.config.motion.odom_topic, self.poses, in_qos(), self._log_fault))
         self._timers_active = [
             self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
             self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)]
@@ -347,6 +385,8 @@ class DepthNodePhases:
         self._image_guard.reset()
         self._scan_guard.reset()
         self._newest_stamp = None
+        if self.poses is not None:
+            self.poses.clear()
         return stopped
 
     def _cleanup(self) -> None:
@@ -373,6 +413,34 @@ class DepthNodePhases:
             self.get_logger().warning(
                 f"image topic {image_topic} looks {looks} but parameter 'camera_model' is "
                 f"{self.config.camera_model!r}; set camera_model: {looks} if it is")
+
+    def _make_motion_source(self) -> Any:
+        """The ego-motion source of ``motion_source`` (None for ``none``)."""
+        motion = self.config.motion
+        if motion.motion_source == 'none':
+            return None
+        from g2mono_ros.fusion.motion import OdometryMotion, PoseBuffer
+
+        if motion.motion_source == 'tf':
+            try:
+                from g2mono_ros.ros.motion import TfMotion
+
+                return TfMotion(self, motion.fixed_frame, timeout_s=motion.tf_timeout,
+                                max_gap_s=motion.motion_max_gap,
+                                max_extrapolation_s=motion.motion_max_extrapolation)
+            except ImportError as exc:
+                msg = (f"parameter 'motion_source' is tf but tf2_ros cannot be imported ({exc}); "
+                       'source a ROS installation, or use motion_source: odometry')
+                raise ConfigError(msg) from exc
+        from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+
+        # The odometry subscription comes with the other inputs, in _activate.
+        self.poses = PoseBuffer(max_gap_s=motion.motion_max_gap,
+                                max_extrapolation_s=motion.motion_max_extrapolation)
+        T_base_lidar = transform_from_translation_quaternion(
+            np.asarray(motion.lidar_to_base_translation, dtype=np.float64),
+            np.asarray(motion.lidar_to_base_rotation, dtype=np.float64))
+        return OdometryMotion(self.poses, T_base_lidar)
 
     def _declare_parameters(self) -> None:
         """Declare every parameter (constructor); values are read and checked by _configure.
@@ -544,13 +612,17 @@ class DepthNodePhases:
         decoded = self._decode(image.msg, scan.msg, model)
         if decoded is None:
             return
-        rgb, points, decode_s = decoded
+        rgb, points, point_stamps, decode_s = decoded
         proj = self.config.projection
         image_frame = image.msg.header.frame_id
         resolved = self._extrinsic.resolve(scan.frame_id, image_frame, pair.image_stamp_ns)
         if resolved.T_cam_lidar is None:  # counted and logged (no_transform) by the resolver
             return
         T_cam_lidar = resolved.T_cam_lidar
+        if self._motion is not None:
+            points = self._compensate(scan, points, point_stamps, _stamp_ns(image.msg.header))
+            if points is None:
+                return
         suspect = self._coverage.observe(points, T_cam_lidar, model,
                                          min_range=proj.min_range, max_range=proj.max_range,
                                          cloud_frame=scan.frame_id, image_frame=image_frame)
@@ -601,11 +673,12 @@ class DepthNodePhases:
                 'scan_received_wall_ns': scan.received_wall_ns}, timings))
 
     def _decode(self, image_msg: Image, cloud_msg: PointCloud2, model: Any
-                ) -> tuple[np.ndarray, np.ndarray, float] | None:
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | int, float] | None:
         """Decode the pair's image (area-resized to the network input on uint8) and cloud.
 
-        Returns (rgb (h, w, 3) uint8, xyz (N, 3) float32, seconds), or None after logging the
-        fault (the callbacks checked sizes only; non-finite points are dropped here).
+        Returns (rgb (h, w, 3) uint8, xyz (N, 3) float32, per-point stamps (N,) ns or the
+        cloud's stamp, seconds), or None after logging the fault (the callbacks checked sizes
+        only; non-finite points are dropped here).
         """
         t0 = time.perf_counter()
         net_hw = self.engine.network_input_size(model.height, model.width)
@@ -623,7 +696,36 @@ class DepthNodePhases:
         if xyz.shape[0] == 0:
             self._log_fault('empty_cloud', 'a PointCloud2 with no finite points')
             return None
-        return rgb, xyz, time.perf_counter() - t0
+        point_stamps: np.ndarray | int = _stamp_ns(cloud_msg.header)
+        if self._motion is not None:
+            from g2mono_ros.ros.motion import cloud_point_stamps
+
+            try:
+                point_stamps = cloud_point_stamps(cloud_msg,
+                                                  field=self.config.motion.point_time_field,
+                                                  unit=self.config.motion.point_time_unit)
+            except G2MonoError as exc:  # fall back to scan-level for this cloud
+                self._log_fault('bad_point_times', f'{exc}; cloud compensated at its stamp')
+        return rgb, xyz, point_stamps, time.perf_counter() - t0
+
+    def _compensate(self, scan: _ScanItem, points: np.ndarray, point_stamps_ns: np.ndarray | int,
+                    image_stamp_ns: int) -> np.ndarray | None:
+        """The scan's points in the LiDAR frame at the image time; None skips the pair."""
+        from g2mono_ros.fusion.motion import compensate_points
+
+        source = self._motion
+        if self.config.motion.motion_source == 'tf':
+            source = source.for_frame(scan.frame_id)
+        result = compensate_points(points, point_stamps_ns, image_stamp_ns, source)
+        if result.no_odometry and len(result.points):
+            self.faults.record('no_odometry_points', count=result.no_odometry)
+        if len(result.points) == 0:
+            detail = getattr(self._motion, 'last_error', '') or (
+                f'no {self.config.motion.motion_source} pose within '
+                f'{self.config.motion.motion_max_extrapolation:g} s of the image or scan time')
+            self._log_fault('no_odometry', f'{detail}; pair skipped')
+            return None
+        return result.points
 
     # --- diagnostics --------------------------------------------------------------------------
 
@@ -653,6 +755,7 @@ class DepthNodePhases:
                                                           for k, v in sorted(new_faults.items()))
         values = {
             'device': str(self.engine.device),
+            'motion_source': self.config.motion.motion_source,
             'image_rate_hz': f'{self.rates["image"].rate_hz():.2f}',
             'points_rate_hz': f'{self.rates["points"].rate_hz():.2f}',
             'camera_info_rate_hz': f'{self.rates["camera_info"].rate_hz():.2f}',

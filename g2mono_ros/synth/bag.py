@@ -153,8 +153,9 @@ def write_synthetic_bag(path: str | Path, seed: int, frames: int, *,
               'rolling_sweep': seq.rolling_sweep or None, 'point_time_layout': point_time_layout,
               'odom_rate_hz': odom_rate_hz or None,
               'delays_s': [image_delay_s, scan_delay_s, odom_delay_s] if any(delays) else None}
-    # Only what was asked for: a static bag's metadata (and bytes) stay as they were.
-    metadata.update({k: v for k, v in moving.items() if v is not None})
+    # Only for a moving rig: a static bag's metadata (and bytes) stay as they were.
+    if any(v is not None for k, v in moving.items() if k != 'speed_mps'):
+        metadata.update({k: v for k, v in moving.items() if v is not None})
     image_stamps: list[int] = []
     scan_stamps: list[int] = []
     with BagWriter(path) as bag:

@@ -31,6 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='LiDAR range noise standard deviation in metres (default 0)')
     parser.add_argument('--speed', type=float, default=1.5, dest='speed_mps',
                         help='rig speed in metres per second (default 1.5)')
+    moving = parser.add_argument_group('moving rig (motion compensation tests)')
+    moving.add_argument('--yaw-rate', type=float, default=None, dest='yaw_rate_dps',
+                        help='drive from the origin at --speed turning at this many deg/s '
+                             '(0 = straight) instead of the closed loop')
+    moving.add_argument('--rolling-sweep', action='store_true',
+                        help='fire each LiDAR sweep over its 0.1 s period, each point from its '
+                             'own pose, with a per-point time field')
+    moving.add_argument('--time-layout', default=None,
+                        help='per-point time field layout: velodyne (default with '
+                             '--rolling-sweep), ouster, hesai, livox, livox_offset, autoware')
+    moving.add_argument('--odom-rate', type=float, default=0.0,
+                        help='write nav_msgs/Odometry on /odom and /tf at this rate (Hz)')
+    moving.add_argument('--scan-delay', type=float, default=0.0,
+                        help='log each cloud this many seconds after its stamp (e.g. 0.11)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -68,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
                                    width=args.width, height=args.height,
                                    fov_x_deg=args.fov_x_deg, distortion=args.distortion,
                                    beams=args.beams, range_noise_m=args.range_noise_m,
-                                   speed_mps=args.speed_mps)
+                                   speed_mps=args.speed_mps, yaw_rate_dps=args.yaw_rate_dps,
+                                   rolling_sweep=args.rolling_sweep,
+                                   point_time_layout=args.time_layout,
+                                   odom_rate_hz=args.odom_rate, scan_delay_s=args.scan_delay)
     finally:
         if bar is not None:
             bar.close()
@@ -76,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         print(f'wrote {info.path}: {info.num_images} images {info.camera.width}x'
               f'{info.camera.height} at 30 Hz, {info.num_scans} LiDAR sweeps at 10 Hz')
         for role, topic in SYNTH_TOPICS.items():
+            if role in ('odom', 'tf') and not info.odom_stamps_ns:
+                continue
             print(f'  {topic:<22} {role}')
         print(f'  extrinsic T_cam_lidar ({info.lidar_frame} -> {info.camera_frame}):')
         print('    ' + str(info.T_cam_lidar).replace('\n', '\n    '))
