@@ -204,11 +204,13 @@ class ExtrinsicConfig:
     def __post_init__(self) -> None:
         t = tuple(self.translation)
         if t and (len(t) != 3 or not all(_is_number(v) for v in t)):
-            msg = f"parameter 'extrinsic.translation' must be 3 finite numbers [x, y, z]; got {self.translation!r}"
+            msg = ("parameter 'extrinsic.translation' must be 3 finite numbers [x, y, z]; "
+                   f'got {self.translation!r}')
             raise ConfigError(msg)
         q = tuple(self.rotation)
         if q and (len(q) != 4 or not all(_is_number(v) for v in q)):
-            msg = f"parameter 'extrinsic.rotation' must be 4 finite numbers [x, y, z, w]; got {self.rotation!r}"
+            msg = ("parameter 'extrinsic.rotation' must be 4 finite numbers [x, y, z, w]; "
+                   f'got {self.rotation!r}')
             raise ConfigError(msg)
         norm = math.sqrt(sum(v * v for v in q)) if q else 1.0
         if abs(norm - 1.0) > 1e-3:
@@ -260,7 +262,7 @@ class MotionConfig:
         motion_max_extrapolation: seconds a pose may be extrapolated past the newest (or before
             the oldest) odometry sample; points beyond are dropped and counted.
         motion_max_gap: seconds; odometry samples further apart are not interpolated across.
-        tf_timeout: seconds the worker waits for TF to catch up with a scan (``tf``).
+        motion_tf_timeout: seconds the worker waits for TF to catch up with a scan (``tf``).
         lidar_to_base_translation, lidar_to_base_rotation: (ROS parameters
             ``lidar_to_base.translation`` / ``.rotation``) the LiDAR's mounting on the odometry's
             child frame, ``p_base = R p_lidar + t``, metres and unit quaternion [x, y, z, w];
@@ -274,7 +276,7 @@ class MotionConfig:
     point_time_unit: str = 'auto'
     motion_max_extrapolation: float = 0.05
     motion_max_gap: float = 0.5
-    tf_timeout: float = 0.05
+    motion_tf_timeout: float = 0.05
     lidar_to_base_translation: tuple[float, float, float] = (0.0, 0.0, 0.0)
     lidar_to_base_rotation: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
 
@@ -289,7 +291,14 @@ class MotionConfig:
         _require_finite('motion_max_extrapolation', self.motion_max_extrapolation, low=0.0,
                         high=1.0)
         _require_finite('motion_max_gap', self.motion_max_gap, low=0.0, low_open=True)
-        _require_finite('tf_timeout', self.tf_timeout, low=0.0, high=5.0)
+        _require_finite('motion_tf_timeout', self.motion_tf_timeout, low=0.0, high=5.0)
+        for name, value, size in (('translation', self.lidar_to_base_translation, 3),
+                                  ('rotation', self.lidar_to_base_rotation, 4)):
+            if len(tuple(value)) != size:  # unlike the extrinsic, there is no TF fallback
+                what = '[x, y, z]' if size == 3 else '[x, y, z, w]'
+                msg = (f"parameter 'lidar_to_base.{name}' must be {size} finite numbers {what};"
+                       f' got {value!r}')
+                raise ConfigError(msg)
         try:
             mount = ExtrinsicConfig(tuple(self.lidar_to_base_translation),
                                     tuple(self.lidar_to_base_rotation))
@@ -369,7 +378,7 @@ class NodeConfig:
             elif name in motion:
                 parts['motion'][name] = value
             elif name in ('lidar_to_base.translation', 'lidar_to_base.rotation'):
-                parts['motion'][name.replace('.', '_')] = tuple(value)
+                parts['motion'][name.replace('.', '_')] = _as_tuple(name, value)
             elif name in top:
                 parts['top'][name] = value
             elif name == 'use_sim_time':

@@ -1,4 +1,4 @@
-"""The extrinsic resolver (parameters vs TF, caching, timeouts, no_transform) and the coverage check.
+"""The extrinsic resolver (parameters vs TF, caching, timeouts, no_transform), the coverage check.
 
 tf2_ros cannot be installed in the pip venv these tests run in, so the TF side is a fake
 ``TransformSource`` here (``FakeTf``); ``test_ros_tf_lookup.py`` runs the real tf2_ros adapter

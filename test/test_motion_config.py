@@ -31,7 +31,8 @@ def test_flat_parameters_build_the_motion_config():
     ({'motion_max_extrapolation': 2.0}, "'motion_max_extrapolation' must be a finite number "
                                         '>= 0.0 and <= 1.0'),
     ({'motion_max_gap': 0.0}, "'motion_max_gap' must be a finite number > 0.0"),
-    ({'tf_timeout': -1.0}, "'tf_timeout' must be a finite number >= 0.0"),
+    ({'motion_tf_timeout': -1.0}, "'motion_tf_timeout' must be a finite number >= 0.0"),
+    ({'lidar_to_base_translation': ()}, r"'lidar_to_base.translation' must be 3 finite"),
     ({'lidar_to_base_rotation': (0.0, 0.0, 0.0, 3.0)},
      r"'lidar_to_base.rotation' must be a unit quaternion"),
     ({'lidar_to_base_translation': (0.0, 1.0)}, r"'lidar_to_base.translation' must be 3 finite"),

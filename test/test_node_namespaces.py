@@ -28,8 +28,8 @@ from g2mono_ros.fusion.projection import project_points_to_depth  # noqa: E402
 from g2mono_ros.fusion.transforms import transform_from_translation_quaternion  # noqa: E402
 from g2mono_ros.models import create_model  # noqa: E402
 from g2mono_ros.models.checkpoint import save_checkpoint  # noqa: E402
-from g2mono_ros.ros.codecs import (camera_info_to_model, image_to_numpy, numpy_to_image,  # noqa: E402
-                                   xyz_to_pointcloud2)
+from g2mono_ros.ros.codecs import (  # noqa: E402
+    camera_info_to_model, image_to_numpy, numpy_to_image, xyz_to_pointcloud2)
 from test_node_dds import DEPTH_NODE, make_camera_info, make_header, make_points  # noqa: E402
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.dds]
@@ -72,7 +72,8 @@ def rigs(repo_root, tmp_path_factory):
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
     for ns in NAMESPACES:
         # Relative names as a driver in that namespace would publish them.
-        pubs[ns] = (node.create_publisher(Image, f'/{ns}/camera/image_raw', qos_profile_sensor_data),
+        pubs[ns] = (node.create_publisher(Image, f'/{ns}/camera/image_raw',
+                                          qos_profile_sensor_data),
                     node.create_publisher(CameraInfo, f'/{ns}/camera/camera_info',
                                           qos_profile_sensor_data),
                     node.create_publisher(PointCloud2, f'/{ns}/lidar/points',

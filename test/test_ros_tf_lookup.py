@@ -32,8 +32,8 @@ from g2mono_ros.fusion.transforms import (invert_transform,  # noqa: E402
                                           transform_from_translation_quaternion)
 from g2mono_ros.models import create_model  # noqa: E402
 from g2mono_ros.models.checkpoint import save_checkpoint  # noqa: E402
-from g2mono_ros.ros.codecs import (camera_info_to_model, image_to_numpy, numpy_to_image,  # noqa: E402
-                                   xyz_to_pointcloud2)
+from g2mono_ros.ros.codecs import (  # noqa: E402
+    camera_info_to_model, image_to_numpy, numpy_to_image, xyz_to_pointcloud2)
 from g2mono_ros.ros.tf_lookup import TfTransformSource  # noqa: E402
 from test_node_dds import DEPTH_NODE, make_camera_info, make_header, make_points  # noqa: E402
 
@@ -118,7 +118,8 @@ def test_depth_node_takes_its_extrinsic_from_tf(graph, repo_root, tmp_path):
     command = [DEPTH_NODE, '--ros-args', '-r', f'__ns:=/{ns}',
                '--params-file', str(repo_root / 'config' / 'depth.yaml'),
                '-p', f'weights:={weights}', '-p', 'device:=cpu', '-p', 'input_height:=64',
-               '-p', 'max_depth:=20', '-p', 'publish_sparse:=true', '-p', 'extrinsic.tf_timeout:=0.5']
+               '-p', 'max_depth:=20', '-p', 'publish_sparse:=true',
+               '-p', 'extrinsic.tf_timeout:=0.5']
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

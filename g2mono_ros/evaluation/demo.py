@@ -147,8 +147,8 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args, weights=str(weights), mode=args.mode)
     how = (f'replaying into DDS at {options.rate:g}x through the depth_node process'
            if options.mode == 'live' else 'running the node pipeline offline')
-    print(f'{how} (network input {net_hw[0]} x {net_hw[1] or "aspect-kept"}; motion compensation: '
-          f'{options.motion.motion_source})')
+    print(f'{how} (network input {net_hw[0]} x {net_hw[1] or "aspect-kept"}; motion '
+          f'compensation: {options.motion.motion_source})')
     result = run_evaluation(bag, options)
     path, summary = write_report(result, options, out / 'report')
     print()

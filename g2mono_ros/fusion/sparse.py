@@ -37,11 +37,10 @@ def network_pixel_index(index: Any, in_size: int, out_size: int) -> Any:
     ``floor((index + 0.5) * out_size / in_size)`` in integers, as ``resize_sparse_depth``.
 
     Args:
-        index: integer array or tensor of pixel indices in ``[0, in_size)``.
+        index: integer numpy array or torch tensor of pixel indices in ``[0, in_size)``.
     """
     target = ((2 * index + 1) * out_size) // (2 * in_size)
-    return target.clip(max=out_size - 1) if hasattr(target, 'clip') else min(target,
-                                                                               out_size - 1)
+    return target.clip(max=out_size - 1)  # numpy and torch both spell it so
 
 
 def zbuffer_nearest(flat: np.ndarray, lin: np.ndarray, depths: np.ndarray) -> None:

@@ -94,8 +94,8 @@ def _motion_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict
                               'point_time_unit': motion.point_time_unit,
                               'motion_max_extrapolation': float(motion.motion_max_extrapolation),
                               'motion_max_gap': float(motion.motion_max_gap)}
-    if sequence.T_base_lidar is not None:
-        T = sequence.T_base_lidar
+    T = getattr(sequence, 'T_base_lidar', None)
+    if T is not None:
         values['lidar_to_base'] = {
             'translation': [float(v) for v in T[:3, 3]],
             'rotation': [float(v) for v in quaternion_from_rotation(T[:3, :3])]}

@@ -80,11 +80,12 @@ def transform_msg_to_matrix(transform: Any) -> np.ndarray:
 
 def subscribe_odometry(node: Any, topic: str, poses: PoseBuffer, qos: Any,
                        on_error: Callable[[str, str], None],
-                       jump_back_ns: int = 1_000_000_000) -> Any:
+                       jump_back_ns: int = 1_000_000_000, **subscription_options: Any) -> Any:
     """Subscribe ``node`` to ``topic`` (nav_msgs/Odometry) and feed ``poses``.
 
     A bad message is reported as ``on_error(kind, detail)`` and skipped; a stamp more than
     ``jump_back_ns`` older than the newest (a bag restarting) clears the buffer.
+    ``subscription_options`` go to ``create_subscription`` (e.g. ``qos_overriding_options``).
     """
     from nav_msgs.msg import Odometry
 
@@ -100,7 +101,7 @@ def subscribe_odometry(node: Any, topic: str, poses: PoseBuffer, qos: Any,
             poses.clear()
         poses.add(stamp, T)
 
-    return node.create_subscription(Odometry, topic, on_odometry, qos)
+    return node.create_subscription(Odometry, topic, on_odometry, qos, **subscription_options)
 
 
 class TfMotion:
@@ -115,20 +116,32 @@ class TfMotion:
         fixed_frame: e.g. ``odom``.
         timeout_s: how long one lookup may wait for TF to arrive.
         max_gap_s, max_extrapolation_s: as ``PoseBuffer`` for the samples.
+        buffer: a tf2_ros Buffer that a listener on ``node`` already fills (the extrinsic's);
+            None creates one with its own listener.
     """
 
     def __init__(self, node: Any, fixed_frame: str, *, timeout_s: float = 0.05,
-                 max_gap_s: float = 0.5, max_extrapolation_s: float = 0.05) -> None:
+                 max_gap_s: float = 0.5, max_extrapolation_s: float = 0.05,
+                 buffer: Any = None) -> None:
         import tf2_ros
 
         self._tf2 = tf2_ros
-        self.buffer = tf2_ros.Buffer()
-        self.listener = tf2_ros.TransformListener(self.buffer, node, spin_thread=False)
+        self.listener = None
+        if buffer is None:
+            buffer = tf2_ros.Buffer(node=node)
+            self.listener = tf2_ros.TransformListener(buffer, node, spin_thread=False)
+        self.buffer = buffer
         self.fixed_frame = fixed_frame
         self._timeout_s = timeout_s
         self.max_gap_s = max_gap_s
         self.max_extrapolation_s = max_extrapolation_s
         self.last_error = ''
+
+    def close(self) -> None:
+        """Unregister the own listener's subscriptions (lifecycle cleanup)."""
+        if self.listener is not None:
+            self.listener.unregister()
+            self.listener = None
 
     def for_frame(self, lidar_frame: str) -> _FrameMotion:
         """A ``MotionSource`` for clouds in ``lidar_frame``."""

@@ -154,8 +154,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                               'beyond are dropped and counted.', True),
     'motion_max_gap': ParameterSpec(_D['motion_max_gap'], 'Seconds: odometry samples further '
                                     'apart are not interpolated across.', True),
-    'tf_timeout': ParameterSpec(_D['tf_timeout'], 'Seconds one TF lookup may wait (motion_source '
-                                'tf).', True),
+    'motion_tf_timeout': ParameterSpec(_D['motion_tf_timeout'], 'Seconds one TF lookup for '
+                                       'motion may wait (motion_source tf).', True),
     'lidar_to_base.translation': ParameterSpec(_D['lidar_to_base.translation'], 'LiDAR -> '
                                                'odometry child frame translation [x, y, z], m '
                                                '(motion_source odometry).', True),
@@ -347,7 +347,8 @@ class DepthNodePhases:
             from g2mono_ros.ros.motion import subscribe_odometry
 
             self._subscriptions_active.append(subscribe_odometry(
-                self, self.config.motion.odom_topic, self.poses, in_qos(), self._log_fault))
+                self, self.config.motion.odom_topic, self.poses, in_qos(), self._log_fault,
+                qos_overriding_options=overridable))
         self._timers_active = [
             self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
             self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)]
@@ -401,6 +402,9 @@ class DepthNodePhases:
         if getattr(self, '_tf_source', None) is not None:  # a new configure makes a new one
             self._tf_source.close()
             self._tf_source = None
+        if hasattr(getattr(self, '_motion', None), 'close'):  # TfMotion's own listener
+            self._motion.close()
+        self._motion = None
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -425,9 +429,11 @@ class DepthNodePhases:
             try:
                 from g2mono_ros.ros.motion import TfMotion
 
-                return TfMotion(self, motion.fixed_frame, timeout_s=motion.tf_timeout,
+                shared = getattr(self, '_tf_source', None)  # the extrinsic's TF listener
+                return TfMotion(self, motion.fixed_frame, timeout_s=motion.motion_tf_timeout,
                                 max_gap_s=motion.motion_max_gap,
-                                max_extrapolation_s=motion.motion_max_extrapolation)
+                                max_extrapolation_s=motion.motion_max_extrapolation,
+                                buffer=None if shared is None else shared.buffer)
             except ImportError as exc:
                 msg = (f"parameter 'motion_source' is tf but tf2_ros cannot be imported ({exc}); "
                        'source a ROS installation, or use motion_source: odometry')

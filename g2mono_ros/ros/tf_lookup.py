@@ -83,6 +83,11 @@ class TfTransformSource:
         t, q = stamped.transform.translation, stamped.transform.rotation
         return transform_from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
+    @property
+    def buffer(self) -> Any:
+        """The tf2_ros Buffer (shared with the motion source, one listener per node)."""
+        return self._buffer
+
     def is_static(self, target_frame: str, source_frame: str) -> bool:
         return self.static_tree.connects(target_frame, source_frame)
 
