@@ -270,7 +270,7 @@ def bench_cuda(variant: str, height: int, width: int, rounds: int) -> list[dict]
     for precision, graph in settings:
         config = EngineConfig(weights='<random init>', device='cuda', precision=precision,
                               input_height=height, input_width=width, max_depth=MAX_DEPTH,
-                              cuda_graph=graph)
+                              cuda_graph=graph, upsample='bilinear')
         engine = DepthEngine(config, model=copy.deepcopy(model))  # warm-up (+ capture) here
         label = f'engine {precision}{" cuda graph" if graph else ""}'
         network[f'{label} network'] = (lambda engine=engine: engine.infer_tensors(rgb_d, sparse_d))

@@ -202,8 +202,10 @@ def report(engine_label: str, frames: int, seed: int = 0) -> int:
     from g2mono_ros.models.engine import DepthEngine
 
     model = create_model('seed_small')
+    # Bilinear upsampling in both paths: the old path had nothing else (edge-aware upsampling,
+    # newer, is the quality benchmark's subject).
     engine = DepthEngine(EngineConfig(weights=engine_label, device='cpu', input_height=320,
-                                      max_depth=80.0), model=model)
+                                      max_depth=80.0, upsample='bilinear'), model=model)
     rng = np.random.default_rng(seed)
     cpu = _cpu_model() or platform.processor() or 'unknown CPU'
     print(f'per-frame path, old vs new, same run: {cpu}; {os.cpu_count()} CPUs; load average '

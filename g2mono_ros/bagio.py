@@ -33,6 +33,8 @@ __all__ = [
     'BagWriter',
     'StaticTransform',
     'camera_info_message',
+    'compressed_depth_message',
+    'compressed_image_message',
     'image_message',
     'list_topics',
     'open_bag',
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 POINTCLOUD2_TYPE = 'sensor_msgs/msg/PointCloud2'
 ODOMETRY_TYPE = 'nav_msgs/msg/Odometry'
@@ -263,25 +266,27 @@ class BagReader:
             raise BagError(msg) from exc
 
     def images(self, topic: str) -> Iterator[tuple[int, np.ndarray]]:
-        """``(stamp_ns, rgb (H, W, 3) uint8)`` for each Image on ``topic``.
+        """``(stamp_ns, rgb (H, W, 3) uint8)`` for each Image or CompressedImage (jpeg, png;
+        e.g. ``/camera/image_raw/compressed``) on ``topic``.
 
         Raises:
             BagError: missing topic, corrupt data or an undecodable image.
         """
-        from g2mono_ros.ros.codecs import rgb_from_image
+        from g2mono_ros.ros.compressed import rgb_from_any_image
 
-        return ((m.stamp_ns, _decode(rgb_from_image, m, self.path)) for m in self.messages(topic))
+        return ((m.stamp_ns, _decode(rgb_from_any_image, m, self.path))
+                for m in self.messages(topic))
 
     def depth_images(self, topic: str) -> Iterator[tuple[int, np.ndarray]]:
         """``(stamp_ns, depth (H, W) float32 metres, 0 = none)`` for each depth Image
-        (32FC1 metres or 16UC1 millimetres).
+        (32FC1 metres or 16UC1 millimetres) or ``compressedDepth`` CompressedImage.
 
         Raises:
             BagError: missing topic, corrupt data or an undecodable image.
         """
-        from g2mono_ros.ros.codecs import depth_from_image
+        from g2mono_ros.ros.compressed import depth_from_any_image
 
-        return ((m.stamp_ns, _decode(depth_from_image, m, self.path))
+        return ((m.stamp_ns, _decode(depth_from_any_image, m, self.path))
                 for m in self.messages(topic))
 
     def point_clouds(self, topic: str, extra_fields: Sequence[str] = ()
@@ -541,6 +546,32 @@ def image_message(store: Any, array: np.ndarray, encoding: str, stamp_ns: int,
         header=_header(store, stamp_ns, frame_id), height=int(height), width=int(width),
         encoding=encoding, is_bigendian=0, step=int(arr.strides[0]),
         data=np.frombuffer(arr.tobytes(), dtype=np.uint8))
+
+
+def compressed_image_message(store: Any, rgb: np.ndarray, fmt: str, stamp_ns: int,
+                             frame_id: str, *, jpeg_quality: int = 95) -> Any:
+    """A rosbags sensor_msgs/CompressedImage of (H, W, 3) uint8 RGB, ``fmt`` jpeg or png, as
+    image_transport's ``compressed`` plugin writes it."""
+    from g2mono_ros.ros.compressed import compressed_image_payload
+
+    format_, data = compressed_image_payload(rgb, fmt,  # type: ignore[arg-type]
+                                             jpeg_quality=jpeg_quality)
+    return store.types[COMPRESSED_IMAGE_TYPE](header=_header(store, stamp_ns, frame_id),
+                                              format=format_,
+                                              data=np.frombuffer(data, dtype=np.uint8))
+
+
+def compressed_depth_message(store: Any, depth_m: np.ndarray, stamp_ns: int, frame_id: str,
+                             encoding: str = '16UC1', *, depth_max_m: float = 10.0) -> Any:
+    """A rosbags ``compressedDepth`` CompressedImage of (H, W) float32 metres (16UC1: lossless
+    millimetres up to 65.5 m; 32FC1: quantised inverse depth below ``depth_max_m``)."""
+    from g2mono_ros.ros.compressed import compressed_depth_payload
+
+    format_, data = compressed_depth_payload(depth_m, encoding,  # type: ignore[arg-type]
+                                             depth_max_m=depth_max_m)
+    return store.types[COMPRESSED_IMAGE_TYPE](header=_header(store, stamp_ns, frame_id),
+                                              format=format_,
+                                              data=np.frombuffer(data, dtype=np.uint8))
 
 
 def camera_info_message(store: Any, camera: CameraModel, stamp_ns: int, frame_id: str) -> Any:

@@ -19,8 +19,10 @@ __all__ = [
     'BACKENDS',
     'CAMERA_MODELS',
     'DEVICES',
+    'IMAGE_TRANSPORTS',
     'PRECISIONS',
     'QOS_PROFILES',
+    'SYNC_POLICIES',
     'VARIANTS',
     'EngineConfig',
     'ExtrinsicConfig',
@@ -39,6 +41,8 @@ PRECISIONS = ('fp32', 'fp16', 'bf16')
 BACKENDS = ('auto', 'torch', 'onnxruntime')
 QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
+IMAGE_TRANSPORTS = ('raw', 'compressed')
+SYNC_POLICIES = ('nearest', 'newest_before')
 #: what the input image is: ``raw`` (CameraInfo K + D apply) or ``rectified`` (P, no distortion).
 CAMERA_MODELS = ('raw', 'rectified')
 MOTION_SOURCES = ('none', 'odometry', 'tf')
@@ -91,6 +95,8 @@ class EngineConfig:
             if it cannot run).
         cuda_graph: CUDA with a fixed input size (``input_width`` > 0): capture the network
             once as a CUDA graph and replay it every frame.
+        upsample: network output -> camera size: ``edge_aware`` (no blending across depth
+            edges, guided by the image; ``models.upsample``) or ``bilinear``.
     """
 
     weights: str = ''
@@ -103,6 +109,7 @@ class EngineConfig:
     num_threads: int = 0
     backend: str = 'auto'
     cuda_graph: bool = False
+    upsample: str = 'edge_aware'
 
     def __post_init__(self) -> None:
         if not isinstance(self.weights, str) or not self.weights.strip():
@@ -133,6 +140,7 @@ class EngineConfig:
         if not isinstance(self.cuda_graph, bool):
             msg = f"parameter 'cuda_graph' must be true or false; got {self.cuda_graph!r}"
             raise ConfigError(msg)
+        _require_choice('upsample', self.upsample, ('edge_aware', 'bilinear'))
 
 
 @dataclass(frozen=True)
@@ -154,17 +162,28 @@ class ProjectionConfig:
 
 @dataclass(frozen=True)
 class SyncConfig:
-    """Camera/LiDAR pairing policy.
+    """Camera/LiDAR pairing policy (see ``fusion.sync.PairSynchronizer``).
 
     Attributes:
-        sync_max_offset: seconds; an image pairs with the scan nearest in time within this.
-        sync_max_wait: seconds; how long an image may wait for a later scan.
-        sync_queue_size: bound on buffered images and scans, each.
+        sync_max_offset: seconds; an image pairs with a scan at most this far from it in time.
+        sync_max_wait: seconds of arrival time (the node's clock) an image may wait for a later
+            scan; cover the LiDAR's delivery delay (stamp to arrival) plus ``sync_max_offset``.
+        sync_queue_size: bound on buffered images and scans, each, and on pairs waiting for the
+            network.
+        sync_policy: ``nearest`` (the scan nearest in time; may wait for the next scan) |
+            ``newest_before`` (low latency: the newest scan at or before the image, at once;
+            meant for motion-compensated scans).
+        image_time_offset, points_time_offset: seconds added to each sensor's header stamps
+            before pairing (known driver latencies, or two clocks that differ); the output
+            keeps the camera's header stamp.
     """
 
     sync_max_offset: float = 0.06
-    sync_max_wait: float = 0.15
-    sync_queue_size: int = 10
+    sync_max_wait: float = 0.5
+    sync_queue_size: int = 30
+    sync_policy: str = 'nearest'
+    image_time_offset: float = 0.0
+    points_time_offset: float = 0.0
 
     def __post_init__(self) -> None:
         _require_finite('sync_max_offset', self.sync_max_offset, low=0.0, low_open=True)
@@ -172,6 +191,9 @@ class SyncConfig:
         if not (isinstance(self.sync_queue_size, int) and self.sync_queue_size >= 1):
             msg = f"parameter 'sync_queue_size' must be an integer >= 1; got {self.sync_queue_size!r}"
             raise ConfigError(msg)
+        _require_choice('sync_policy', self.sync_policy, SYNC_POLICIES)
+        _require_finite('image_time_offset', self.image_time_offset)
+        _require_finite('points_time_offset', self.points_time_offset)
 
     @property
     def max_offset_ns(self) -> int:
@@ -180,6 +202,14 @@ class SyncConfig:
     @property
     def max_wait_ns(self) -> int:
         return round(self.sync_max_wait * 1e9)
+
+    @property
+    def image_time_offset_ns(self) -> int:
+        return round(self.image_time_offset * 1e9)
+
+    @property
+    def points_time_offset_ns(self) -> int:
+        return round(self.points_time_offset * 1e9)
 
 
 @dataclass(frozen=True)
@@ -330,6 +360,12 @@ class NodeConfig:
     output_qos: str = 'reliable'
     diagnostics_period: float = 1.0
     publish_timing: bool = False  # per-pair stage timings on <depth_topic>/timing (benchmarks)
+    image_transport: str = 'raw'  # raw Image on image_topic | CompressedImage on <image_topic>/compressed
+    publish_points: bool = False  # dense depth as PointCloud2 (xyz + rgb) on <depth_topic>/points
+    points_decimation: int = 2  # every n-th pixel in rows and columns
+    points_max_range: float = 0.0  # metres of camera depth; 0 = no limit
+    colorized_max_depth: float = 0.0  # metres shown white in the colorized depth; 0 = max_depth
+    lazy: bool = False  # skip inference while no output has a subscriber
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     extrinsic: ExtrinsicConfig = field(default_factory=ExtrinsicConfig)
@@ -346,6 +382,15 @@ class NodeConfig:
         _require_choice('input_qos', self.input_qos, QOS_PROFILES)
         _require_choice('output_qos', self.output_qos, QOS_PROFILES)
         _require_finite('diagnostics_period', self.diagnostics_period, low=0.0, low_open=True)
+        _require_choice('image_transport', self.image_transport, IMAGE_TRANSPORTS)
+        if not (isinstance(self.points_decimation, int) and not isinstance(self.points_decimation,
+                                                                           bool)
+                and self.points_decimation >= 1):
+            msg = (f"parameter 'points_decimation' must be an integer >= 1; "
+                   f'got {self.points_decimation!r}')
+            raise ConfigError(msg)
+        _require_finite('points_max_range', self.points_max_range, low=0.0)
+        _require_finite('colorized_max_depth', self.colorized_max_depth, low=0.0)
 
     @classmethod
     def from_flat(cls, params: Mapping[str, Any]) -> NodeConfig:

@@ -1,4 +1,5 @@
-"""PairSynchronizer: 10 Hz LiDAR / 30 Hz camera interleavings, jitter, disorder, gaps, jumps."""
+"""PairSynchronizer: 10 Hz LiDAR / 30 Hz camera interleavings, jitter, disorder, gaps, jumps,
+arrival-time waits, per-sensor offsets, per-stream jumps and the low-latency policy."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _run(sync, events, flush_every_ns=None):
     last_flush = None
     for arrival, kind, stamp in events:
         add = sync.add_image if kind == 'image' else sync.add_scan
-        pairs += add(stamp, f'{kind}@{stamp}')
+        pairs += add(stamp, f'{kind}@{stamp}', arrival_ns=arrival)
         if flush_every_ns and (last_flush is None or arrival - last_flush >= flush_every_ns):
             pairs += sync.flush(arrival)
             last_flush = arrival
@@ -66,8 +67,9 @@ def test_smoke_pair_fields() -> None:
     sync = PairSynchronizer(SyncConfig())
     assert sync.add_image(100 * MS, 'img') == []
     pairs = sync.add_scan(110 * MS, 'scan')
-    assert pairs == [Pair(100 * MS, 'img', 110 * MS, 'scan')]
+    assert pairs == [Pair(100 * MS, 'img', 110 * MS, 'scan', 100 * MS, 110 * MS)]
     assert pairs[0].image == 'img' and pairs[0].scan_stamp_ns == 110 * MS
+    assert pairs[0].gap_ns == 10 * MS
 
 
 @pytest.mark.parametrize('phase_ms', [0, 5, 11, 17, 30])
@@ -262,8 +264,9 @@ def test_time_jump_backwards_clears_and_reports(jump_s: int) -> None:
     restart = [t - jump_s * S for t in images]
     restart_scans = [t - jump_s * S for t in scans]
     second = _run(sync, _events(restart, restart_scans))
-    assert sync.time_jumps == 1
-    assert sync.last_time_jump is not None
+    # Jumps are detected per stream: the camera's and then the LiDAR's.
+    assert sync.time_jumps == 2 and sync.jumps_by_stream == {'image': 1, 'scan': 1}
+    assert sync.last_time_jump is not None and sync.last_time_jump.stream == 'scan'
     assert sync.last_time_jump.to_ns == min(restart[0], restart_scans[0])
     assert sync.last_time_jump.from_ns > sync.last_time_jump.to_ns + S
     assert sync.image_drops['time_jump'] == pending
@@ -312,7 +315,8 @@ def test_random_streams_keep_invariants(seed: int) -> None:
     image_period = int(rng.uniform(10, 100) * MS)
     scan_period = int(rng.uniform(20, 200) * MS)
     events = []
-    for loop in range(int(rng.integers(1, 3))):
+    loops = int(rng.integers(1, 3))
+    for loop in range(loops):
         images = np.arange(0, 3 * S, image_period) + int(rng.integers(0, 10 * MS))
         scans = np.arange(0, 3 * S, scan_period) + int(rng.integers(0, 10 * MS))
         images = images[rng.random(len(images)) > 0.1]  # lost frames
@@ -327,12 +331,13 @@ def test_random_streams_keep_invariants(seed: int) -> None:
     segments: list[list[Pair]] = [[]]
     jumps = 0
     for arrival, kind, stamp in events:
-        out = (sync.add_image if kind == 'image' else sync.add_scan)(stamp, (kind, stamp))
+        out = (sync.add_image if kind == 'image' else sync.add_scan)(stamp, (kind, stamp),
+                                                                     arrival_ns=arrival)
         if sync.time_jumps != jumps:
             jumps = sync.time_jumps
             segments.append([])
         if rng.random() < 0.3:
-            out += sync.flush(stamp + int(rng.integers(0, 200)) * MS)
+            out += sync.flush(arrival + int(rng.integers(0, 200)) * MS)
         pairs += out
         segments[-1] += out
         assert sync.pending_images <= cfg.sync_queue_size
@@ -346,3 +351,4 @@ def test_random_streams_keep_invariants(seed: int) -> None:
     pairs += sync.flush(10**12 * S)
     assert sync.pending_images == 0
     _check_accounting(sync, pairs, n_images, n_scans)
+    assert sync.time_jumps <= 2 * (loops - 1), 'at most one jump per stream and loop'

@@ -29,6 +29,11 @@ def test_demo_live_end_to_end(tiny_weights: Path, tmp_path: Path,
     assert summary['mode'] == 'live' and summary['counts']['images'] == 6
     assert summary['counts']['scored_frames'] >= 1
     assert summary['ground_truth'] == 'depth images on /ground_truth/depth'
+    # every image of the 30 Hz / 10 Hz sequence gets depth from the node (it keeps up here)
+    pairing = summary['pairing']
+    assert pairing['images'] == 6 and pairing['images_with_depth'] >= 1
+    assert pairing['gap_source'].startswith("the node's processed pairs")
+    assert f"pairing: {pairing['images_with_depth']} of 6 images got depth" in text
     assert (out / 'synthetic_bag' / 'metadata.yaml').is_file()
     assert 'depth node ready' in (out / 'report' / 'depth_node.log').read_text()
 

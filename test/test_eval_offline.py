@@ -68,6 +68,12 @@ def test_scores_known_output_against_the_bags_ground_truth(tiny_bag: Path) -> No
         nearest = min(scans, key=lambda s: (abs(s - record.image_stamp_ns), -s))
         assert record.scan_stamp_ns == nearest
         assert record.latency_ms > 0
+    # the pairing summary: every image got depth; gaps are those of the scored pairs
+    pairing = result.pairing
+    assert (pairing['images'], pairing['images_with_depth'], pairing['depth_fraction']) == (6, 6, 1.0)
+    gaps_ms = [abs(r.scan_stamp_ns - r.image_stamp_ns) * 1e-6 for r in frames]
+    assert pairing['gap_ms_max'] == pytest.approx(max(gaps_ms))
+    assert pairing['gap_ms_p50'] == pytest.approx(np.percentile(gaps_ms, 50))
     summary = result.book.method_summary('model')
     mean_rmse = np.mean([r.metrics['model']['rmse'] for r in frames])
     assert summary['rmse'] == pytest.approx(mean_rmse)
@@ -94,6 +100,7 @@ def test_cli_offline_with_a_real_checkpoint_writes_a_parseable_report(
     assert status == 0
     assert f'report: {report.resolve()}' in out and str(tiny_weights) in out
     assert 'nearest-point fill' in out and 'latency p50' in out
+    assert 'pairing: 6 of 6 images got depth (100.0 %); pair gap |scan - image| p50' in out
     summary = json.loads((report / 'summary.json').read_text())
     assert summary['mode'] == 'offline' and summary['weights'] == str(tiny_weights)
     for method in METHODS:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from g2mono_ros.config import EngineConfig
-from g2mono_ros.errors import ConfigError
+from g2mono_ros.errors import ConfigError, ShapeError
 from g2mono_ros.models import create_model, default_model_kwargs
 from g2mono_ros.models.backends import OnnxRuntimeBackend, check_against_module
 from g2mono_ros.models.checkpoint import save_checkpoint
@@ -105,7 +105,7 @@ def test_onnxruntime_backend_alone_matches_the_module() -> None:
 def test_camera_size_image_is_area_resized_and_depth_upsampled(weights: Path) -> None:
     """``infer`` on a camera-size image = the network on the uint8 area resize, upsampled
     bilinearly; and an image already at the network size with ``out_hw`` gives the same."""
-    engine = DepthEngine(_config(weights))
+    engine = DepthEngine(_config(weights, upsample='bilinear'))
     rgb, sparse = _frame(96, 200, seed=6)
     h, w = engine.network_input_size(96, 200)
     small = area_resize(rgb, (h, w))
@@ -122,6 +122,21 @@ def test_camera_size_image_is_area_resized_and_depth_upsampled(weights: Path) ->
     torch_up = torch.nn.functional.interpolate(torch.from_numpy(net)[None, None], size=(96, 200),
                                                mode='bilinear', align_corners=False)[0, 0]
     np.testing.assert_allclose(expected, torch_up.numpy(), rtol=0, atol=1e-4)
+
+
+def test_edge_aware_upsampling_takes_the_camera_image_as_guide(weights: Path) -> None:
+    """Network-size rgb + camera-size guide = the camera-size call; no guide is an error."""
+    engine = DepthEngine(_config(weights, upsample='edge_aware'))
+    rgb, sparse = _frame(96, 200, seed=8)
+    h, w = engine.network_input_size(96, 200)
+    from g2mono_ros.models.engine import resize_sparse_depth
+
+    sparse_net = resize_sparse_depth(sparse, (h, w))
+    expected = engine.infer(rgb, sparse_net)
+    got = engine.infer(area_resize(rgb, (h, w)), sparse_net, out_hw=(96, 200), guide=rgb)
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ShapeError, match='upsample edge_aware needs the camera-size image'):
+        engine.infer(area_resize(rgb, (h, w)), sparse_net, out_hw=(96, 200))
 
 
 @needs_cuda

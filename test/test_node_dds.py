@@ -343,6 +343,40 @@ def _faults_then_resume(sink: Sink, kind: str, inject, proc: subprocess.Popen) -
     sink.wait_for(lambda s: len(s.depth) >= 2, 30, f'depth output to resume after {kind}')
 
 
+def test_every_image_of_a_burst_gets_depth_when_the_node_keeps_up(depth_node, graph):
+    """30 Hz / 10 Hz in slow motion (stamps on that grid, sent 10x slower, so a CPU-only network
+    keeps up on a loaded machine): pairs complete in bursts when a scan arrives, and every image
+    gets depth (the one-slot mailbox kept one pair per burst). The first scans let the node learn
+    the slower LiDAR period (its latency window)."""
+    feeder, sink, _ = graph
+    slow = 10
+    with feeder.lock:  # the feeder's thread publishes under this lock: it pauses
+        time.sleep(1.0)  # what was in flight drains
+        t0 = time.time_ns() + feeder.stamp_offset_ns
+        images = [t0 + round(k * 1e9 / 30) for k in range(30)]
+        scans = [t0 + k * 100_000_000 + 12_000_000 for k in range(10)]
+        events = sorted([(t, 'image') for t in images] + [(t, 'scan') for t in scans])
+        start = time.monotonic()
+        for stamp, kind in events:
+            time.sleep(max(0.0, start + (stamp - t0) * slow * 1e-9 - time.monotonic()))
+            header = make_header(stamp, FRAME_ID if kind == 'image' else 'test_lidar')
+            if kind == 'image':
+                rgb = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
+                feeder.sent_images[stamp] = rgb
+                feeder.pub_image.publish(numpy_to_image(rgb, 'rgb8', header))
+                feeder.pub_info.publish(make_camera_info(header))
+            else:
+                scan = make_points(feeder.rng)
+                feeder.sent_scans[stamp] = scan
+                feeder.pub_points.publish(xyz_to_pointcloud2(scan, header))
+        measured = set(images[-12:])  # after six scans
+        got = sink.wait_for(lambda s: measured <= {stamp_ns(m.header) for m in s.depth}
+                            and {stamp_ns(m.header) for m in s.depth}, 30,
+                            f'depth for all {len(measured)} images (each has a scan within 60 ms)')
+    assert measured <= got
+    assert_alive(depth_node)
+
+
 def test_malformed_cloud_is_counted_and_output_resumes(depth_node, graph):
     feeder, sink, _ = graph
 
@@ -428,8 +462,12 @@ def test_diagnostics_report_rates_latency_and_pairs(depth_node, graph):
     assert float(latest['image_rate_hz']) == pytest.approx(CAMERA_HZ, rel=0.5)
     assert float(latest['points_rate_hz']) == pytest.approx(CAMERA_HZ / LIDAR_EVERY, rel=0.5)
     assert int(latest['pairs_processed']) > 10
-    for stage in ('pre', 'model', 'post', 'total', 'stamp_to_publish'):
+    for stage in ('pre', 'model', 'post', 'total', 'stamp_to_publish', 'pair_gap'):
         assert float(latest[f'{stage}_ms_p95']) > 0.0
+    # The feed's scans are stamped 7 ms before every third image: gaps of 7, 26 and 40 ms.
+    assert 6.0 <= float(latest['pair_gap_ms_p50']) <= 41.0
+    assert float(latest['pair_gap_ms_max']) <= 60.0, 'within sync_max_offset'
+    assert 0.0 < float(latest['images_with_depth_fraction']) <= 1.0
     assert float(latest['total_ms_p95']) >= float(latest['model_ms_p50'])
     # The feed stamps with this machine's clock: stamp-to-publish covers the node's own stages.
     assert float(latest['stamp_to_publish_ms_p50']) >= float(latest['model_ms_p50'])
@@ -523,20 +561,25 @@ def test_timing_topic_splits_each_pair_into_stages(options_node):
     assert float(values['total_s']) >= float(values['model_s'])
 
 
-def test_newest_pair_wins_when_the_model_is_slower_than_the_camera(options_node):
+def test_best_aligned_pairs_run_when_the_model_is_slower_than_the_camera(options_node):
     proc, feeder, sink, _ = options_node
     sink.wait_for(lambda s: len(s.timing) >= 8, 120, 'eight processed pairs')
     assert_alive(proc)
     with sink.lock:
         runs = sorted(({kv.key: kv.value for kv in status.values} for status in sink.timing),
                       key=lambda values: int(values['start_wall_ns']))
-    assert sink.drops('pair_superseded') > 0
+    assert sink.drops('pair_superseded') + sink.drops('pair_stale') > 0
+    stamps = [int(values['stamp_ns']) for values in runs]
+    assert stamps == sorted(stamps), 'output in image time order'
+    # Of each scan's three images (gaps 7, 26 and 40 ms) the one at the scan is the best; the
+    # worker mostly gets to choose among them, so it mostly runs that one.
+    gaps_ms = [float(values['pair_gap_s']) * 1e3 for values in runs[1:]]
+    assert np.median(gaps_ms) <= 8.0, gaps_ms
     for previous, current in zip(runs, runs[1:]):
-        # A pair that waits is never older than the one in work (it would have been replaced),
-        # so its wait is bounded by one processing period, not by a growing queue.
-        assert int(current['paired_wall_ns']) >= int(previous['start_wall_ns'])
+        # A pair waits at most the latency window: one processing period, or one LiDAR period
+        # (0.1 s) when that is longer; never behind a growing queue.
         busy_s = (int(previous['published_wall_ns']) - int(previous['start_wall_ns'])) * 1e-9
-        assert float(current['queue_s']) <= busy_s + 0.1
+        assert float(current['queue_s']) <= max(busy_s, 0.1) * 1.5 + 0.1
 
 
 def test_sigint_exits_cleanly(options_node):

@@ -20,8 +20,10 @@ rclpy = pytest.importorskip('rclpy')
 lifecycle_srv = pytest.importorskip('lifecycle_msgs.srv')
 
 from lifecycle_msgs.msg import Transition  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_node_dds import Feeder, Sink, node_command  # noqa: E402
@@ -171,10 +173,20 @@ def test_walks_configure_activate_deactivate_activate_cleanup(lifecycle_node, gr
         time.sleep(0.1)
     _assert_alive(lifecycle_node)
 
+    # A live parameter set while unconfigured is used by the next configure.
+    request = SetParameters.Request()
+    request.parameters = [Parameter('publish_points', value=True).to_parameter_msg()]
+    (result,) = Lifecycle._call(test_node.create_client(SetParameters,
+                                                        f'/{NODE}/set_parameters'),
+                                request).results
+    assert result.successful
+    assert test_node.get_publishers_info_by_topic('/lc/depth/points') == []
+
     # And back up again from scratch.
     assert lc.transition(Transition.TRANSITION_CONFIGURE)
     assert lc.transition(Transition.TRANSITION_ACTIVATE)
     sink.wait_for(lambda s: len(s.depth) >= 2, 60, 'depth after cleanup and a new configure')
+    assert len(test_node.get_publishers_info_by_topic('/lc/depth/points')) == 1
 
 
 def test_shutdown_transition_and_sigint_exit_cleanly(lifecycle_node, graph):

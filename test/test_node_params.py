@@ -72,10 +72,25 @@ def test_output_topics_sit_beside_the_depth_topic():
     assert output_topics('/g2mono/depth') == {
         'depth': '/g2mono/depth', 'camera_info': '/g2mono/camera_info',
         'sparse_depth': '/g2mono/sparse_depth', 'colorized': '/g2mono/depth/colorized',
-        'timing': '/g2mono/depth/timing'}
+        'timing': '/g2mono/depth/timing', 'points': '/g2mono/depth/points'}
     assert output_topics('g2mono/depth') == {
         'depth': 'g2mono/depth', 'camera_info': 'g2mono/camera_info',
         'sparse_depth': 'g2mono/sparse_depth', 'colorized': 'g2mono/depth/colorized',
-        'timing': 'g2mono/depth/timing'}
+        'timing': 'g2mono/depth/timing', 'points': 'g2mono/depth/points'}
     assert output_topics('depth')['camera_info'] == 'camera_info'
     assert output_topics('/depth')['sparse_depth'] == '/sparse_depth'
+
+
+def test_live_parameters_are_declared_and_the_rest_say_why_they_are_read_only():
+    from g2mono_ros.ros.node import LIVE_PARAMETERS, read_only_reason
+
+    assert LIVE_PARAMETERS <= set(PARAMETERS)
+    assert {'max_range', 'sync_max_offset', 'publish_points', 'diagnostics_period',
+            'colorized_max_depth', 'lazy'} <= LIVE_PARAMETERS
+    for name in PARAMETERS:
+        reason = read_only_reason(name)
+        assert (reason == '') == (name in LIVE_PARAMETERS), name
+        if reason:
+            assert reason.startswith('read-only: ') and 'restart' in reason, name
+    assert 'network' in read_only_reason('weights')
+    assert 'subscriptions' in read_only_reason('image_topic')

@@ -45,6 +45,7 @@ def test_colcon_build_installs_launch_config_and_scripts(tmp_path, repo_root):
     scripts = ws / 'install' / 'g2mono_ros' / 'lib' / 'g2mono_ros'
     assert (scripts / 'depth_node').is_file(), 'ros2 run looks for executables in lib/<package>'
     assert (scripts / 'g2mono').is_file()
+    assert (scripts / 'depth_lifecycle_node').is_file(), 'launch lifecycle:=true runs it'
 
 
 def test_shipped_yaml_builds_a_valid_node_config(repo_root):

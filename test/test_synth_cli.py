@@ -42,3 +42,19 @@ def test_synth_rejects_a_tiny_image(tmp_path, capsys):
     assert status == 2
     assert 'image size must be at least 8x8' in capsys.readouterr().err
     assert not (tmp_path / 'x').exists()
+
+
+def test_synth_indoor_room_with_an_8_beam_pattern(tmp_path, capsys):
+    out = tmp_path / 'room'
+    status = main(['synth', '--out', str(out), '--frames', '2', '--width', '64', '--height',
+                   '48', '--environment', 'indoor', '--lidar', 'spin8', '--quiet'])
+    assert status == 0
+    with bagio.open_bag(out) as bag:
+        depths = [d for _, d in bag.depth_images('/ground_truth/depth')]
+        rings = np.concatenate([e['ring'] for _, _, e in bag.point_clouds('/lidar/points',
+                                                                          ('ring',))])
+    assert all((d > 0).all() and d.max() < 12.0 for d in depths)  # a closed room
+    assert rings.max() == 7
+    status = main(['synth', '--out', str(tmp_path / 'y'), '--lidar', 'vlp17', '--quiet'])
+    assert status == 2
+    assert 'unknown LiDAR pattern' in capsys.readouterr().err

@@ -11,8 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, ProjectionConfig,
-                               SyncConfig)
+from g2mono_ros.config import (SYNC_POLICIES, EngineConfig, ExtrinsicConfig, MotionConfig,
+                               ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError
 from g2mono_ros.evaluation.evaluator import EvaluationOptions, EvaluationResult
 from g2mono_ros.evaluation.metrics import DEFAULT_RANGE_BINS_M
@@ -66,14 +66,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='report folder (default: reports/<bag name>_<mode>)')
     gt = parser.add_argument_group('ground truth')
     gt.add_argument('--gt-topic', default='/ground_truth/depth',
-                    help='depth image topic with ground truth (default /ground_truth/depth)')
+                    help='depth image topic with ground truth: 32FC1/16UC1 Image or a '
+                         '.../compressedDepth CompressedImage (default /ground_truth/depth)')
     gt.add_argument('--ground-truth', choices=('auto', 'topic', 'holdout'), default='auto',
                     help='auto: the gt topic when present, else LiDAR hold-out (default)')
     gt.add_argument('--holdout-fraction', type=float, default=0.2,
                     help='hold-out: share of the projected points withheld per scan (default 0.2)')
     gt.add_argument('--seed', type=int, default=0, help='hold-out seed (default 0)')
     topics = parser.add_argument_group('topics and geometry')
-    topics.add_argument('--image-topic', default='/camera/image_raw', help='(default %(default)s)')
+    topics.add_argument('--image-topic', default='/camera/image_raw',
+                        help='sensor_msgs/Image, or a CompressedImage topic such as '
+                             '/camera/image_raw/compressed (default %(default)s)')
     topics.add_argument('--camera-info-topic', default='/camera/camera_info',
                         help='(default %(default)s)')
     topics.add_argument('--points-topic', default='/lidar/points', help='(default %(default)s)')
@@ -90,7 +93,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     topics.add_argument('--sync-max-offset', type=float, default=SyncConfig.sync_max_offset,
                         help='seconds between an image and its scan (default %(default)s)')
     topics.add_argument('--sync-max-wait', type=float, default=SyncConfig.sync_max_wait,
-                        help='seconds an image waits for a later scan (default %(default)s)')
+                        help='seconds of arrival (log) time an image waits for a later scan '
+                             '(default %(default)s)')
+    topics.add_argument('--sync-policy', choices=SYNC_POLICIES, default=SyncConfig.sync_policy,
+                        help='nearest scan, or the newest scan before the image (low latency);'
+                             ' default %(default)s')
+    topics.add_argument('--image-time-offset', type=float, default=0.0,
+                        help='seconds added to image stamps for pairing (default 0)')
+    topics.add_argument('--points-time-offset', type=float, default=0.0,
+                        help='seconds added to cloud stamps for pairing (default 0)')
     topics.add_argument('--range-bins', type=float, nargs='+', default=None, metavar='M',
                         help='range bin edges in metres (default 0 5 10 20 40; a last bin is '
                              'open-ended)')
@@ -143,7 +154,10 @@ def options_from_args(args: argparse.Namespace, *, weights: str | None = None,
                                     getattr(args, 'max_range', ProjectionConfig.max_range)),
         sync=SyncConfig(sync_max_offset=getattr(args, 'sync_max_offset',
                                                 SyncConfig.sync_max_offset),
-                        sync_max_wait=getattr(args, 'sync_max_wait', SyncConfig.sync_max_wait)),
+                        sync_max_wait=getattr(args, 'sync_max_wait', SyncConfig.sync_max_wait),
+                        sync_policy=getattr(args, 'sync_policy', SyncConfig.sync_policy),
+                        image_time_offset=getattr(args, 'image_time_offset', 0.0),
+                        points_time_offset=getattr(args, 'points_time_offset', 0.0)),
         extrinsic=extrinsic,
         range_bins_m=bins,
         progress=not args.no_progress,

@@ -189,6 +189,9 @@ def open_sequence(bag: str | Path, options: EvaluationOptions) -> BagSequence:
             present = ', '.join(sorted(topic_counts)) or 'none'
             msg = (f'bag {str(path)!r} has no messages on {"; ".join(missing)}'
                    f' (topics present: {present})')
+            compressed = f'{options.image_topic.rstrip("/")}/compressed'
+            if topic_counts.get(compressed, 0) and options.image_topic in missing[0]:
+                msg += f'; the images are compressed: pass --image-topic {compressed}'
             raise BagError(msg)
         has_gt = topic_counts.get(options.gt_topic, 0) > 0
         if options.ground_truth == 'topic' and not has_gt:
@@ -308,10 +311,12 @@ _GT_PATIENCE_NS = 2_000_000_000
 
 
 def iter_frames(sequence: BagSequence, options: EvaluationOptions,
-                drops: dict[str, int]) -> Iterator[FrameInputs]:
+                drops: dict[str, int], gaps: Any | None = None) -> Iterator[FrameInputs]:
     """Stream the bag through the node's synchroniser and yield scorable frames.
 
-    Pairing is the node's ``PairSynchronizer`` with the same config, flushed by data time.
+    Pairing is the node's ``PairSynchronizer`` with the same config; each message arrives at
+    its log time (when the recorder received it), so waits count as they did on the robot.
+    ``gaps`` (a ``fusion.sync.PairGapStats``) receives every pair and counts the images.
     With ``motion_source: odometry`` each pair's points (kept and withheld) are moved to the
     image time as the node does (same per-point times, same ``compensate_points``), once the
     bag's odometry covers the scan and the image; ``no_odometry`` counts pairs left without
@@ -324,11 +329,12 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
     Raises:
         BagError: a message cannot be decoded (wrapped with its topic).
     """
-    from g2mono_ros.ros.codecs import depth_from_image, rgb_from_image
+    from g2mono_ros.ros.compressed import depth_from_any_image, rgb_from_any_image
     from g2mono_ros.errors import G2MonoError
-    from g2mono_ros.fusion.sync import PairSynchronizer
+    from g2mono_ros.fusion.sync import PairGapStats, PairSynchronizer
 
     sync = PairSynchronizer(options.sync)
+    gaps = PairGapStats() if gaps is None else gaps
     camera = sequence.camera
     motion = None
     poses = None
@@ -343,6 +349,7 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
     pending: list[Any] = []
     index = 0
     newest_ns = 0
+    newest_log_ns = 0
 
     def ready(now_ns: int, final: bool) -> Iterator[FrameInputs]:
         nonlocal index
@@ -351,14 +358,15 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
             target: np.ndarray | None
             scan: _Scan = pair.scan
             if motion is not None:
-                needed = int(np.max(np.atleast_1d(scan.kept_stamps_ns),
-                                    initial=pair.image_stamp_ns))
+                points_offset = options.sync.points_time_offset_ns
+                needed = int(np.max(np.atleast_1d(scan.kept_stamps_ns) + points_offset,
+                                    initial=pair.image_time_ns))
                 newest = poses.newest_ns
                 if not final and (newest is None or newest < needed) \
                         and now_ns - needed < _GT_PATIENCE_NS:
                     still.append(pair)  # the odometry for this pair is still to come
                     continue
-                scan = _compensate(scan, pair.image_stamp_ns, motion, drops)
+                scan = _compensate(scan, pair.image_time_ns, motion, drops, points_offset)
                 if scan is None:
                     continue
             if sequence.ground_truth == 'topic':
@@ -397,22 +405,27 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
     def finished() -> bool:
         return bool(options.max_frames) and index >= options.max_frames
 
-    def feed(topic: str, msg: Any) -> int | None:
+    def paired(pairs: list[Any]) -> None:
+        gaps.add(pairs)
+        pending.extend(pairs)
+
+    def feed(topic: str, msg: Any, log_ns: int) -> int | None:
         """Decode one message into the synchroniser or the GT buffer; its stamp, or None."""
         stamp = header_stamp_ns(msg)
         if topic == options.image_topic:
-            rgb = rgb_from_image(msg)
+            rgb = rgb_from_any_image(msg)  # Image, or CompressedImage (jpeg/png)
             if not rgb.flags.writeable:  # a view of the bag's buffer; torch wants its own
                 rgb = rgb.copy()
             if rgb.shape[:2] != (camera.height, camera.width):
                 msg_ = (f'image on {topic!r} is {rgb.shape[1]}x{rgb.shape[0]} but CameraInfo'
                         f' is {camera.width}x{camera.height}')
                 raise BagError(msg_)
-            pending.extend(sync.add_image(stamp, rgb))
+            gaps.images_in += 1
+            paired(sync.add_image(stamp, rgb, arrival_ns=log_ns))
         elif topic == options.points_topic:
-            pending.extend(sync.add_scan(stamp, split_scan(msg, sequence, options)))
+            paired(sync.add_scan(stamp, split_scan(msg, sequence, options), arrival_ns=log_ns))
         elif topic == options.gt_topic and sequence.ground_truth == 'topic':
-            gt_buffer[stamp] = depth_from_image(msg).astype(np.float32)
+            gt_buffer[stamp] = depth_from_any_image(msg).astype(np.float32)
         elif poses is not None and topic == options.motion.odom_topic:
             from g2mono_ros.ros.motion import odometry_to_pose
 
@@ -422,9 +435,9 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
         return stamp
 
     try:
-        for topic, _log_ns, msg, _raw in sequence.messages():
+        for topic, log_ns, msg, _raw in sequence.messages():
             try:
-                stamp = feed(topic, msg)
+                stamp = feed(topic, msg, log_ns)
             except BagError:
                 raise
             except G2MonoError as exc:
@@ -432,13 +445,15 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
                 raise BagError(msg_) from exc
             if stamp is None:
                 continue
+            # Ground truth waits in stamp time; pairing waits in arrival (log) time.
             newest_ns = max(newest_ns, stamp)
-            pending.extend(sync.flush(newest_ns))
+            newest_log_ns = max(newest_log_ns, log_ns)
+            paired(sync.flush(newest_log_ns))
             for frame in ready(newest_ns, final=False):
                 yield frame
                 if finished():
                     return
-        pending.extend(sync.flush(newest_ns + 10 * options.sync.max_wait_ns + 1_000_000_000))
+        paired(sync.flush(newest_log_ns + 10 * options.sync.max_wait_ns + 1_000_000_000))
         for frame in ready(newest_ns, final=True):
             yield frame
             if finished():
@@ -450,16 +465,21 @@ def iter_frames(sequence: BagSequence, options: EvaluationOptions,
                 drops[f'{prefix}{reason}'] = drops.get(f'{prefix}{reason}', 0) + int(count)
 
 
-def _compensate(scan: _Scan, image_stamp_ns: int, motion: Any,
-                drops: dict[str, int]) -> _Scan | None:
-    """The scan's points at the image time (the node's ``compensate_points``); None if none."""
+def _compensate(scan: _Scan, image_time_ns: int, motion: Any, drops: dict[str, int],
+                points_offset_ns: int = 0) -> _Scan | None:
+    """The scan's points at the image time (the node's ``compensate_points``); None if none.
+
+    Times are the pairing's: stamps plus the sensors' time offsets, as in the node.
+    """
     from g2mono_ros.fusion.motion import compensate_points
 
-    kept = compensate_points(scan.kept_xyz, scan.kept_stamps_ns, image_stamp_ns, motion)
+    kept = compensate_points(scan.kept_xyz, scan.kept_stamps_ns + points_offset_ns,
+                             image_time_ns, motion)
     held = None
     lost = kept.no_odometry
     if scan.held_xyz is not None:
-        moved = compensate_points(scan.held_xyz, scan.held_stamps_ns, image_stamp_ns, motion)
+        moved = compensate_points(scan.held_xyz, scan.held_stamps_ns + points_offset_ns,
+                                  image_time_ns, motion)
         held, lost = moved.points, lost + moved.no_odometry
     if lost:
         drops['no_odometry_points'] = drops.get('no_odometry_points', 0) + lost
@@ -498,6 +518,7 @@ def evaluate_offline(bag: str | Path, options: EvaluationOptions,
         BagError, ConfigError, CheckpointError: see ``open_sequence`` and ``DepthEngine``.
     """
     from g2mono_ros.fusion.pipeline import PairInputs, process_pair
+    from g2mono_ros.fusion.sync import PairGapStats
 
     started = time.perf_counter()
     sequence = open_sequence(bag, options)
@@ -509,9 +530,10 @@ def evaluate_offline(bag: str | Path, options: EvaluationOptions,
     book = ScoreBook(options.range_bins_m, options.projection.max_range,
                      sample_indices_for(expected))
     drops: dict[str, int] = {}
+    gaps = PairGapStats()
     proj = options.projection
     with progress_bar(expected, options.progress, 'evaluate (offline)') as bar:
-        for frame in iter_frames(sequence, options, drops):
+        for frame in iter_frames(sequence, options, drops, gaps):
             t0 = time.perf_counter()
             work = process_pair(engine, PairInputs(frame.rgb, frame.points_lidar,
                                                    sequence.camera),
@@ -529,4 +551,5 @@ def evaluate_offline(bag: str | Path, options: EvaluationOptions,
         bag=str(bag), mode='offline', weights=options.engine.weights,
         ground_truth=sequence.ground_truth, book=book,
         latency_kind='engine call (projection + network + resize), wall clock, per pair',
-        counts=counts, drops=drops, wall_s=time.perf_counter() - started)
+        counts=counts, drops=drops, wall_s=time.perf_counter() - started,
+        pairing={**gaps.summary(), 'gap_source': 'the pairs run (offline: every pair)'})

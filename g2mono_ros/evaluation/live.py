@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from g2mono_ros.errors import ConfigError, NodeError
 from g2mono_ros.evaluation.evaluator import (
@@ -60,6 +61,21 @@ def evaluate_live(bag: str | Path, options: EvaluationOptions, *,
     return result
 
 
+def _live_pairing(recording: LiveRecording, gaps: Any) -> dict[str, Any]:
+    """Images the node published depth for, and its pair gaps (its own diagnostics, which
+    cover its last 100 pairs; the evaluator's pairing of the bag when it sent none)."""
+    pairing: dict[str, Any] = gaps.summary(images=len(recording.published_wall_ns),
+                                           with_depth=len(recording.depth))
+    pairing['gap_source'] = 'the pairing of the bag (evaluator)'
+    node = recording.diagnostics
+    if 'pair_gap_ms_p50' in node:
+        for key in ('p50', 'p95', 'max'):
+            pairing[f'gap_ms_{key}'] = float(node[f'pair_gap_ms_{key}'])
+        pairing.pop('gap_ms_mean', None)
+        pairing['gap_source'] = "the node's processed pairs (its last 100, /diagnostics)"
+    return pairing
+
+
 def score_recording(sequence: BagSequence, options: EvaluationOptions,
                     recording: LiveRecording) -> EvaluationResult:
     """Score what the node published against the bag's targets (see ``evaluate_live``).
@@ -70,10 +86,13 @@ def score_recording(sequence: BagSequence, options: EvaluationOptions,
     expected = expected_frames(sequence, options)
     book = ScoreBook(options.range_bins_m, options.projection.max_range,
                      sample_indices_for(expected))
+    from g2mono_ros.fusion.sync import PairGapStats
+
     drops: dict[str, int] = {}
+    gaps = PairGapStats()
     scored_stamps = set()
     with progress_bar(expected, options.progress, 'score (live)') as bar:
-        for frame in iter_frames(sequence, options, drops):
+        for frame in iter_frames(sequence, options, drops, gaps):
             depth = recording.depth.get(frame.image_stamp_ns)
             if depth is None:
                 drops['not_published'] = drops.get('not_published', 0) + 1
@@ -103,6 +122,7 @@ def score_recording(sequence: BagSequence, options: EvaluationOptions,
     if sequence.ground_truth == 'holdout':
         notes.append('withheld points were removed from each cloud before it was replayed')
     return EvaluationResult(
+        pairing=_live_pairing(recording, gaps),
         bag=str(sequence.path), mode='live', weights=options.engine.weights,
         ground_truth=sequence.ground_truth, book=book, latency_kind=_LATENCY_KIND,
         counts=counts, drops=drops, node_diagnostics=dict(recording.diagnostics), notes=notes,

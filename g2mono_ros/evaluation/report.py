@@ -81,6 +81,7 @@ def build_summary(result: EvaluationResult, options: EvaluationOptions) -> dict[
         'drops': dict(result.drops),
         'latency_ms': {**result.latency_summary_ms(), 'kind': result.latency_kind},
         'node_diagnostics': dict(result.node_diagnostics),
+        'pairing': dict(result.pairing),
         'wall_s': result.wall_s,
         'notes': list(result.notes),
         'methods': methods,
@@ -126,7 +127,22 @@ def format_table(summary: dict[str, Any]) -> str:
     if scan_drops:
         line += '; unused scans: ' + ', '.join(f'{k} {v}' for k, v in sorted(scan_drops.items()))
     lines.append(line)
+    if summary.get('pairing'):
+        lines.append(pairing_line(summary['pairing']))
     return '\n'.join(lines)
+
+
+def pairing_line(pairing: dict[str, Any]) -> str:
+    """'pairing: 88 of 90 images got depth (97.8 %); pair gap p50 .. ms, p95 .. ms (source)'."""
+    def ms(key: str) -> str:
+        value = pairing.get(key)
+        return '-' if value is None or not math.isfinite(value) else f'{value:.1f} ms'
+
+    fraction = pairing.get('depth_fraction')
+    share = '-' if fraction is None or not math.isfinite(fraction) else f'{100 * fraction:.1f} %'
+    return (f"pairing: {pairing.get('images_with_depth', 0)} of {pairing.get('images', 0)} images"
+            f" got depth ({share}); pair gap |scan - image| p50 {ms('gap_ms_p50')}, p95 "
+            f"{ms('gap_ms_p95')}, max {ms('gap_ms_max')} ({pairing.get('gap_source', '')})")
 
 
 def _write_csv(path: Path, result: EvaluationResult) -> None:
@@ -193,6 +209,8 @@ def _markdown(summary: dict[str, Any], plots: list[str], node_log: bool) -> str:
     lines.append(f"- counts: {', '.join(f'{k} {v}' for k, v in summary['counts'].items())}")
     drops = ', '.join(f'{k} {v}' for k, v in sorted(summary['drops'].items())) or 'none'
     lines.append(f'- drops: {drops}')
+    if summary.get('pairing'):
+        lines.append(f"- {pairing_line(summary['pairing'])}")
     if summary['node_diagnostics']:
         lines.append('- node diagnostics (last): ' + ', '.join(
             f'{k}={v}' for k, v in summary['node_diagnostics'].items()))

@@ -168,6 +168,9 @@ class EvaluationResult:
     wall_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     node_log: str = ''
+    #: ``PairGapStats.summary`` keys (images, images_with_depth, depth_fraction, gap_ms_*) and
+    #: ``gap_source`` (whose pairs the gaps describe).
+    pairing: dict[str, Any] = field(default_factory=dict)
 
     def latency_summary_ms(self) -> dict[str, float]:
         values = np.asarray(self.book.latencies_ms, dtype=np.float64)

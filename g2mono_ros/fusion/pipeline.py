@@ -1,5 +1,5 @@
-"""The depth node's ROS-free machinery: the newest-pair mailbox, fault/drop bookkeeping, rates,
-stage timings, and the per-pair work (project, infer, convert) that the worker thread runs.
+"""The depth node's ROS-free machinery: fault/drop bookkeeping, rates, stage timings, and the
+per-pair work (project, infer, convert) that the worker thread runs (its queue: ``pair_queue``).
 
 Nothing here imports rclpy; the node wires these to subscriptions, timers and publishers, so the
 policies (what is dropped, what is counted, when a fault is logged) are testable without a graph.
@@ -36,6 +36,9 @@ T = TypeVar('T')
 
 class LatestSlot(Generic[T]):
     """A one-item mailbox between the executor thread and the worker: the newest item wins.
+
+    The node used it before ``fusion.pair_queue.PairQueue`` (which runs every pair while the
+    worker keeps up); ``benchmarks/bench_pairing.py`` still measures it as the old policy.
 
     ``put`` replaces an item the worker has not taken yet; the replaced one is counted in
     ``superseded``. Memory stays flat whatever the input rate, and the worker always starts on the
@@ -257,11 +260,14 @@ class PairInputs:
             (decoded and area-resized at once: ``codecs.rgb_from_image(msg, out_hw=(h, w))``).
         points_lidar: (N, 3) float32, LiDAR frame, metres.
         camera: ``CameraModel`` of the camera image (H, W).
+        guide: (H, W, 3) uint8 camera-size image when ``rgb`` is at the network size and the
+            engine's edge-aware upsampling needs it; None otherwise.
     """
 
     rgb: np.ndarray
     points_lidar: np.ndarray
     camera: Any
+    guide: np.ndarray | None = None
 
 
 def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, min_range: float,
@@ -313,7 +319,9 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
         # The documented two-argument contract (test doubles and wrappers implement only it).
         depth = engine.infer(inputs.rgb, maps.net)
     else:
-        depth = engine.infer(inputs.rgb, maps.net, out_hw=(height, width), sparse_clean=True)
+        extra = {} if inputs.guide is None else {'guide': inputs.guide}
+        depth = engine.infer(inputs.rgb, maps.net, out_hw=(height, width), sparse_clean=True,
+                             **extra)
     t2 = clock()
     if sparse_full is not None and not isinstance(sparse_full, np.ndarray):
         sparse_full = sparse_full.numpy()

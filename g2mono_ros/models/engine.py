@@ -404,7 +404,8 @@ class DepthEngine:
         return host
 
     def infer(self, rgb: np.ndarray, sparse_depth: np.ndarray | Tensor, *,
-              out_hw: tuple[int, int] | None = None, sparse_clean: bool = False) -> np.ndarray:
+              out_hw: tuple[int, int] | None = None, sparse_clean: bool = False,
+              guide: np.ndarray | None = None) -> np.ndarray:
         """Dense metric depth at the camera image's resolution.
 
         Args:
@@ -418,13 +419,17 @@ class DepthEngine:
                 size of ``rgb``.
             sparse_clean: ``sparse_depth`` holds only finite values >= 0 (a projection):
                 skip the cleaning pass at the network size.
+            guide: (H, W, 3) uint8 camera-size image for ``upsample: edge_aware`` when ``rgb``
+                is at the network size (a camera-size ``rgb`` is its own guide).
 
         Returns:
-            (H, W) float32 metres in [0, max_depth] (bilinear upsampling of the network
-            output).
+            (H, W) float32 metres in [0, max_depth], upsampled as ``config.upsample`` says
+            (``bilinear``: cv2 on CPU, torch on CUDA; ``edge_aware``: ``models.upsample``);
+            networks that pin their points are pinned again when the points came at (H, W).
 
         Raises:
-            ShapeError: rgb is not (H, W, 3) uint8, or sparse_depth has neither size.
+            ShapeError: rgb is not (H, W, 3) uint8, sparse_depth has neither size, or
+                ``edge_aware`` upsampling has no camera-size image.
         """
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -450,6 +455,15 @@ class DepthEngine:
             sparse_in = sparse_depth
             if sparse_depth.shape != (h, w) or not sparse_clean:
                 sparse_in = resize_sparse_depth(sparse_depth, (h, w))  # same size: cleans only
+        rgb_full = rgb if rgb.shape[:2] == (height, width) else guide
+        edge_aware = self.config.upsample == 'edge_aware' and (height, width) != (h, w)
+        if edge_aware and (rgb_full is None or rgb_full.shape != (height, width, 3)):
+            msg = (f'upsample edge_aware needs the camera-size image ({height}, {width}, 3) as '
+                   'rgb or guide; got none')
+            raise ShapeError(msg)
+        pin_full = (getattr(self.loaded.model, 'pin_points', False)
+                    and not isinstance(sparse_depth, Tensor)
+                    and sparse_depth.shape == (height, width) and (height, width) != (h, w))
         if rgb.shape[:2] != (h, w):
             rgb = area_resize(rgb, (h, w))
 
@@ -464,11 +478,14 @@ class DepthEngine:
                 sparse_t = (sparse_in.to(self._device) if isinstance(sparse_in, Tensor)
                             else self._to_device(sparse_in, 'sparse'))[None, None]
                 depth = self.infer_tensors(rgb_t, sparse_t)
-                if stream is None:
+                if stream is None and not (edge_aware or pin_full):
                     return self._upsample_on_host(depth[0, 0].numpy(), (height, width))
                 if (height, width) != (h, w):
-                    depth = F.interpolate(depth, size=(height, width), mode='bilinear',
-                                          align_corners=False)
+                    depth = self._to_camera_size(depth, (height, width), rgb_t,
+                                                 rgb_full if edge_aware else None,
+                                                 sparse_depth if pin_full else None)
+                if stream is None:
+                    return np.ascontiguousarray(depth[0, 0].numpy())
                 host = self._pinned_buffer('depth', (height, width), torch.float32)
                 host.copy_(depth[0, 0], non_blocking=True)
                 self._needs_sync = True
@@ -479,6 +496,24 @@ class DepthEngine:
             if cuda:
                 self._needs_sync = True
             raise
+
+    def _to_camera_size(self, depth: Tensor, size: tuple[int, int], rgb_net: Tensor,
+                        rgb_full: np.ndarray | None, sparse_full: np.ndarray | None) -> Tensor:
+        """(1, 1, h, w) -> (1, 1, H, W) on the device: edge-aware when ``rgb_full`` (H, W, 3)
+        is given, else bilinear; for networks that pin their points, pinned again at the camera
+        size when ``sparse_full`` (H, W) is given."""
+        from g2mono_ros.models.upsample import pin_to_points, upsample_depth
+
+        if rgb_full is not None:
+            guide_hr = self._to_device(rgb_full, 'rgb_full').permute(2, 0, 1)[None].float()
+            depth = upsample_depth(depth, size, mode='edge_aware',
+                                   guide_lr=rgb_net.float() / 255.0, guide_hr=guide_hr / 255.0)
+        else:
+            depth = F.interpolate(depth, size=size, mode='bilinear', align_corners=False)
+        if sparse_full is not None:
+            sparse = self._to_device(np.asarray(sparse_full, np.float32), 'sparse_full')
+            depth = pin_to_points(depth, sparse[None, None].clamp(0.0, self._max_depth))
+        return depth
 
     @staticmethod
     def _upsample_on_host(depth: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:

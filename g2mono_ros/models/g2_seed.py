@@ -14,6 +14,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from g2mono_ros.errors import ShapeError
+from g2mono_ros.models.prefill import (
+    DEPTH_NORMS,
+    nearest_point_fill,
+    push_pull_fill,
+    sparse_median,
+)
 
 __all__ = [
     'SEED_VARIANTS',
@@ -164,16 +170,40 @@ class G2Seed(nn.Module):
         widths: channels per level, full resolution first (7 entries for the specified network).
         num_bottle: bottlenecks per stage.
         expansion: bottleneck width factor (2 in the specification).
-        in_chans: input channels (RGB + sparse depth + validity mask).
+        in_chans: input channels (RGB + sparse depth + validity mask), + 1 with ``prefill_input``.
+        depth_norm: how the sparse depth is scaled for the network (``models.prefill``):
+            ``fixed`` (as given, depth / max_depth: the G2 formulation), ``median`` (divided by
+            the image's median point) or ``log`` (log of that ratio). The output is mapped back,
+            so the forward contract (normalised depth in and out) is the same for all three.
+        prefill_input: add a classical fill of the (scaled) points as an input channel.
+        residual: the head predicts a correction to that fill; the head starts at zero, so a
+            fresh network outputs the fill.
+        prefill_kind: ``push_pull`` (smooth masked-average pyramid) or ``nearest`` (each pixel
+            the nearest point's value: sharp edges, the strongest classical fill on MAE).
+        pin_points: output the measured depth itself where a point exists.
     """
 
     def __init__(self, *, widths: Sequence[int] = (64, 128, 256, 512, 512, 512, 512),
-                 num_bottle: int = 3, expansion: int = 2, in_chans: int = 5) -> None:
+                 num_bottle: int = 3, expansion: int = 2, in_chans: int = 5,
+                 depth_norm: str = 'fixed', prefill_input: bool = False, residual: bool = False,
+                 pin_points: bool = False, prefill_kind: str = 'push_pull') -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) < 2 or min(widths) < 1 or num_bottle < 0:
             msg = f'G2Seed needs >= 2 positive widths and num_bottle >= 0; got {widths}, {num_bottle}'
             raise ValueError(msg)
+        if depth_norm not in DEPTH_NORMS:
+            msg = f'depth_norm must be one of {", ".join(DEPTH_NORMS)}; got {depth_norm!r}'
+            raise ValueError(msg)
+        if prefill_kind not in ('push_pull', 'nearest'):
+            msg = f'prefill_kind must be push_pull or nearest; got {prefill_kind!r}'
+            raise ValueError(msg)
+        self.depth_norm = depth_norm
+        self.prefill_kind = prefill_kind
+        self.prefill_input = bool(prefill_input)
+        self.residual = bool(residual)
+        self.pin_points = bool(pin_points)
+        in_chans = in_chans + int(self.prefill_input)
         self.widths = widths
         self.input_multiple = 2 ** (len(widths) - 1)
         block_kwargs = {'num_bottle': num_bottle, 'expansion': expansion}
@@ -187,17 +217,58 @@ class G2Seed(nn.Module):
         self.head = nn.Conv2d(widths[0], 1, 3, padding=1)
         self.head_act = nn.ReLU()
         init_seed_weights(self)
+        if self.residual:
+            nn.init.zeros_(self.head.weight)  # start exactly at the pre-fill
+            nn.init.zeros_(self.head.bias)
 
-    def forward(self, rgb: Tensor, point: Tensor, hole_point: Tensor) -> Tensor:
-        """Normalised depth (B,1,H,W) from rgb (B,3,H,W) [0,1], point (B,1,H,W) [0,1], mask {0,1}."""
-        check_network_inputs(rgb, point, hole_point, self.input_multiple)
-        features = [self.first(torch.cat((rgb, point, hole_point), dim=1))]
+    @property
+    def plain(self) -> bool:
+        """True for the G2 formulation (fixed scale, no pre-fill, no residual, no pinning)."""
+        return (self.depth_norm == 'fixed' and not self.prefill_input and not self.residual
+                and not self.pin_points)
+
+    def _unet(self, inputs: Tensor) -> Tensor:
+        features = [self.first(inputs)]
         for encoder in self.encoders:
             features.append(encoder(features[-1]))
         x = features[-1]
         for level in range(len(self.decoders), 0, -1):
             x = self.decoders[level - 1](x) + features[level - 1]
-        return self.head_act(self.head(x))
+        return self.head(x)
+
+    def forward(self, rgb: Tensor, point: Tensor, hole_point: Tensor) -> Tensor:
+        """Normalised depth (B,1,H,W) from rgb (B,3,H,W) [0,1], point (B,1,H,W) [0,1], mask {0,1}."""
+        check_network_inputs(rgb, point, hole_point, self.input_multiple)
+        if self.plain:
+            return self.head_act(self._unet(torch.cat((rgb, point, hole_point), dim=1)))
+        valid = (hole_point > 0.5) & (point > 0)
+        mask = valid.to(point.dtype)
+        if self.depth_norm == 'fixed':
+            scale = torch.ones_like(point[:, :, :1, :1])
+            scaled = point * mask
+        else:
+            scale = sparse_median(point, mask)
+            ratio = point / scale
+            if self.depth_norm == 'log':
+                ratio = torch.log(ratio.clamp_min(1e-6))
+            scaled = torch.where(valid, ratio, torch.zeros_like(ratio))
+        channels = [rgb, scaled, mask]
+        base = None
+        if self.prefill_input or self.residual:
+            fill = nearest_point_fill if self.prefill_kind == 'nearest' else push_pull_fill
+            base = fill(scaled, mask)
+        if self.prefill_input:
+            channels.append(base)
+        out = self._unet(torch.cat(channels, dim=1))
+        if self.residual:
+            out = out + base
+        if self.depth_norm == 'log':
+            out = torch.exp(out.clamp(-8.0, 8.0)) * scale
+        else:
+            out = self.head_act(out) * scale
+        if self.pin_points:
+            out = torch.where(valid, point, out)
+        return out
 
 
 # --------------------------------------------------------------------------- init

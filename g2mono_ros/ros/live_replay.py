@@ -71,7 +71,13 @@ def node_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[st
         'sync_max_offset': float(sync.sync_max_offset),
         'sync_max_wait': float(sync.sync_max_wait),
         'sync_queue_size': int(sync.sync_queue_size),
-        'image_topic': options.image_topic,
+        'sync_policy': sync.sync_policy,
+        'image_time_offset': float(sync.image_time_offset),
+        'points_time_offset': float(sync.points_time_offset),
+        # A `<image>/compressed` topic is played as recorded; the node subscribes to it the
+        # image_transport way (base topic + image_transport: compressed).
+        'image_topic': _image_base_topic(options.image_topic),
+        'image_transport': 'compressed' if _is_compressed_topic(options.image_topic) else 'raw',
         'camera_info_topic': options.camera_info_topic,
         'camera_model': options.camera_model,
         'points_topic': options.points_topic,
@@ -81,6 +87,14 @@ def node_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[st
         'output_qos': 'reliable',
         **_motion_overrides(sequence, options),
     }
+
+
+def _is_compressed_topic(topic: str) -> bool:
+    return topic.rstrip('/').endswith('/compressed')
+
+
+def _image_base_topic(topic: str) -> str:
+    return topic.rstrip('/')[:-len('/compressed')] if _is_compressed_topic(topic) else topic
 
 
 def _motion_overrides(sequence: BagSequence, options: EvaluationOptions) -> dict[str, Any]:
@@ -321,7 +335,7 @@ def _record_and_replay(node: Any, spinner: threading.Thread, node_proc: NodeProc
                        startup_timeout_s: float = 180.0) -> None:
     """Subscribe to the node's outputs, wait for it, replay on schedule, wait for the tail."""
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
     from g2mono_ros.ros.codecs import depth_from_image
 
@@ -348,8 +362,9 @@ def _record_and_replay(node: Any, spinner: threading.Thread, node_proc: NodeProc
     node.create_subscription(Image, DEPTH_TOPIC, on_depth, out_qos)
     node.create_subscription(_diagnostic_array_type(), '/diagnostics', on_diagnostics, 10)
     publishers = {
-        options.image_topic: node.create_publisher(Image, options.image_topic,
-                                                   qos_profile_sensor_data),
+        options.image_topic: node.create_publisher(
+            CompressedImage if _is_compressed_topic(options.image_topic) else Image,
+            options.image_topic, qos_profile_sensor_data),
         options.camera_info_topic: node.create_publisher(CameraInfo, options.camera_info_topic,
                                                          qos_profile_sensor_data),
         options.points_topic: node.create_publisher(PointCloud2, options.points_topic,

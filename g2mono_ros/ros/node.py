@@ -1,7 +1,9 @@
 """The ROS 2 depth node ``depth_node``: camera + CameraInfo + LiDAR in, dense metric depth out.
 
-Callbacks only check and keep the messages and feed the camera/LiDAR synchroniser (O(1) per
-message); a worker thread decodes, projects and runs the network on the newest complete pair. Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
+Callbacks only check and keep the messages (O(1) per message) and feed the camera/LiDAR
+synchroniser; a worker thread decodes, projects and runs the network on the pairs it completes
+(all of them while it keeps up, the best aligned when it cannot).
+Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from g2mono_ros.config import (EngineConfig, ExtrinsicConfig, MotionConfig, Node
                                ProjectionConfig, SyncConfig)
 from g2mono_ros.errors import ConfigError, G2MonoError
 from g2mono_ros.fusion.extrinsic import CoverageCheck, ExtrinsicResolver
-from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
-                                      StampGuard, classify_image_error, process_pair)
+from g2mono_ros.fusion.pair_queue import PairQueue
+from g2mono_ros.fusion.pipeline import (FaultLog, PairInputs, RateMeter, StageStats,
+                                      classify_image_error, process_pair)
 
-__all__ = ['NODE_NAME', 'PARAMETERS', 'DepthNode', 'DepthNodePhases', 'add_arguments', 'main', 'output_topics', 'run']
+__all__ = ['LIVE_PARAMETERS', 'NODE_NAME', 'PARAMETERS', 'DepthNode', 'DepthNodePhases',
+           'read_only_reason', 'add_arguments', 'main', 'output_topics', 'run']
 
 NODE_NAME = 'depth_node'
 
@@ -94,16 +98,27 @@ PARAMETERS: dict[str, ParameterSpec] = {
                              'exported once, checked against torch at start-up).'),
     'cuda_graph': ParameterSpec(_D['cuda_graph'], 'CUDA with a fixed input_width: capture the '
                                 'network as a CUDA graph and replay it per frame.'),
+    'upsample': ParameterSpec(_D['upsample'], 'Network output -> camera size: edge_aware (no '
+                              'blending across depth edges) | bilinear.'),
     'min_range': ParameterSpec(_D['min_range'], 'LiDAR points nearer than this (m, camera depth) '
                                'are ignored.', True),
     'max_range': ParameterSpec(_D['max_range'], 'LiDAR points farther than this (m) are ignored.',
                                True),
     'sync_max_offset': ParameterSpec(_D['sync_max_offset'], 'An image pairs with the LiDAR scan '
                                      'nearest in time within this many seconds.', True),
-    'sync_max_wait': ParameterSpec(_D['sync_max_wait'], 'Seconds an image may wait for a later '
-                                   'scan before it is dropped.', True),
+    'sync_max_wait': ParameterSpec(_D['sync_max_wait'], 'Seconds (node clock, from arrival) an '
+                                   'image may wait for a later scan; cover the LiDAR delivery '
+                                   'delay.', True),
     'sync_queue_size': ParameterSpec(_D['sync_queue_size'], 'Images and scans buffered for '
-                                     'pairing, each (>= 1).'),
+                                     'pairing, each, and pairs waiting for the network (>= 1).'),
+    'sync_policy': ParameterSpec(_D['sync_policy'], 'nearest (the scan nearest in time; may wait '
+                                 'for the next scan) | newest_before (low latency: the newest '
+                                 'scan at or before the image, at once; for motion-compensated '
+                                 'scans).'),
+    'image_time_offset': ParameterSpec(_D['image_time_offset'], 'Seconds added to image stamps '
+                                       'for pairing (output keeps the camera stamp).', True),
+    'points_time_offset': ParameterSpec(_D['points_time_offset'], 'Seconds added to cloud stamps '
+                                        'for pairing (driver latency, clock offset).', True),
     'extrinsic.translation': ParameterSpec(_D['extrinsic.translation'], 'LiDAR -> camera optical '
                                            'frame translation [x, y, z], m: '
                                            'p_cam = R p_lidar + t; empty = from TF.', True),
@@ -137,6 +152,21 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                         'messages.', True),
     'publish_timing': ParameterSpec(_D['publish_timing'], 'Publish per-pair stage timings on '
                                     '<depth_topic>/timing (for benchmarks).'),
+    'image_transport': ParameterSpec(_D['image_transport'], 'raw (sensor_msgs/Image on '
+                                     'image_topic) | compressed (CompressedImage jpeg/png on '
+                                     '<image_topic>/compressed, image_transport naming).'),
+    'publish_points': ParameterSpec(_D['publish_points'], 'Also publish the dense depth as a '
+                                    'PointCloud2 (x y z rgb, camera optical frame) on '
+                                    '<depth_topic>/points.'),
+    'points_decimation': ParameterSpec(_D['points_decimation'], 'Point cloud: every n-th pixel '
+                                       'in rows and columns (>= 1).'),
+    'points_max_range': ParameterSpec(_D['points_max_range'], 'Point cloud: drop points deeper '
+                                      'than this (m); 0 = no limit.', True),
+    'colorized_max_depth': ParameterSpec(_D['colorized_max_depth'], 'Metres shown at the end of '
+                                         'the colour map in <depth_topic>/colorized; 0 = the '
+                                         "network's max depth.", True),
+    'lazy': ParameterSpec(_D['lazy'], 'Skip inference while nothing subscribes to any output '
+                          '(diagnostics say so).'),
     'motion_source': ParameterSpec(_D['motion_source'], 'Move LiDAR points to the image time: '
                                    'none | odometry (nav_msgs/Odometry on odom_topic) | tf '
                                    '(tf2_ros through fixed_frame).'),
@@ -164,13 +194,40 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                             'w].', True),
 }
 
+#: Parameters ``ros2 param set`` may change while the node runs (validated like at start-up).
+LIVE_PARAMETERS = frozenset({
+    'min_range', 'max_range', 'sync_max_offset', 'sync_max_wait', 'publish_colorized',
+    'publish_sparse', 'publish_points', 'points_decimation', 'points_max_range',
+    'colorized_max_depth', 'publish_timing', 'diagnostics_period', 'lazy'})
+_ENGINE_PARAMETERS = frozenset({f.name for f in fields(EngineConfig)})
+_WIRING_PARAMETERS = frozenset({'image_topic', 'camera_info_topic', 'points_topic', 'depth_topic',
+                                'input_qos', 'output_qos', 'image_transport', 'output_encoding',
+                                'odom_topic', 'motion_source'})
+
+
+def read_only_reason(name: str) -> str:
+    """Why ``name`` cannot change at run time ('' for the live parameters)."""
+    if name in LIVE_PARAMETERS:
+        return ''
+    if name in _ENGINE_PARAMETERS:
+        return ('read-only: it loads or shapes the network; restart the node (lifecycle: '
+                'deactivate, cleanup, configure, activate)')
+    if name in _WIRING_PARAMETERS:
+        return ('read-only: subscriptions and publishers are made with it at start-up; '
+                'restart the node')
+    return 'read-only: set at start-up; restart the node'
+
 _FLUSH_PERIOD_S = 0.05
 _JUMP_BACK_NS = 1_000_000_000  # a stamp this much older than the newest = time went back
-# Drops that happen in normal operation (newest pair wins; spare scans): no warning level.
-_ROUTINE_DROPS = frozenset({'pair_superseded', 'sync_superseded'})
+# Drops that happen in normal operation (overload: best-aligned pair wins; spare scans): no
+# warning level.
+_ROUTINE_DROPS = frozenset({'pair_superseded', 'pair_stale', 'sync_superseded'})
 _WORKER_POLL_S = 0.2
 # ros2 launch escalates SIGINT to SIGTERM after 5 s: stop waiting for an inference before that.
 _WORKER_JOIN_S = 3.0
+# Stamps further than this from the node's clock are not live (a bag replayed without
+# use_sim_time, a camera on another clock): stamp-to-publish latency is then not measured.
+_STAMP_LIVE_S = 10.0
 
 
 def output_topics(depth_topic: str) -> dict[str, str]:
@@ -183,6 +240,7 @@ def output_topics(depth_topic: str) -> dict[str, str]:
         'sparse_depth': f'{prefix}sparse_depth',
         'colorized': f'{depth_topic}/colorized',
         'timing': f'{depth_topic}/timing',
+        'points': f'{depth_topic}/points',
     }
 
 
@@ -206,13 +264,26 @@ def _rgb_convertible_encodings(table: dict[str, Any]) -> frozenset[str]:
                      if (spec.layout or name in generic) and spec.dtype in ('u1', 'u2'))
 
 
+def _widen(name: str, value: Any) -> Any:
+    """Integers given for float parameters (``max_range:=80``) become floats."""
+    spec = PARAMETERS.get(name)
+    if spec is None or not spec.dynamic:
+        return value
+    if isinstance(spec.default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(spec.default, list) and isinstance(value, (list, tuple)):
+        return [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+    return value
+
+
 def _stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class _ImageItem(NamedTuple):
-    msg: Image  # decoded on the worker, only if its pair is processed
+    msg: Any  # Image or CompressedImage, decoded on the worker only if its pair is processed
     received_wall_ns: int
+    compressed: bool = False
 
 
 class _ScanItem(NamedTuple):
@@ -262,7 +333,7 @@ class DepthNodePhases:
         from g2mono_ros.ros import codecs
         from g2mono_ros.models.engine import DepthEngine
         from g2mono_ros.fusion.sparse import SparseProjector
-        from g2mono_ros.fusion.sync import PairSynchronizer
+        from g2mono_ros.fusion.sync import ArrivalClock, PairSynchronizer
         from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
         self._codecs = codecs
@@ -289,24 +360,27 @@ class DepthNodePhases:
         self.rates = {'image': RateMeter(), 'points': RateMeter(), 'camera_info': RateMeter()}
         self.pairs_processed = 0
         self._sync = PairSynchronizer(self.config.sync, backwards_jump_ns=_JUMP_BACK_NS)
-        self._image_guard = StampGuard(_JUMP_BACK_NS)
-        self._scan_guard = StampGuard(_JUMP_BACK_NS)
-        self._newest_stamp: tuple[int, float] | None = None  # (stamp ns, monotonic s when seen)
+        # Waits count in arrival time on the node's clock (sim time with a bag), never going back.
+        self._arrival = ArrivalClock(self._ros_now_ns)
+        self._queue = PairQueue(self.config.sync.sync_queue_size, clock=self._arrival.now_ns)
+        self._queue.close()  # a fresh one is opened by _activate
+        self._jumps_seen = 0
         from g2mono_ros.fusion.camera_info_buffer import CameraInfoBuffer
 
         # (CameraModel, CameraInfo) by stamp: an image gets the calibration with its stamp.
         self._camera_infos: CameraInfoBuffer[tuple[Any, CameraInfo]] = CameraInfoBuffer()
-        self._slot: LatestSlot[tuple[Any, int]] = LatestSlot()  # (pair, paired wall ns)
-        self._slot.close()  # opened by _activate
-        self._superseded_seen = 0
         self._last_publish_mono = time.monotonic()
         self._faults_at_last_diag: dict[str, int] = {}
         self._subscriptions_active: list[Any] = []
         self._timers_active: list[Any] = []
         self._worker: threading.Thread | None = None
+        self.pairs_skipped_lazy = 0
+        self._lazy_idle = False
+        self._stamp_age_s: float | None = None  # node clock - newest published image stamp
         self.poses: Any = None  # PoseBuffer of the odometry (motion_source: odometry)
         self._motion = self._make_motion_source()
 
+        self._pub_lock = threading.Lock()  # optional publishers come and go with live tuning
         topics = output_topics(self.config.depth_topic)
         def out_qos() -> QoSProfile:
             return _qos(self.config.output_qos, output=True)
@@ -317,15 +391,31 @@ class DepthNodePhases:
                                                 qos_overriding_options=overridable)
         self._pub_info = self.create_publisher(CameraInfo, topics['camera_info'], out_qos(),
                                                qos_overriding_options=overridable)
-        self._pub_sparse = (self.create_publisher(Image, topics['sparse_depth'], out_qos(),
-                                                  qos_overriding_options=overridable)
-                            if self.config.publish_sparse else None)
-        self._pub_color = (self.create_publisher(Image, topics['colorized'], out_qos(),
-                                                 qos_overriding_options=overridable)
-                           if self.config.publish_colorized else None)
-        self._pub_timing = (self.create_publisher(DiagnosticStatus, topics['timing'], 10)
-                            if self.config.publish_timing else None)
+        self._pub_sparse = self._pub_color = self._pub_timing = self._pub_points = None
+        self._sync_optional_publishers(self.config)
         self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+
+    def _sync_optional_publishers(self, config: NodeConfig) -> None:
+        """Create or destroy the optional publishers to match ``config``'s publish flags."""
+        topics = output_topics(config.depth_topic)
+        # qos_overrides.<topic>.publisher.* apply (declared once, kept when re-created).
+        overridable = QoSOverridingOptions.with_default_policies()
+        wanted = {'_pub_sparse': (config.publish_sparse, Image, topics['sparse_depth'], True),
+                  '_pub_color': (config.publish_colorized, Image, topics['colorized'], True),
+                  '_pub_timing': (config.publish_timing, DiagnosticStatus, topics['timing'],
+                                  False),
+                  '_pub_points': (config.publish_points, PointCloud2, topics['points'], True)}
+        for attr, (on, msg_type, topic, data_output) in wanted.items():
+            current = getattr(self, attr)
+            if on and current is None:
+                setattr(self, attr, self.create_publisher(
+                    msg_type, topic, _qos(config.output_qos, output=True),
+                    qos_overriding_options=overridable)
+                    if data_output else self.create_publisher(msg_type, topic, 10))
+            elif not on and current is not None:
+                with self._pub_lock:  # not while the worker publishes on it
+                    setattr(self, attr, None)
+                self.destroy_publisher(current)
 
     def _activate(self) -> None:
         """Subscribe to the inputs, start the timers and the worker thread."""
@@ -334,8 +424,19 @@ class DepthNodePhases:
 
         # qos_overrides.<topic>.subscription.{reliability,history,depth} parameters apply here.
         overridable = QoSOverridingOptions.with_default_policies()
-        sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
-                                             in_qos(), qos_overriding_options=overridable)
+        if self.config.image_transport == 'compressed':
+            from sensor_msgs.msg import CompressedImage
+
+            from g2mono_ros.ros.compressed import compressed_topic
+
+            # image_transport's rule: remap (and namespace) the base topic, then append
+            # /compressed, so `-r image:=/cam/image` moves both.
+            sub_image = self.create_subscription(
+                CompressedImage, compressed_topic(self.resolve_topic_name(self.config.image_topic)),
+                self._on_compressed_image, in_qos(), qos_overriding_options=overridable)
+        else:
+            sub_image = self.create_subscription(Image, self.config.image_topic, self._on_image,
+                                                 in_qos(), qos_overriding_options=overridable)
         sub_info = self.create_subscription(CameraInfo, self.config.camera_info_topic,
                                             self._on_camera_info, in_qos(),
                                             qos_overriding_options=overridable)
@@ -349,14 +450,16 @@ class DepthNodePhases:
             self._subscriptions_active.append(subscribe_odometry(
                 self, self.config.motion.odom_topic, self.poses, in_qos(), self._log_fault,
                 qos_overriding_options=overridable))
-        self._timers_active = [
-            self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
-            self.create_timer(self.config.diagnostics_period, self._publish_diagnostics)]
+        self._diag_timer = self.create_timer(self.config.diagnostics_period,
+                                             self._publish_diagnostics)
+        self._timers_active = [self.create_timer(_FLUSH_PERIOD_S, self._on_flush_timer),
+                               self._diag_timer]
 
-        self._slot = LatestSlot()
-        self._superseded_seen = 0
+        drops = self._queue.drops  # running totals go on across activations
+        self._queue = PairQueue(self.config.sync.sync_queue_size, clock=self._arrival.now_ns)
+        self._queue.drops.update(drops)
         self._last_publish_mono = time.monotonic()
-        self._worker = threading.Thread(target=self._work, args=(self._slot,),
+        self._worker = threading.Thread(target=self._work, args=(self._queue,),
                                         name='g2mono_depth_worker', daemon=True)
         self._worker.start()
         names = [getattr(entity, 'topic_name', '?')  # resolved, i.e. after remapping
@@ -383,9 +486,6 @@ class DepthNodePhases:
         self._subscriptions_active, self._timers_active = [], []
         stopped = self.close(timeout_s)
         self._sync.clear()
-        self._image_guard.reset()
-        self._scan_guard.reset()
-        self._newest_stamp = None
         if self.poses is not None:
             self.poses.clear()
         return stopped
@@ -393,10 +493,11 @@ class DepthNodePhases:
     def _cleanup(self) -> None:
         """Destroy the publishers and free the network (after ``_deactivate``)."""
         for pub in (self._pub_depth, self._pub_info, self._pub_sparse, self._pub_color,
-                    self._pub_timing, self._pub_diag):
+                    self._pub_timing, self._pub_points, self._pub_diag):
             if pub is not None:
                 self.destroy_publisher(pub)
-        self._pub_sparse = self._pub_color = self._pub_timing = None
+        self._pub_sparse = self._pub_color = self._pub_timing = self._pub_points = None
+        self._pub_depth = self._pub_info = self._pub_diag = None
         self.engine = None
         self._camera_infos.clear()
         if getattr(self, '_tf_source', None) is not None:  # a new configure makes a new one
@@ -455,7 +556,9 @@ class DepthNodePhases:
             ConfigError: a parameter override has the wrong type.
         """
         for name, spec in PARAMETERS.items():
-            descriptor = ParameterDescriptor(description=spec.description, read_only=True,
+            reason = read_only_reason(name)
+            description = f'{spec.description} ({reason})' if reason else spec.description
+            descriptor = ParameterDescriptor(description=description, read_only=bool(reason),
                                              dynamic_typing=spec.dynamic)
             try:
                 self.declare_parameter(name, spec.default, descriptor)
@@ -465,21 +568,57 @@ class DepthNodePhases:
                        f'{spec.default!r}): {exc}')
                 raise ConfigError(msg) from exc
         self._warn_unknown_overrides()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _parameter_values(self) -> dict[str, Any]:
         """The current values of the declared parameters, integers widened where floats are due."""
         values: dict[str, Any] = {}
-        for name, spec in PARAMETERS.items():
-            value = self.get_parameter(name).value
-            if spec.dynamic and isinstance(spec.default, float) and isinstance(value, int) \
-                    and not isinstance(value, bool):
-                value = float(value)
-            if spec.dynamic and isinstance(spec.default, list) \
-                    and isinstance(value, (list, tuple)):
-                value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                         for v in value]
-            values[name] = value
+        for name in PARAMETERS:
+            values[name] = _widen(name, self.get_parameter(name).value)
         return values
+
+    def _on_set_parameters(self, params: Sequence[Any]) -> Any:
+        """``ros2 param set``: validate the whole config with the new values, then apply them.
+
+        rclpy itself rejects read-only parameters (their descriptors say why) and type changes.
+        """
+        from rcl_interfaces.msg import SetParametersResult
+
+        if getattr(self, 'engine', None) is None or not any(p.name in PARAMETERS
+                                                              for p in params):
+            # Lifecycle node, unconfigured: nothing runs; configure validates the values. Or
+            # rclpy's own (use_sim_time, qos_overrides.* declared with each publisher).
+            return SetParametersResult(successful=True)
+        values = self._parameter_values()
+        for param in params:
+            if param.name in PARAMETERS:
+                values[param.name] = _widen(param.name, param.value)
+        try:
+            config = NodeConfig.from_flat(values)
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._apply_live(config)
+        changed = ', '.join(f'{p.name}={p.value!r}' for p in params)
+        self.get_logger().info(f'parameters changed: {changed}')
+        return SetParametersResult(successful=True)
+
+    def _apply_live(self, config: NodeConfig) -> None:
+        """Switch to ``config`` (only LIVE_PARAMETERS differ from the running one)."""
+        old = self.config
+        if config.sync != old.sync:
+            from g2mono_ros.fusion.sync import PairSynchronizer
+
+            sync = PairSynchronizer(config.sync, backwards_jump_ns=_JUMP_BACK_NS)
+            for reason, count in self._sync.drops.items():  # totals stay monotonic
+                sync.record_drop(reason, count)
+            self._sync = sync  # buffered messages are let go: pairing restarts
+        self.config = config  # the worker reads it once per pair
+        self._sync_optional_publishers(config)
+        if config.diagnostics_period != old.diagnostics_period and self._timers_active:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(config.diagnostics_period,
+                                                 self._publish_diagnostics)
+            self._timers_active[-1] = self._diag_timer
 
     def _warn_unknown_overrides(self) -> None:
         # rclpy ignores overrides nobody declares: a typo in a YAML key would go unnoticed.
@@ -498,22 +637,24 @@ class DepthNodePhases:
         if line:
             self.get_logger().warning(line)
 
-    def _note_stamp(self, stamp_ns: int) -> None:
-        if self._newest_stamp is None or stamp_ns > self._newest_stamp[0]:
-            self._newest_stamp = (stamp_ns, time.monotonic())
+    def _ros_now_ns(self) -> int:
+        # Sim time before the first /clock reads 0: fall back to the steady clock until then.
+        return self.get_clock().now().nanoseconds or time.monotonic_ns()
 
-    def _time_jumped_back(self, stream: str, stamp_ns: int) -> None:
+    def _note_time_jumps(self) -> None:
+        """Log the synchroniser's per-stream jumps; pairs still queued are from before it."""
+        if self._sync.time_jumps == self._jumps_seen:
+            return
+        self._jumps_seen = self._sync.time_jumps
+        jump = self._sync.last_time_jump
+        stream = 'points' if jump.stream == 'scan' else jump.stream
         self._log_fault(f'{stream}_time_jump_back',
-                        f'stamp {stamp_ns * 1e-9:.3f} s is older than earlier {stream} messages; '
-                        'pairing restarts')
-        self._sync.clear()  # buffered messages are counted as sync_time_jump drops
-        self._image_guard.reset()
-        self._scan_guard.reset()
-        self._newest_stamp = None
-        if self._slot.clear():
-            self.faults.record('pair_dropped_time_jump')
+                        f'stamp {jump.to_ns * 1e-9:.3f} s is older than earlier {stream} messages '
+                        f'({jump.from_ns * 1e-9:.3f} s); pairing restarts')
+        self._queue.clear()  # counted as pair_time_jump
 
     def _on_image(self, msg: Image) -> None:
+        arrival = self._arrival.now_ns()
         received = time.time_ns()
         self.rates['image'].tick()
         stamp = _stamp_ns(msg.header)
@@ -525,13 +666,23 @@ class DepthNodePhases:
             kind = classify_image_error(exc, msg.encoding, self._rgb_encodings)
             self._log_fault(kind, f'{exc}')
             return
-        if self._image_guard.check(stamp):
-            self._time_jumped_back('image', stamp)
-            self._image_guard.check(stamp)
-        self._note_stamp(stamp)
-        self._offer(self._sync.add_image(stamp, _ImageItem(msg, received)))
+        self._accept_image(stamp, _ImageItem(msg, received), arrival)
+
+    def _on_compressed_image(self, msg: Any) -> None:
+        # Kept as bytes: OpenCV decodes on the worker, and only the pairs it runs.
+        arrival = self._arrival.now_ns()
+        received = time.time_ns()
+        self.rates['image'].tick()
+        self._accept_image(_stamp_ns(msg.header), _ImageItem(msg, received, compressed=True),
+                           arrival)
+
+    def _accept_image(self, stamp: int, item: _ImageItem, arrival_ns: int) -> None:
+        pairs = self._sync.add_image(stamp, item, arrival_ns=arrival_ns)
+        self._note_time_jumps()
+        self._offer(pairs)
 
     def _on_points(self, msg: PointCloud2) -> None:
+        arrival = self._arrival.now_ns()
         received = time.time_ns()
         self.rates['points'].tick()
         stamp = _stamp_ns(msg.header)
@@ -543,11 +694,10 @@ class DepthNodePhases:
         if count == 0:
             self._log_fault('empty_cloud', 'a PointCloud2 with no points')
             return
-        if self._scan_guard.check(stamp):
-            self._time_jumped_back('points', stamp)
-            self._scan_guard.check(stamp)
-        self._note_stamp(stamp)
-        self._offer(self._sync.add_scan(stamp, _ScanItem(msg, received, msg.header.frame_id)))
+        pairs = self._sync.add_scan(stamp, _ScanItem(msg, received, msg.header.frame_id),
+                                    arrival_ns=arrival)
+        self._note_time_jumps()
+        self._offer(pairs)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.rates['camera_info'].tick()
@@ -559,44 +709,71 @@ class DepthNodePhases:
         self._camera_infos.add(_stamp_ns(msg.header), (model, msg))
 
     def _on_flush_timer(self) -> None:
-        # Data time, not the node clock: a bag replayed without sim time still pairs correctly,
-        # and images still time out when every stream has stopped.
-        if self._newest_stamp is not None:
-            stamp, seen = self._newest_stamp
-            self._offer(self._sync.flush(stamp + int((time.monotonic() - seen) * 1e9)))
+        # Arrival time: images stop waiting when their wait is over even if every stream stopped.
+        self._offer(self._sync.flush(self._arrival.now_ns()))
         for line in self.faults.sync_counts('sync_', dict(self._sync.drops)):
             self.get_logger().warning(line)
+            lead = self._sync.stream_offset_ns
+            if line.startswith('sync_no_partner') and lead is not None and abs(lead) > 1e9:
+                self._log_fault('clock_offset_suspected',
+                                f'cloud stamps run {lead * 1e-9:+.3f} s from image stamps '
+                                'arriving at the same time: if the camera and LiDAR clocks '
+                                f'differ, set points_time_offset to about {-lead * 1e-9:.2f}')
+        # Queue drops under overload are routine (pair_superseded, pair_stale): counted silently.
+        self.faults.sync_counts('pair_', dict(self._queue.drops))
 
     def _offer(self, pairs: Sequence[Any]) -> None:
-        for pair in pairs:
-            self._slot.put((pair, time.time_ns()))
-        superseded = self._slot.superseded
-        if superseded > self._superseded_seen:
-            self.faults.record('pair_superseded', count=superseded - self._superseded_seen)
-            self._superseded_seen = superseded
+        self._queue.put(pairs, tag=time.time_ns())  # tag: paired wall time, for the timings
 
     # --- worker thread ------------------------------------------------------------------------
 
-    def _work(self, slot: LatestSlot[tuple[Any, int]]) -> None:
-        # Its own slot, not self._slot: a worker that outlives a deactivate (stuck in the
+    def _work(self, queue: Any) -> None:
+        # Its own queue, not self._queue: a worker that outlives a deactivate (stuck in the
         # network) must not start taking the next activation's pairs.
-        while not slot.closed:
-            taken = slot.take(_WORKER_POLL_S)
+        while not queue.closed:
+            taken = queue.take(_WORKER_POLL_S)
             if taken is None:
                 continue
-            pair, paired_wall_ns = taken
+            started = self._arrival.now_ns()
             try:
-                self._process(pair, paired_wall_ns)
+                self._process(taken.pair, taken.tag)
             except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the node
-                if slot.closed or not self.context.ok():
+                if queue.closed or not self.context.ok():
                     return
                 self._log_fault('processing_error', f'{type(exc).__name__}: {exc}')
+            finally:
+                queue.done(self._arrival.now_ns() - started)
+
+    def _has_subscribers(self) -> bool:
+        with self._pub_lock:
+            pubs = [self._pub_depth, self._pub_info, self._pub_sparse, self._pub_color,
+                    self._pub_points]
+        return any(pub is not None and pub.get_subscription_count() > 0 for pub in pubs)
 
     def _process(self, pair: Any, paired_wall_ns: int) -> None:
         start_wall_ns = time.time_ns()
+        config = self.config  # one snapshot per pair: live tuning may swap it meanwhile
         image: _ImageItem = pair.image
         scan: _ScanItem = pair.scan
-        image_hw = (image.msg.height, image.msg.width)
+        if config.lazy and not self._has_subscribers():
+            self.pairs_skipped_lazy += 1
+            self._lazy_idle = True
+            return
+        self._lazy_idle = False
+        t_decode = time.perf_counter()
+        rgb_full = None
+        if image.compressed:  # no size without decoding: decode it whole now
+            from g2mono_ros.ros.compressed import rgb_from_compressed
+
+            try:
+                rgb_full = rgb_from_compressed(image.msg)
+            except G2MonoError as exc:
+                self._log_fault('malformed_image', f'{exc}')
+                return
+            image_hw = rgb_full.shape[:2]
+        else:
+            image_hw = (image.msg.height, image.msg.width)
+        decode_s = time.perf_counter() - t_decode
         image_stamp = _stamp_ns(image.msg.header)
         match = self._camera_infos.lookup(
             image_stamp, fits=lambda item: (item[0].height, item[0].width) == image_hw)
@@ -610,23 +787,24 @@ class DepthNodePhases:
                             f'no CameraInfo stamped {image_stamp * 1e-9:.6f} s (the image); '
                             f'using the newest that fits, stamped {match.stamp_ns * 1e-9:.6f} s')
         model, info = match.item
-        if (model.height, model.width) != image_hw:
+        if (model.height, model.width) != tuple(image_hw):
             self._log_fault('camera_info_mismatch',
                             f'CameraInfo is {model.width}x{model.height}, image is '
-                            f'{image.msg.width}x{image.msg.height}; pair skipped')
+                            f'{image_hw[1]}x{image_hw[0]}; pair skipped')
             return
-        decoded = self._decode(image.msg, scan.msg, model)
+        decoded = self._decode(image.msg, rgb_full, scan.msg, model)
         if decoded is None:
             return
-        rgb, points, point_stamps, decode_s = decoded
-        proj = self.config.projection
+        rgb, rgb_full, points, point_stamps, seconds = decoded
+        decode_s += seconds
+        proj = config.projection
         image_frame = image.msg.header.frame_id
         resolved = self._extrinsic.resolve(scan.frame_id, image_frame, pair.image_stamp_ns)
         if resolved.T_cam_lidar is None:  # counted and logged (no_transform) by the resolver
             return
         T_cam_lidar = resolved.T_cam_lidar
         if self._motion is not None:
-            points = self._compensate(scan, points, point_stamps, _stamp_ns(image.msg.header))
+            points = self._compensate(scan, points, point_stamps, pair.image_time_ns)
             if points is None:
                 return
         suspect = self._coverage.observe(points, T_cam_lidar, model,
@@ -634,30 +812,26 @@ class DepthNodePhases:
                                          cloud_frame=scan.frame_id, image_frame=image_frame)
         if suspect:
             self._log_fault('extrinsic_suspect', suspect)
-        work = process_pair(self.engine, PairInputs(rgb, points, model), T_cam_lidar,
-                            min_range=proj.min_range, max_range=proj.max_range,
-                            want_sparse=self._pub_sparse is not None,
-                            want_colorized=self._pub_color is not None,
+        work = process_pair(self.engine, PairInputs(rgb, points, model, guide=rgb_full),
+                            T_cam_lidar, min_range=proj.min_range, max_range=proj.max_range,
+                            want_sparse=self._pub_sparse is not None, want_colorized=False,
                             projector=self._projector)
-        if self._slot.closed:  # shutting down: the publishers may already be gone
+        if self._queue.closed:  # shutting down: the publishers may already be gone
             return
         t0 = time.perf_counter()
         header = image.msg.header
         codecs = self._codecs
-        # The engine's output and a projection are finite and >= 0: no cleaning pass.
+        # The engine's output is finite and >= 0: no cleaning pass, only REP 118's NaN.
         depth_msg = codecs.depth_to_image(work.depth_m, header,
-                                          encoding=self.config.output_encoding, clean=True)
+                                          encoding=config.output_encoding, clean=True)
         timings = dict(work.timings_s)
         timings['decode'] = decode_s
         timings['post'] += time.perf_counter() - t0  # up to the depth publish: it is what waits
         depth_publish_wall_ns = time.time_ns()
         self._pub_depth.publish(depth_msg)
         self._pub_info.publish(_camera_info_with_header(info, header))
-        if self._pub_sparse is not None and work.sparse_m is not None:
-            self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header,
-                                                           encoding='32FC1', clean=True))
-        if self._pub_color is not None and work.colorized is not None:
-            self._pub_color.publish(codecs.numpy_to_image(work.colorized, 'rgb8', header))
+        with self._pub_lock:
+            self._publish_optional(config, work, rgb_full, model, header)
         published_wall_ns = time.time_ns()
         timings['publish'] = (published_wall_ns - depth_publish_wall_ns) * 1e-9
         timings['sync_wait'] = (paired_wall_ns - image.received_wall_ns) * 1e-9
@@ -665,31 +839,50 @@ class DepthNodePhases:
         timings['total'] = (depth_publish_wall_ns - image.received_wall_ns) * 1e-9
         # Against the node's clock (sim time with a bag): the latency a consumer of the depth
         # sees, camera exposure to depth out, when the camera's clock agrees with ours.
+        # Stamps far from the node's clock (a bag replayed without use_sim_time) would make it
+        # meaningless (~1e11 ms): then only the receive-based stages are measured.
         now_ns = self.get_clock().now().nanoseconds
-        timings['stamp_to_publish'] = (now_ns - _stamp_ns(header)) * 1e-9
+        age_s = (now_ns - _stamp_ns(header)) * 1e-9
+        self._stamp_age_s = age_s
+        if abs(age_s) <= _STAMP_LIVE_S:
+            timings['stamp_to_publish'] = age_s
+        timings['pair_gap'] = abs(pair.gap_ns) * 1e-9  # scan time - image time, offsets applied
         for stage, seconds in timings.items():
             self.stages.add(stage, seconds)
         self.pairs_processed += 1
         self._last_publish_mono = time.monotonic()
-        if self._pub_timing is not None:
-            self._pub_timing.publish(_timing_status(_stamp_ns(header), {
+        pub_timing = self._pub_timing
+        if pub_timing is not None:
+            pub_timing.publish(_timing_status(_stamp_ns(header), {
                 'received_wall_ns': image.received_wall_ns, 'paired_wall_ns': paired_wall_ns,
                 'start_wall_ns': start_wall_ns, 'depth_publish_wall_ns': depth_publish_wall_ns,
                 'published_wall_ns': published_wall_ns,
                 'scan_received_wall_ns': scan.received_wall_ns}, timings))
 
-    def _decode(self, image_msg: Image, cloud_msg: PointCloud2, model: Any
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | int, float] | None:
-        """Decode the pair's image (area-resized to the network input on uint8) and cloud.
+    def _decode(self, image_msg: Any, rgb_full: np.ndarray | None, cloud_msg: PointCloud2,
+                model: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray,
+                                     np.ndarray | int, float] | None:
+        """Decode the pair's image and cloud on the worker.
 
-        Returns (rgb (h, w, 3) uint8, xyz (N, 3) float32, per-point stamps (N,) ns or the
+        The image becomes (h, w, 3) uint8 at the network input size (OpenCV, area-shrunk on
+        uint8); the camera-size image is kept too when something needs it (edge-aware
+        upsampling, coloured points, a compressed image decoded whole).
+
+        Returns (rgb_net, rgb_full or None, xyz (N, 3) float32, per-point stamps (N,) ns or the
         cloud's stamp, seconds), or None after logging the fault (the callbacks checked sizes
         only; non-finite points are dropped here).
         """
+        from g2mono_ros.imaging import area_resize
+
         t0 = time.perf_counter()
         net_hw = self.engine.network_input_size(model.height, model.width)
+        want_full = (self.engine.config.upsample == 'edge_aware'
+                     or self._pub_points is not None)
         try:
-            rgb = self._codecs.rgb_from_image(image_msg, out_hw=net_hw)
+            if rgb_full is None and want_full:
+                rgb_full = self._codecs.rgb_from_image(image_msg)
+            rgb = (area_resize(rgb_full, net_hw) if rgb_full is not None
+                   else self._codecs.rgb_from_image(image_msg, out_hw=net_hw))
         except G2MonoError as exc:
             self._log_fault(classify_image_error(exc, image_msg.encoding, self._rgb_encodings),
                             f'{exc}')
@@ -712,8 +905,30 @@ class DepthNodePhases:
                                                   unit=self.config.motion.point_time_unit)
             except G2MonoError as exc:  # fall back to scan-level for this cloud
                 self._log_fault('bad_point_times', f'{exc}; cloud compensated at its stamp')
-        return rgb, xyz, point_stamps, time.perf_counter() - t0
+        return rgb, rgb_full, xyz, point_stamps, time.perf_counter() - t0
 
+    def _publish_optional(self, config: NodeConfig, work: Any, rgb: np.ndarray | None,
+                          model: Any, header: Any) -> None:
+        """Sparse input, colour rendering and point cloud, for those switched on (under
+        ``_pub_lock``); ``rgb`` is the camera-size image when one was decoded."""
+        codecs = self._codecs
+        if self._pub_sparse is not None and work.sparse_m is not None:
+            self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header,
+                                                           encoding='32FC1', clean=True))
+        if self._pub_color is not None:
+            from g2mono_ros.visualize import colorize_depth
+
+            top = config.colorized_max_depth or self.engine.max_depth
+            self._pub_color.publish(codecs.numpy_to_image(colorize_depth(work.depth_m, top),
+                                                          'rgb8', header))
+        if self._pub_points is not None:
+            from g2mono_ros.fusion.cloud import depth_to_points, pack_rgb
+
+            xyz, colours = depth_to_points(work.depth_m, model,
+                                           decimation=config.points_decimation,
+                                           max_range_m=config.points_max_range, rgb=rgb)
+            self._pub_points.publish(codecs.xyz_to_pointcloud2(xyz, header,
+                                                               {'rgb': pack_rgb(colours)}))
     def _compensate(self, scan: _ScanItem, points: np.ndarray, point_stamps_ns: np.ndarray | int,
                     image_stamp_ns: int) -> np.ndarray | None:
         """The scan's points in the LiDAR frame at the image time; None skips the pair."""
@@ -722,7 +937,9 @@ class DepthNodePhases:
         source = self._motion
         if self.config.motion.motion_source == 'tf':
             source = source.for_frame(scan.frame_id)
-        result = compensate_points(points, point_stamps_ns, image_stamp_ns, source)
+        # The sensors' time offsets apply here too: poses are looked up at corrected times.
+        point_stamps = point_stamps_ns + self.config.sync.points_time_offset_ns
+        result = compensate_points(points, point_stamps, image_stamp_ns, source)
         if result.no_odometry and len(result.points):
             self.faults.record('no_odometry_points', count=result.no_odometry)
         if len(result.points) == 0:
@@ -752,7 +969,10 @@ class DepthNodePhases:
         status.hardware_id = str(self.engine.device)
         status.level = DiagnosticStatus.OK
         status.message = 'ok'
-        if self.rates['image'].rate_hz() > 0 and stale:
+        lazy_idle = self.config.lazy and self._lazy_idle
+        if lazy_idle:
+            status.message = 'idle (lazy): no subscriber on any output, inference skipped'
+        elif self.rates['image'].rate_hz() > 0 and stale:
             status.level = DiagnosticStatus.WARN
             status.message = f'images arrive but no depth for over {stale_after_s:.1f} s'
         elif new_faults:
@@ -768,6 +988,15 @@ class DepthNodePhases:
             'images_received': str(self.rates['image'].total),
             'clouds_received': str(self.rates['points'].total),
             'pairs_processed': str(self.pairs_processed),
+            'lazy': ('idle: no subscribers, inference skipped' if lazy_idle else
+                     'on' if self.config.lazy else 'off'),
+            'pairs_skipped_lazy': str(self.pairs_skipped_lazy),
+            'clock': 'sim (/clock)' if self.get_parameter('use_sim_time').value else 'system',
+            'stamps': self._stamps_verdict(),
+            # Share of the decoded images that got depth (all of them while the device keeps up).
+            'images_with_depth_fraction': (
+                f'{self.pairs_processed / self.rates["image"].total:.3f}'
+                if self.rates['image'].total else 'nan'),
             'extrinsic_source': self._extrinsic.last_source,
         }
         coverage = self._coverage.fraction
@@ -785,9 +1014,20 @@ class DepthNodePhases:
         array.status = [status]
         self._pub_diag.publish(array)
 
+    def _stamps_verdict(self) -> str:
+        age = self._stamp_age_s
+        if age is None:
+            return 'no output yet'
+        if abs(age) <= _STAMP_LIVE_S:
+            return 'live (stamp_to_publish measured against the node clock)'
+        side = 'in the past' if age > 0 else 'in the future'
+        return (f'{abs(age):.3g} s {side} of the node clock (a replayed bag without '
+                'use_sim_time, or another clock): stamp_to_publish not measured; total_ms is '
+                'from receipt')
+
     def close(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
         """Stop the worker thread after its current pair; False if it is still running."""
-        self._slot.close()
+        self._queue.close()
         worker = self._worker
         if worker is None:
             return True

@@ -21,6 +21,8 @@ from g2mono_ros.bagio import (
     BagWriter,
     StaticTransform,
     camera_info_message,
+    compressed_depth_message,
+    compressed_image_message,
     image_message,
     odometry_message,
     pointcloud2_message,
@@ -32,7 +34,7 @@ from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.synth.sequence import SyntheticSequence
 from g2mono_ros.fusion.transforms import R_OPTICAL_FROM_REP103
 
-__all__ = ['SYNTH_TOPICS', 'SyntheticBagInfo', 'write_synthetic_bag']
+__all__ = ['IMAGE_FORMATS', 'SYNTH_TOPICS', 'SyntheticBagInfo', 'write_synthetic_bag']
 
 #: role -> topic name (the node's default topic names).
 SYNTH_TOPICS = {
@@ -44,6 +46,9 @@ SYNTH_TOPICS = {
     'odom': '/odom',
     'tf': '/tf',
 }
+#: ``image_format`` choices: raw sensor_msgs/Image, or image_transport's ``compressed``.
+IMAGE_FORMATS = ('raw', 'jpeg', 'png')
+DEPTH_FORMATS = ('raw', 'compressedDepth')
 BASE_FRAME = 'base_link'
 ODOM_FRAME = 'odom'
 CAMERA_FRAME = 'camera_optical_frame'
@@ -63,6 +68,8 @@ class SyntheticBagInfo:
         T_cam_lidar: (4, 4) the extrinsic stored in ``/tf_static``.
         camera_frame, lidar_frame: frame ids of the image/CameraInfo/depth and of the clouds.
         image_stamps_ns, scan_stamps_ns: header stamps written.
+        topics: role -> topic written (``image`` is ``/camera/image_raw/compressed`` for a
+            compressed bag, ``depth`` ``/ground_truth/depth/compressedDepth``).
         odom_stamps_ns: odometry stamps written (empty without ``odom_rate_hz``).
         T_base_lidar: (4, 4) LiDAR -> ``base_link`` (the odometry's child frame).
     """
@@ -78,10 +85,12 @@ class SyntheticBagInfo:
     scan_stamps_ns: tuple[int, ...]
     odom_stamps_ns: tuple[int, ...] = ()
     T_base_lidar: np.ndarray | None = None
+    topics: dict[str, str] | None = None
 
 
 def write_synthetic_bag(path: str | Path, seed: int, frames: int, *,
                         progress: Callable[[int, int], None] | None = None,
+                        image_format: str = 'raw', depth_format: str = 'raw',
                         odom_rate_hz: float = 0.0, point_time_layout: str | None = None,
                         image_delay_s: float = 0.0, scan_delay_s: float = 0.0,
                         odom_delay_s: float = 0.0,
@@ -93,6 +102,11 @@ def write_synthetic_bag(path: str | Path, seed: int, frames: int, *,
         seed: scene/stamp seed.
         frames: number of camera frames (>= 1).
         progress: called as ``progress(done, total)`` after each message group.
+        image_format: ``raw`` (rgb8 Image on ``/camera/image_raw``) | ``jpeg`` | ``png``
+            (CompressedImage on ``/camera/image_raw/compressed``, as image_transport names it).
+        depth_format: ``raw`` (32FC1 on ``/ground_truth/depth``) | ``compressedDepth`` (16UC1
+            millimetres PNG on ``/ground_truth/depth/compressedDepth``; depth beyond 65.5 m
+            becomes 0).
         odom_rate_hz: > 0 writes the rig's exact pose as ``nav_msgs/Odometry`` on ``/odom``
             (``odom`` -> ``base_link``, twist in ``base_link``) and the same on ``/tf`` at this
             rate, from 0.2 s before the first image to 0.2 s after the last sweep ends.
@@ -110,8 +124,18 @@ def write_synthetic_bag(path: str | Path, seed: int, frames: int, *,
 
     Raises:
         BagError: the path exists or writing fails.
-        ConfigError: a bad sequence option.
+        ConfigError: a bad sequence option, image_format or depth_format.
     """
+    for name, value, choices in (('image_format', image_format, IMAGE_FORMATS),
+                                 ('depth_format', depth_format, DEPTH_FORMATS)):
+        if value not in choices:
+            msg = f'{name} must be one of {", ".join(choices)}; got {value!r}'
+            raise ConfigError(msg)
+    topics = dict(SYNTH_TOPICS)
+    if image_format != 'raw':
+        topics['image'] = f"{SYNTH_TOPICS['image']}/compressed"
+    if depth_format != 'raw':
+        topics['depth'] = f"{SYNTH_TOPICS['depth']}/compressedDepth"
     seq = SyntheticSequence(seed, num_frames=frames, **sequence_options)
     layouts = {layout.name: layout for layout in TIME_LAYOUTS}
     if point_time_layout is None and seq.rolling_sweep:
@@ -166,13 +190,17 @@ def write_synthetic_bag(path: str | Path, seed: int, frames: int, *,
         for done, (log_ns, kind, index, stamp) in enumerate(events, start=1):
             if kind == 0:
                 frame = seq.image_frame(index)
-                bag.write(SYNTH_TOPICS['image'],
-                          image_message(store, frame.rgb, 'rgb8', stamp, CAMERA_FRAME), log_ns)
+                image = (image_message(store, frame.rgb, 'rgb8', stamp, CAMERA_FRAME)
+                         if image_format == 'raw' else
+                         compressed_image_message(store, frame.rgb, image_format, stamp,
+                                                  CAMERA_FRAME))
+                bag.write(topics['image'], image, log_ns)
                 bag.write(SYNTH_TOPICS['camera_info'],
                           camera_info_message(store, seq.camera, stamp, CAMERA_FRAME), log_ns)
-                bag.write(SYNTH_TOPICS['depth'],
-                          image_message(store, frame.depth_gt, '32FC1', stamp, CAMERA_FRAME),
-                          log_ns)
+                depth = (image_message(store, frame.depth_gt, '32FC1', stamp, CAMERA_FRAME)
+                         if depth_format == 'raw' else
+                         compressed_depth_message(store, frame.depth_gt, stamp, CAMERA_FRAME))
+                bag.write(topics['depth'], depth, log_ns)
                 image_stamps.append(stamp)
             elif kind == 1:
                 scan = seq.scan(index)
@@ -194,7 +222,7 @@ def write_synthetic_bag(path: str | Path, seed: int, frames: int, *,
     return SyntheticBagInfo(Path(path), frames, len(scan_stamps), seq.camera,
                             seq.T_cam_lidar.copy(), CAMERA_FRAME, LIDAR_FRAME,
                             tuple(image_stamps), tuple(scan_stamps), tuple(odom_stamps),
-                            T_body_cam @ seq.T_cam_lidar)
+                            T_body_cam @ seq.T_cam_lidar, topics)
 
 
 def _time_field(layout: Any, scan: Any, count: int) -> np.ndarray:

@@ -31,6 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='LiDAR range noise standard deviation in metres (default 0)')
     parser.add_argument('--speed', type=float, default=1.5, dest='speed_mps',
                         help='rig speed in metres per second (default 1.5)')
+    parser.add_argument('--environment', choices=('outdoor', 'indoor'), default='outdoor',
+                        help='outdoor scene (to 80 m) or a furnished indoor room (0.5-10 m)')
+    parser.add_argument('--lidar', default=None, metavar='PATTERN',
+                        help='LiDAR pattern from synth.patterns (spin8, vlp16, narrow32, hdl32, '
+                             'hdl64, os1-64, os128, solid); overrides --beams')
+    parser.add_argument('--image-format', choices=('raw', 'jpeg', 'png'), default='raw',
+                        help='raw rgb8 Image, or a CompressedImage on '
+                             '/camera/image_raw/compressed (default raw)')
+    parser.add_argument('--depth-format', choices=('raw', 'compressedDepth'), default='raw',
+                        help='ground truth as 32FC1 Image, or 16UC1 compressedDepth on '
+                             '/ground_truth/depth/compressedDepth (default raw)')
     moving = parser.add_argument_group('moving rig (motion compensation tests)')
     moving.add_argument('--yaw-rate', type=float, default=None, dest='yaw_rate_dps',
                         help='drive from the origin at --speed turning at this many deg/s '
@@ -66,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).exists():
         msg = f'bag {args.out!r} exists already; not overwriting'
         raise BagError(msg)
+    lidar = None
+    if getattr(args, 'lidar', None):
+        from g2mono_ros.synth.patterns import lidar_pattern
+
+        try:
+            lidar = lidar_pattern(args.lidar)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     bar = None
     progress = None
     if not args.quiet:
@@ -82,17 +101,21 @@ def run(args: argparse.Namespace) -> int:
                                    width=args.width, height=args.height,
                                    fov_x_deg=args.fov_x_deg, distortion=args.distortion,
                                    beams=args.beams, range_noise_m=args.range_noise_m,
-                                   speed_mps=args.speed_mps, yaw_rate_dps=args.yaw_rate_dps,
+                                   speed_mps=args.speed_mps, lidar=lidar,
+                                   environment=getattr(args, 'environment', 'outdoor'),
+                                   yaw_rate_dps=args.yaw_rate_dps,
                                    rolling_sweep=args.rolling_sweep,
                                    point_time_layout=args.time_layout,
-                                   odom_rate_hz=args.odom_rate, scan_delay_s=args.scan_delay)
+                                   odom_rate_hz=args.odom_rate, scan_delay_s=args.scan_delay,
+                                   image_format=getattr(args, 'image_format', 'raw'),
+                                   depth_format=getattr(args, 'depth_format', 'raw'))
     finally:
         if bar is not None:
             bar.close()
     with np.printoptions(precision=4, suppress=True):
         print(f'wrote {info.path}: {info.num_images} images {info.camera.width}x'
               f'{info.camera.height} at 30 Hz, {info.num_scans} LiDAR sweeps at 10 Hz')
-        for role, topic in SYNTH_TOPICS.items():
+        for role, topic in (info.topics or SYNTH_TOPICS).items():
             if role in ('odom', 'tf') and not info.odom_stamps_ns:
                 continue
             print(f'  {topic:<22} {role}')

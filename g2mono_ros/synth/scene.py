@@ -135,10 +135,12 @@ class Scene:
         cylinders: (K, 5) float64 rows ``[x, y, z0, radius, height]``.
         spheres: (S, 4) float64 rows ``[cx, cy, cz, radius]``.
         sun_direction: (3,) direction towards the sun (normalised here; z > 0).
+        cast_shadows: False for closed rooms (their ceiling would shadow every point).
     """
 
     def __init__(self, materials: list[Material], boxes: np.ndarray, cylinders: np.ndarray,
-                 spheres: np.ndarray, *, sun_direction: np.ndarray = _SUN) -> None:
+                 spheres: np.ndarray, *, sun_direction: np.ndarray = _SUN,
+                 cast_shadows: bool = True) -> None:
         self.boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
         self.cylinders = np.asarray(cylinders, dtype=np.float64).reshape(-1, 5)
         self.spheres = np.asarray(spheres, dtype=np.float64).reshape(-1, 4)
@@ -152,6 +154,7 @@ class Scene:
         self._salt = np.arange(expected) * 7919
         sun = np.asarray(sun_direction, dtype=np.float64).reshape(3)
         self.sun_direction = sun / np.linalg.norm(sun)
+        self.cast_shadows = bool(cast_shadows)
 
     @property
     def num_objects(self) -> int:
@@ -333,7 +336,7 @@ class Scene:
         visible = np.isfinite(hits.range_m)
         albedo = self._albedo(hits)
         sun = np.clip(hits.normal @ self.sun_direction, 0.0, None)
-        if shadows:
+        if shadows and self.cast_shadows:
             lit_rows = np.flatnonzero(visible & (sun > 0))
             points = origin + hits.range_m[lit_rows, None] * dirs[lit_rows]
             points += 1e-4 * hits.normal[lit_rows]

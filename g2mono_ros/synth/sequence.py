@@ -185,6 +185,8 @@ class SyntheticSequence:
         range_noise_m: Gaussian LiDAR range noise (std, metres); 0 = exact points.
         shadows: cast sun shadows in the RGB image (a depth cue; ~1.5x the image cost).
         start_ns: stamp of frame 0 before jitter.
+        environment: ``outdoor`` (streets and yards, to 80 m) or ``indoor`` (a furnished room,
+            0.5-10 m; ``synth.rooms``).
 
     Raises:
         ConfigError: a size, rate, count or model out of range.
@@ -198,7 +200,7 @@ class SyntheticSequence:
                  speed_mps: float = 1.5, max_depth_m: float = 80.0, range_noise_m: float = 0.0,
                  shadows: bool = True, start_ns: int = DEFAULT_START_NS,
                  yaw_rate_dps: float | None = None, rolling_sweep: bool = False,
-                 sweep_slices: int = 360) -> None:
+                 sweep_slices: int = 360, environment: str = 'outdoor') -> None:
         if not (isinstance(seed, (int, np.integer)) and seed >= 0):
             msg = f'seed must be an integer >= 0; got {seed!r}'
             raise ConfigError(msg)
@@ -260,13 +262,22 @@ class SyntheticSequence:
 
         rng = np.random.default_rng([self.seed, 0])
         self.trajectory: LoopTrajectory | DriveTrajectory
-        if yaw_rate_dps is None:
-            self.trajectory = LoopTrajectory.random(rng, speed_mps=float(speed_mps))
-            path = self.trajectory.ground_samples()
+        if environment == 'indoor':
+            from g2mono_ros.synth.rooms import make_room_scene, room_trajectory
+            self.trajectory = room_trajectory(rng, speed_mps=min(float(speed_mps), 0.8))
+            self.scene: Scene = make_room_scene(rng, self.trajectory.ground_samples())
+        elif environment == 'outdoor':
+            if yaw_rate_dps is None:
+                self.trajectory = LoopTrajectory.random(rng, speed_mps=float(speed_mps))
+                path = self.trajectory.ground_samples()
+            else:
+                self.trajectory = DriveTrajectory(float(speed_mps),
+                                                  float(np.deg2rad(yaw_rate_dps)))
+                path = self.trajectory.ground_samples(self.num_frames / self.camera_rate_hz)
+            self.scene = make_scene(rng, path)
         else:
-            self.trajectory = DriveTrajectory(float(speed_mps), float(np.deg2rad(yaw_rate_dps)))
-            path = self.trajectory.ground_samples(self.num_frames / self.camera_rate_hz)
-        self.scene: Scene = make_scene(rng, path)
+            msg = f"environment must be 'outdoor' or 'indoor'; got {environment!r}"
+            raise ConfigError(msg)
         # The first sweep comes 11-29 ms after the first image: never aligned with the camera.
         self.scan_offset_ns = int(rng.integers(11_000_000, 29_000_000))
         self._T_body_cam = np.eye(4)

@@ -76,7 +76,8 @@ class RosbagSource:
 
     def _read(self, path: Path) -> None:
         from g2mono_ros.bagio import BagReader
-        from g2mono_ros.ros.codecs import pointcloud2_fields, rgb_from_image
+        from g2mono_ros.ros.codecs import pointcloud2_fields
+        from g2mono_ros.ros.compressed import rgb_from_any_image
 
         c = self.config
         topics = [c.image_topic, c.camera_info_topic, c.points_topic]
@@ -114,7 +115,7 @@ class RosbagSource:
                 if abs(int(scan_ns[nearest]) - message.stamp_ns) > max_offset_ns:
                     continue
                 try:
-                    rgb = rgb_from_image(message.msg)
+                    rgb = rgb_from_any_image(message.msg)  # Image or CompressedImage
                 except G2MonoError as exc:
                     msg = f'cannot decode {c.image_topic} at {message.stamp_ns} ns: {exc}'
                     raise DatasetError(msg) from exc

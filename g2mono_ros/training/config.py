@@ -17,6 +17,7 @@ from typing import Any, Union
 
 from g2mono_ros.config import CAMERA_MODELS
 from g2mono_ros.errors import ConfigError
+from g2mono_ros.training.photometric import PhotometricConfig
 from g2mono_ros.training.simulation import G2SimConfig, LidarSimConfig
 
 __all__ = [
@@ -104,7 +105,8 @@ class DataConfig:
         beams: synthetic: LiDAR beams per sequence (16, 32 or 64), cycled over ``seeds``.
         range_noise_m: synthetic: LiDAR range noise (std, metres).
         cache_dir: synthetic: directory caching rendered frames as .npz (empty = memory only).
-        image_topic, camera_info_topic, points_topic: rosbag topics.
+        image_topic, camera_info_topic, points_topic: rosbag topics (images: Image, or a
+            CompressedImage topic such as ``/camera/image_raw/compressed``).
         camera_model: rosbag: ``raw`` (CameraInfo K + D) or ``rectified`` (P), as the node.
         extrinsic_translation, extrinsic_rotation: rosbag: LiDAR -> camera optical transform
             (metres; quaternion x, y, z, w); used when the bag has no ``/tf_static`` for it.
@@ -117,6 +119,11 @@ class DataConfig:
         split: kitti: ``train`` or ``val``.
         depth_max_depth: png_folder: metres of the 16-bit value 65535.
         limit: use at most this many samples (0 = all).
+        environments: synthetic: ``outdoor`` / ``indoor`` scenes, cycled over ``seeds``.
+        lidar_patterns: synthetic: names from ``synth.patterns.LIDAR_PATTERNS`` (8-128 beams,
+            ``solid``), cycled over the sequences of each environment; overrides ``beams``.
+        fov_x_deg: synthetic: [lo, hi] horizontal field of view, drawn per sequence (varied
+            intrinsics).
     """
 
     kind: str = 'synthetic'
@@ -142,6 +149,9 @@ class DataConfig:
     split: str = 'train'
     depth_max_depth: float = 0.0
     limit: int = 0
+    environments: tuple = ('outdoor',)
+    lidar_patterns: tuple = ()
+    fov_x_deg: tuple = (80.0, 80.0)
 
     def validate(self, prefix: str = 'data') -> None:
         """Check every key, naming them ``<prefix>.<key>``.
@@ -160,6 +170,15 @@ class DataConfig:
         _positive_int(f'{prefix}.render_height', self.render_height)
         if not self.beams or not all(b in (16, 32, 64) for b in self.beams):
             _fail(f'{prefix}.beams', 'a list of 16, 32 or 64', self.beams)
+        if not self.environments or not all(e in ('outdoor', 'indoor') for e in self.environments):
+            _fail(f'{prefix}.environments', 'a list of outdoor / indoor', self.environments)
+        from g2mono_ros.synth.patterns import LIDAR_PATTERNS
+        if not all(name in LIDAR_PATTERNS for name in self.lidar_patterns):
+            _fail(f'{prefix}.lidar_patterns', f'names among {", ".join(LIDAR_PATTERNS)}',
+                  self.lidar_patterns)
+        if (len(self.fov_x_deg) != 2 or not all(isinstance(v, (int, float)) for v in self.fov_x_deg)
+                or not 10.0 <= self.fov_x_deg[0] <= self.fov_x_deg[1] <= 150.0):
+            _fail(f'{prefix}.fov_x_deg', '[lo, hi] with 10 <= lo <= hi <= 150', self.fov_x_deg)
         _finite(f'{prefix}.range_noise_m', self.range_noise_m, low=0.0)
         _finite(f'{prefix}.sync_max_offset', self.sync_max_offset, low=0.0, low_open=True)
         _positive_int(f'{prefix}.merge_neighbours', self.merge_neighbours, allow_zero=True)
@@ -191,7 +210,9 @@ class SimulationConfig:
         p_g2: in ``mixed`` mode, chance of the G2 recipe.
         hflip: chance of a horizontal flip; color_jitter: brightness/contrast/saturation
             jitter amplitude.
-        g2, lidar: the recipes' parameters.
+        p_photometric: chance that a training image gets real-camera degradations and the
+            matching LiDAR dropouts (``photometric``; 0 = off, the old behaviour).
+        g2, lidar, photometric: the recipes' parameters.
     """
 
     mode: str = 'lidar'
@@ -199,13 +220,15 @@ class SimulationConfig:
     p_g2: float = 0.3
     hflip: float = 0.5
     color_jitter: float = 0.2
+    p_photometric: float = 0.0
     g2: G2SimConfig = field(default_factory=G2SimConfig)
     lidar: LidarSimConfig = field(default_factory=LidarSimConfig)
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
 
     def __post_init__(self) -> None:
         if self.mode not in SIM_MODES:
             _fail('simulation.mode', f'one of {", ".join(SIM_MODES)}', self.mode)
-        for name in ('p_full_scan', 'p_g2', 'hflip'):
+        for name in ('p_full_scan', 'p_g2', 'hflip', 'p_photometric'):
             _finite(f'simulation.{name}', getattr(self, name), low=0.0, high=1.0)
         _finite('simulation.color_jitter', self.color_jitter, low=0.0, high=1.0)
 
@@ -223,6 +246,9 @@ class OptimConfig:
         dense_weight: weight of an extra L1 over every ground-truth pixel; not in the G2
             recipe (0, the default, trains with the G2 loss exactly).
         amp: ``none`` | ``bf16`` | ``fp16`` autocast (CUDA only; fp32 on CPU).
+        loss_scale: ``global``: the loss sees depth / max_depth (the G2 recipe); ``per_image``:
+            prediction, target and input are divided by the median of the image's input points
+            first, so a 2 m room and an 80 m street weigh alike.
     """
 
     lr: float = 2e-4
@@ -236,8 +262,11 @@ class OptimConfig:
     grad_weight: float = 0.5
     dense_weight: float = 0.0
     amp: str = 'bf16'
+    loss_scale: str = 'global'
 
     def __post_init__(self) -> None:
+        if self.loss_scale not in ('global', 'per_image'):
+            _fail('optim.loss_scale', 'global or per_image', self.loss_scale)
         _finite('optim.lr', self.lr, low=0.0, low_open=True)
         _finite('optim.weight_decay', self.weight_decay, low=0.0)
         _finite('optim.min_lr', self.min_lr, low=0.0, high=self.lr)

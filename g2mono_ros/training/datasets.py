@@ -21,6 +21,7 @@ from torch.utils.data import Dataset, Sampler
 from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.errors import DatasetError, G2MonoError
 from g2mono_ros.training.config import DataConfig, SimulationConfig, TrainConfig
+from g2mono_ros.training.photometric import photometric_augment, sensor_dropouts
 from g2mono_ros.training.simulation import (
     simulate_g2_input,
     simulate_lidar_image,
@@ -207,12 +208,27 @@ class SyntheticSource:
     def __len__(self) -> int:
         return self.length
 
+    def _variety(self, number: int) -> tuple[str, str, float]:
+        """(environment, LiDAR pattern name or '', horizontal FOV) of sequence ``number``."""
+        c = self.config
+        environment = c.environments[number % len(c.environments)]
+        pattern = ''
+        if c.lidar_patterns:
+            pattern = c.lidar_patterns[(number // len(c.environments)) % len(c.lidar_patterns)]
+        fov = float(np.random.default_rng([c.seeds[number], 77]).uniform(*c.fov_x_deg))
+        return environment, pattern, fov
+
     def _sequence(self, number: int) -> Any:
         if number not in self._sequences:
+            from g2mono_ros.synth.patterns import lidar_pattern
+
             c = self.config
+            environment, pattern, fov = self._variety(number)
             self._sequences[number] = self._make_sequence(
                 c.seeds[number], num_frames=c.frames_per_sequence * c.frame_stride,
                 width=c.render_width, height=c.render_height, beams=c.beams[number % len(c.beams)],
+                lidar=lidar_pattern(pattern) if pattern else None, fov_x_deg=fov,
+                environment=environment, speed_mps=1.5 if environment == 'outdoor' else 0.5,
                 range_noise_m=c.range_noise_m, max_depth_m=self.max_depth)
         return self._sequences[number]
 
@@ -224,6 +240,8 @@ class SyntheticSource:
         key = (f'{c.seeds[number]}-{index % c.frames_per_sequence}-{c.frame_stride}-'
                f'{c.render_width}x{c.render_height}-{c.beams[number % len(c.beams)]}-{c.range_noise_m}-'
                f'{self.out_hw}-{self.max_depth}')
+        if (c.environments, c.lidar_patterns, tuple(c.fov_x_deg)) != (('outdoor',), (), (80.0, 80.0)):
+            key += f'-{self._variety(number)}'
         return self.cache_dir / f'synth_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz'
 
     def _render(self, index: int) -> FrameSample:
@@ -502,9 +520,15 @@ class TrainingDataset(Dataset):
                       or (self.sim.mode == 'mixed' and rng.random() < self.sim.p_g2))
             raw = (simulate_g2_input(target, generator, self.sim.g2).raw if use_g2
                    else self._lidar_input(frame, rng, generator))
+        rgb_np = frame.rgb
+        if self.train and self.sim.p_photometric and rng.random() < self.sim.p_photometric:
+            photo = photometric_augment(frame.rgb, rng, self.sim.photometric)
+            sparse = raw if isinstance(raw, np.ndarray) else raw[0].numpy() * self.max_depth
+            raw = sensor_dropouts(sparse, frame.rgb, photo.specular, rng, self.sim.photometric)
+            rgb_np = photo.rgb
         if isinstance(raw, np.ndarray):
             raw = torch.from_numpy(self._normalise(raw)).unsqueeze(0)
-        rgb = torch.from_numpy(np.ascontiguousarray(frame.rgb)).permute(2, 0, 1).float() / 255.0
+        rgb = torch.from_numpy(np.ascontiguousarray(rgb_np)).permute(2, 0, 1).float() / 255.0
         if self.train:
             if float(torch.rand((), generator=generator)) < self.sim.hflip:
                 rgb, raw, target = rgb.flip(-1), raw.flip(-1), target.flip(-1)

@@ -247,8 +247,12 @@ def _forward(model: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
 def train_step(net: nn.Module, batch: Mapping[str, Tensor], optimizer: torch.optim.Optimizer,
                scaler: Any = None, *, amp: str = 'none',
                grad_clip: float = 0.0, grad_weight: float = 0.5,
-               dense_weight: float = 0.0) -> tuple[list[float], float | None]:
+               dense_weight: float = 0.0,
+               loss_scale: str = 'global') -> tuple[list[float], float | None]:
     """One optimiser step on ``batch`` (``rgb``, ``input``, ``target`` on the net's device).
+
+    ``loss_scale='per_image'`` divides prediction, target and input by the median of each
+    image's input points before the loss (``OptimConfig.loss_scale``).
 
     Returns:
         ([total, abs, rel, grad, dense] loss values before the step, gradient norm or None).
@@ -256,7 +260,14 @@ def train_step(net: nn.Module, batch: Mapping[str, Tensor], optimizer: torch.opt
     device = batch['rgb'].device
     with _autocast(device, amp):
         pred = _forward(net, batch)
-    terms = g2_loss(pred.float(), batch['target'], batch['input'], grad_weight, dense_weight)
+    target, raw = batch['target'], batch['input']
+    pred = pred.float()
+    if loss_scale == 'per_image':
+        from g2mono_ros.models.prefill import sparse_median
+
+        scale = sparse_median(raw, (raw > 0).to(raw.dtype)).detach()
+        pred, target, raw = pred / scale, target / scale, raw / scale
+    terms = g2_loss(pred, target, raw, grad_weight, dense_weight)
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
         scaler.scale(terms.total).backward()
@@ -404,9 +415,22 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
             writer_factory = SummaryWriter
         writer = writer_factory(str(out_dir / 'tensorboard'))
 
+    def save_weights(name: str) -> Path:
+        from g2mono_ros.models.checkpoint import save_checkpoint
+
+        return save_checkpoint(
+            out_dir / name, model, variant=config.model.variant, model_kwargs=model_kwargs,
+            max_depth=config.model.max_depth, input_height=config.input_height,
+            input_width=config.input_width,
+            extra={'step': step, 'seed': config.seed, 'trainer': 'g2mono_ros.training',
+                   'val_metrics': {k: v for k, v in val_metrics.items() if math.isfinite(v)},
+                   'train_config': config_to_dict(config)})
+
     def save_state() -> None:
         if not dist_info.is_main:
             return
+        # Loadable weights beside every state file: a run stopped at any time leaves a model.
+        save_weights('latest.pt')
         payload = {
             'format': STATE_FORMAT, 'step': step, 'model': model.state_dict(),
             'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(),
@@ -441,7 +465,8 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
             logged, grad_norm = train_step(net, batch, optimizer, scaler, amp=config.optim.amp,
                                            grad_clip=config.optim.grad_clip,
                                            grad_weight=config.optim.grad_weight,
-                                           dense_weight=config.optim.dense_weight)
+                                           dense_weight=config.optim.dense_weight,
+                                           loss_scale=config.optim.loss_scale)
             scheduler.step()
             step += 1
             last_loss = logged[0]
@@ -482,15 +507,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
     save_state()
     weights_path = None
     if dist_info.is_main:
-        from g2mono_ros.models.checkpoint import save_checkpoint
-
-        weights_path = save_checkpoint(
-            out_dir / 'model.pt', model, variant=config.model.variant, model_kwargs=model_kwargs,
-            max_depth=config.model.max_depth, input_height=config.input_height,
-            input_width=config.input_width,
-            extra={'step': step, 'seed': config.seed, 'trainer': 'g2mono_ros.training',
-                   'val_metrics': {k: v for k, v in val_metrics.items() if math.isfinite(v)},
-                   'train_config': config_to_dict(config)})
+        weights_path = save_weights('model.pt')
         _log(dist_info, f'done at step {step}; weights: {weights_path}')
     if writer is not None:
         writer.close()

@@ -1,0 +1,164 @@
+"""Depth quality per regime: the shipped weights against nearest and morphological fills.
+
+Fresh synthetic sequences (seeds never trained on) in 8 regimes (indoor / outdoor x VLP-16,
+HDL-32E, HDL-64E, solid-state), plus the Middlebury 2014 "Motorcycle" stereo pair with its
+ground-truth disparity (shipped inside scikit-image) with LiDAR-like scan lines as input.
+Prints RMSE / MAE / AbsRel / delta1, the error at the input pixels and the flying-pixel share
+(bilinear vs edge-aware upsampling) for each method; a few minutes on one CPU core at the
+default sizes.
+
+    python benchmarks/bench_quality.py                      # shipped weights vs fills
+    python benchmarks/bench_quality.py --weights a.pt --weights b.pt   # compare checkpoints
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from g2mono_ros.config import EngineConfig  # noqa: E402
+from g2mono_ros.evaluation.baselines import morphological_fill, nearest_fill  # noqa: E402
+from g2mono_ros.evaluation.quality import (  # noqa: E402
+    QUALITY_REGIMES,
+    QualityFrame,
+    regime_frames,
+    scanline_input,
+    score_methods,
+)
+from g2mono_ros.models.engine import DepthEngine  # noqa: E402
+
+WEIGHTS_DIR = ROOT / 'g2mono_ros' / 'weights'
+DEFAULT_WEIGHTS = [str(WEIGHTS_DIR / 'g2mono_seed_small_v2.pt')]
+#: Middlebury 2014 Motorcycle (imperfect calibration), at the quarter size scikit-image ships:
+#: focal length and disparity offset / 4, baseline in metres.
+MOTORCYCLE_F_PX = 3979.911 / 4
+MOTORCYCLE_DOFFS_PX = 124.343 / 4
+MOTORCYCLE_BASELINE_M = 0.193001
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown CPU'
+
+
+def motorcycle_frames(beams_list: tuple[int, ...]) -> list[tuple[str, QualityFrame]] | None:
+    """The real stereo frame with scan-line inputs, or None without scikit-image."""
+    try:
+        from skimage.data import stereo_motorcycle
+    except ImportError:
+        return None
+    left, _, disparity = stereo_motorcycle()
+    valid = np.isfinite(disparity) & (disparity > 0)
+    gt = np.where(valid, MOTORCYCLE_F_PX * MOTORCYCLE_BASELINE_M
+                  / (np.where(valid, disparity, 1.0) + MOTORCYCLE_DOFFS_PX), 0.0).astype(np.float32)
+    # Crop to a 3:2 frame the engine maps to 128x192 / 256x384 without distortion.
+    h, w = gt.shape
+    crop_h = min(h, (w * 2 // 3))
+    crop_w = crop_h * 3 // 2
+    top, left_px = (h - crop_h) // 2, (w - crop_w) // 2
+    rgb = np.ascontiguousarray(left[top:top + crop_h, left_px:left_px + crop_w])
+    gt = np.ascontiguousarray(gt[top:top + crop_h, left_px:left_px + crop_w])
+    return [(f'real-motorcycle-{beams}', QualityFrame(rgb, scanline_input(gt, beams), gt))
+            for beams in beams_list]
+
+
+def engine_method(engine: DepthEngine):
+    return lambda frame: engine.infer(frame.rgb, frame.sparse_m)
+
+
+def fmt_row(name: str, m: dict[str, float]) -> str:
+    return (f'| {name} | {m["rmse"]:.3f} | {m["mae"]:.3f} | {m["absrel"]:.4f} | '
+            f'{m["delta1"]:.4f} | {m["input_mae"]:.4f} | {100 * m["input_rel"]:.2f} | '
+            f'{100 * m["flying"]:.2f} |')
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--weights', action='append', default=None,
+                        help='checkpoint(s) to score (repeatable); default: the shipped v2')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[7001, 7002, 7003])
+    parser.add_argument('--frames-per-seed', type=int, default=2)
+    parser.add_argument('--width', type=int, default=384, help='camera width (px)')
+    parser.add_argument('--height', type=int, default=256, help='camera height (px)')
+    parser.add_argument('--input-height', type=int, default=128, help='network input height')
+    parser.add_argument('--input-width', type=int, default=192, help='network input width')
+    parser.add_argument('--regimes', nargs='+', default=list(QUALITY_REGIMES),
+                        choices=list(QUALITY_REGIMES))
+    parser.add_argument('--no-real', action='store_true', help='skip the real image')
+    parser.add_argument('--threads', type=int, default=1)
+    args = parser.parse_args(argv)
+
+    import torch
+    torch.set_num_threads(args.threads)
+    weights = args.weights or DEFAULT_WEIGHTS
+    print(f'# bench_quality on {cpu_model()}, torch {torch.__version__}, {args.threads} thread(s)')
+    print(f'# camera {args.width}x{args.height}, network {args.input_width}x{args.input_height}, '
+          f'seeds {args.seeds} x {args.frames_per_seed} frames per regime')
+    engines: dict[str, DepthEngine] = {}
+    for path in weights:
+        label = Path(path).stem
+        for mode in ('bilinear', 'edge_aware'):
+            config = EngineConfig(weights=path, device='cpu', input_height=args.input_height,
+                                  input_width=args.input_width, upsample=mode)
+            engines[f'{label} ({mode})'] = DepthEngine(config)
+    methods = {
+        'nearest fill': lambda f: nearest_fill(f.sparse_m),
+        'morphological (IP-Basic)': lambda f: morphological_fill(f.sparse_m, 100.0),
+    }
+    methods.update({name: engine_method(engine) for name, engine in engines.items()})
+
+    suites: list[tuple[str, list[QualityFrame]]] = []
+    started = time.perf_counter()
+    for name in args.regimes:
+        frames = list(regime_frames(QUALITY_REGIMES[name], tuple(args.seeds),
+                                    frames_per_seed=args.frames_per_seed, width=args.width,
+                                    height=args.height))
+        suites.append((name, frames))
+    print(f'# rendered {sum(len(f) for _, f in suites)} synthetic frames in '
+          f'{time.perf_counter() - started:.1f} s')
+    if not args.no_real:
+        real = motorcycle_frames((16, 32, 64))
+        if real is None:
+            print('# real images: scikit-image not installed (it ships Middlebury "Motorcycle")')
+        else:
+            suites.extend((name, [frame]) for name, frame in real)
+
+    header = ('| method | RMSE [m] | MAE [m] | AbsRel | d<1.25 | input MAE [m] | input err [%] '
+              '| flying [%] |\n|---|---:|---:|---:|---:|---:|---:|---:|')
+    verdicts = []
+    for name, frames in suites:
+        started = time.perf_counter()
+        results = score_methods(frames, methods)
+        gt_mean = float(np.mean([f.gt_m[f.gt_m > 0].mean() for f in frames]))
+        print(f'\n### {name} ({len(frames)} frames, mean depth {gt_mean:.2f} m, '
+              f'{time.perf_counter() - started:.1f} s)\n{header}')
+        for method, metrics in results.items():
+            print(fmt_row(method, metrics))
+        fills = [results['nearest fill'], results['morphological (IP-Basic)']]
+        for method in engines:
+            m = results[method]
+            ok = all(m['rmse'] < f['rmse'] and m['mae'] < f['mae'] for f in fills)
+            verdicts.append((name, method, ok, m['input_rel'] < 0.01))
+    print('\n### verdict: beats both fills on RMSE and MAE / input error < 1 %')
+    for name, method, ok, pinned in verdicts:
+        print(f'{name:22s} {method:45s} {"beats" if ok else "LOSES"} / '
+              f'{"ok" if pinned else "over 1 %"}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

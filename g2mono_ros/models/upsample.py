@@ -1,0 +1,120 @@
+"""Depth upsampling from the network's grid to the camera's that does not blend across edges.
+
+Bilinear interpolation mixes foreground and background at a depth step and puts points in free
+space ("flying pixels"); ``edge_aware_upsample`` picks one of the four low-resolution neighbours
+there, the one whose colour best matches the full-resolution pixel.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from g2mono_ros.errors import ShapeError
+
+__all__ = ['UPSAMPLE_MODES', 'UpsampleMode', 'edge_aware_upsample', 'pin_to_points',
+           'upsample_depth']
+
+UpsampleMode = Literal['bilinear', 'edge_aware']
+UPSAMPLE_MODES: tuple[str, ...] = ('bilinear', 'edge_aware')
+
+
+def _source_coords(out_size: int, in_size: int, device: torch.device
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """Low-res neighbour indices (lower, upper) and the upper's weight per output index
+    (half-pixel centres, as ``F.interpolate(..., align_corners=False)``)."""
+    pos = (torch.arange(out_size, device=device, dtype=torch.float32) + 0.5) * (in_size / out_size) - 0.5
+    pos = pos.clamp(0.0, in_size - 1)
+    low = pos.floor()
+    frac = pos - low
+    low = low.long()
+    return low, (low + 1).clamp(max=in_size - 1), frac
+
+
+def edge_aware_upsample(depth: Tensor, guide_lr: Tensor, guide_hr: Tensor, *,
+                        edge_ratio: float = 1.1, distance_weight: float = 0.3) -> Tensor:
+    """Bilinear on smooth surfaces; at depth edges, the best-matching neighbour's depth.
+
+    A pixel is at an edge when its four low-resolution neighbours span more than
+    ``edge_ratio`` (max / min). There its depth is copied from the neighbour minimising
+    ``|guide_hr - guide_lr[neighbour]|_1 + distance_weight * (1 - bilinear weight)``, so it
+    always lies on one of the two surfaces.
+
+    Args:
+        depth: (B, 1, h, w) depth, any unit (0 = none).
+        guide_lr: (B, C, h, w) guide image at the depth's size (the network's RGB input), [0, 1].
+        guide_hr: (B, C, H, W) the guide at the output size, [0, 1].
+        edge_ratio: > 1.
+        distance_weight: how strongly nearer neighbours win colour ties.
+
+    Returns:
+        (B, 1, H, W) depth.
+
+    Raises:
+        ShapeError: shapes that do not fit together.
+    """
+    if depth.ndim != 4 or depth.shape[1] != 1:
+        msg = f'depth must be (B, 1, h, w); got {tuple(depth.shape)}'
+        raise ShapeError(msg)
+    batch, _, h, w = depth.shape
+    if guide_lr.ndim != 4 or guide_lr.shape[0] != batch or guide_lr.shape[-2:] != depth.shape[-2:]:
+        msg = f'guide_lr must be (B, C, {h}, {w}) like depth; got {tuple(guide_lr.shape)}'
+        raise ShapeError(msg)
+    if guide_hr.ndim != 4 or guide_hr.shape[:2] != guide_lr.shape[:2]:
+        msg = f'guide_hr must be (B, {guide_lr.shape[1]}, H, W); got {tuple(guide_hr.shape)}'
+        raise ShapeError(msg)
+    height, width = guide_hr.shape[-2:]
+    device = depth.device
+    y0, y1, fy = _source_coords(height, h, device)
+    x0, x1, fx = _source_coords(width, w, device)
+    depth_flat = depth.float().flatten(2)  # (B, 1, h*w)
+    guide_flat = guide_lr.float().flatten(2)  # (B, C, h*w)
+    guide_hr = guide_hr.float()
+    fy, fx = fy[:, None], fx[None, :]
+    corners = ((y0, x0, (1 - fy) * (1 - fx)), (y0, x1, (1 - fy) * fx),
+               (y1, x0, fy * (1 - fx)), (y1, x1, fy * fx))
+    bilinear = torch.zeros((batch, 1, height, width), device=device)
+    low = torch.full_like(bilinear, float('inf'))
+    high = torch.zeros_like(bilinear)
+    best_cost = torch.full_like(bilinear, float('inf'))
+    best_depth = torch.zeros_like(bilinear)
+    for rows, cols, weight in corners:
+        index = (rows[:, None] * w + cols[None, :]).reshape(-1)
+        value = depth_flat[..., index].view(batch, 1, height, width)
+        bilinear += weight * value
+        low = torch.minimum(low, value)
+        high = torch.maximum(high, value)
+        colour = guide_flat[..., index].view(batch, -1, height, width)
+        cost = (guide_hr - colour).abs().sum(1, keepdim=True) + distance_weight * (1 - weight)
+        better = cost < best_cost
+        best_cost = torch.where(better, cost, best_cost)
+        best_depth = torch.where(better, value, best_depth)
+    edge = high > edge_ratio * low
+    return torch.where(edge, best_depth, bilinear)
+
+
+def upsample_depth(depth: Tensor, size: tuple[int, int], *, mode: str = 'bilinear',
+                   guide_lr: Tensor | None = None, guide_hr: Tensor | None = None) -> Tensor:
+    """(B, 1, h, w) -> (B, 1, H, W) with ``mode`` ``bilinear`` or ``edge_aware`` (needs guides).
+
+    Raises:
+        ShapeError: unknown mode or missing guides.
+    """
+    if mode == 'bilinear':
+        return F.interpolate(depth, size=size, mode='bilinear', align_corners=False)
+    if mode != 'edge_aware' or guide_lr is None or guide_hr is None:
+        msg = f"upsample mode must be 'bilinear' or 'edge_aware' (with guides); got {mode!r}"
+        raise ShapeError(msg)
+    return edge_aware_upsample(depth, guide_lr, guide_hr)
+
+
+def pin_to_points(depth: Tensor, sparse: Tensor) -> Tensor:
+    """The measured depth where a point exists, ``depth`` elsewhere (same shape, same unit)."""
+    if depth.shape != sparse.shape:
+        msg = f'sparse must have the shape of depth {tuple(depth.shape)}; got {tuple(sparse.shape)}'
+        raise ShapeError(msg)
+    valid = torch.isfinite(sparse) & (sparse > 0)
+    return torch.where(valid, sparse.to(depth.dtype), depth)

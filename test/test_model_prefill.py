@@ -1,0 +1,186 @@
+"""Per-image depth scale, the push-pull pre-fill, and the seed network's input/output options
+(scale, pre-fill input, residual head, pinning), with real checkpoints saved and loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from g2mono_ros.errors import ConfigError, ShapeError
+from g2mono_ros.models import create_model
+from g2mono_ros.models.checkpoint import load_checkpoint, save_checkpoint
+from g2mono_ros.models.prefill import nearest_point_fill, push_pull_fill, sparse_median
+
+OPTIONS = {'depth_norm': 'log', 'prefill_input': True, 'residual': True, 'pin_points': True}
+
+
+def _sparse(seed: int = 0, shape: tuple[int, int] = (64, 128)) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    depth = torch.zeros(2, 1, *shape)
+    depth[:, :, ::6, ::3] = torch.rand(2, 1, len(range(0, shape[0], 6)),
+                                        len(range(0, shape[1], 3)), generator=gen) * 0.2 + 0.01
+    return depth
+
+
+def test_sparse_median_per_image_and_empty_fallback() -> None:
+    depth = torch.zeros(2, 1, 4, 4)
+    depth[0, 0, 0, :3] = torch.tensor([1.0, 5.0, 3.0])
+    median = sparse_median(depth, (depth > 0).float(), empty=0.25)
+    assert median.shape == (2, 1, 1, 1)
+    assert median.flatten().tolist() == [3.0, 0.25]
+
+
+def test_push_pull_keeps_points_and_fills_every_pixel() -> None:
+    sparse = _sparse()
+    mask = (sparse > 0).float()
+    filled = push_pull_fill(sparse, mask)
+    assert torch.equal(filled[mask > 0], sparse[mask > 0])
+    assert (filled > 0).all()
+    assert float(filled.max()) <= float(sparse.max()) + 1e-6  # a mean never overshoots
+    assert float(filled.min()) >= float(sparse[mask > 0].min()) - 1e-6
+
+
+def test_push_pull_reproduces_a_constant_and_odd_sizes() -> None:
+    values = torch.full((1, 1, 37, 53), 2.5)
+    mask = torch.zeros_like(values)
+    mask[0, 0, 5, 7] = mask[0, 0, 30, 40] = 1.0
+    torch.testing.assert_close(push_pull_fill(values, mask), values)
+    empty = push_pull_fill(values, torch.zeros_like(values))
+    assert torch.equal(empty, torch.zeros_like(values))
+    with pytest.raises(ShapeError, match='values must be'):
+        push_pull_fill(values[0], mask[0])
+
+
+def test_residual_network_starts_at_the_prefill_and_pins_points() -> None:
+    torch.manual_seed(0)
+    model = create_model('seed_small', **{**OPTIONS, 'pin_points': False}).eval()
+    sparse = _sparse(1)
+    mask = (sparse > 0).float()
+    rgb = torch.rand(2, 3, 64, 128)
+    with torch.no_grad():
+        out = model(rgb, sparse, mask)
+    scale = sparse_median(sparse, mask)
+    log_ratio = torch.where(mask > 0, torch.log(sparse.clamp_min(1e-9) / scale), 0.0)
+    expected = torch.exp(push_pull_fill(log_ratio, mask)) * scale
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-7)
+    model.pin_points = True
+    with torch.no_grad():
+        pinned = model(rgb, sparse, mask)
+    assert torch.equal(pinned[mask > 0], sparse[mask > 0])
+
+
+@pytest.mark.parametrize('norm', ['fixed', 'median', 'log'])
+def test_options_forward_backward_every_parameter(norm: str) -> None:
+    torch.manual_seed(0)
+    model = create_model('seed_small', depth_norm=norm, prefill_input=True, residual=True)
+    sparse = _sparse(2, (64, 64))
+    rgb = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():  # ReZero alphas and the residual head start at 0: no gradient behind
+        for name, p in model.named_parameters():
+            if name.endswith('alpha'):
+                p.fill_(0.1)
+        model.head.weight.normal_(0.0, 1e-3)
+    out = model(rgb, sparse, (sparse > 0).float())
+    (out - 0.05).abs().mean().backward()
+    assert out.shape == (2, 1, 64, 64) and torch.isfinite(out).all() and (out >= 0).all()
+    missing = [name for name, p in model.named_parameters()
+               if p.grad is None or not torch.any(p.grad != 0)]
+    assert missing == []
+
+
+def test_depth_scale_invariance_of_the_normalised_variants() -> None:
+    """Scaling every input depth by k scales the output by k (per-image normalisation)."""
+    torch.manual_seed(0)
+    model = create_model('seed_small', depth_norm='log', prefill_input=True).eval()
+    sparse = _sparse(3)
+    rgb = torch.rand(2, 3, 64, 128)
+    with torch.no_grad():
+        a = model(rgb, sparse, (sparse > 0).float())
+        b = model(rgb, sparse * 4.0, (sparse > 0).float())
+    torch.testing.assert_close(b, 4.0 * a, rtol=1e-4, atol=1e-6)
+
+
+def test_options_survive_a_checkpoint_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model('seed_small', **OPTIONS)
+    with torch.no_grad():
+        model.head.weight.normal_(0.0, 0.01)
+    path = save_checkpoint(tmp_path / 'm.pt', model, variant='seed_small', model_kwargs=OPTIONS,
+                           max_depth=200.0, input_height=64, input_width=128)
+    loaded = load_checkpoint(path)
+    assert loaded.model.depth_norm == 'log' and loaded.model.pin_points
+    assert loaded.model.first.conv.in_channels == 6
+    sparse = _sparse(4)
+    rgb = torch.rand(2, 3, 64, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(rgb, sparse, (sparse > 0).float()),
+                                   model.eval()(rgb, sparse, (sparse > 0).float()))
+
+
+def test_plain_seed_is_unchanged_by_the_options() -> None:
+    """Default kwargs are the G2 formulation: 5 input channels, ReLU head, same output."""
+    torch.manual_seed(0)
+    model = create_model('seed_small').eval()
+    assert model.plain and model.first.conv.in_channels == 5
+    sparse = _sparse(5)
+    rgb = torch.rand(2, 3, 64, 128)
+    with torch.no_grad():
+        out = model(rgb, sparse, (sparse > 0).float())
+        x = model.first(torch.cat((rgb, sparse, (sparse > 0).float()), 1))
+        feats = [x]
+        for enc in model.encoders:
+            feats.append(enc(feats[-1]))
+        y = feats[-1]
+        for level in range(len(model.decoders), 0, -1):
+            y = model.decoders[level - 1](y) + feats[level - 1]
+        torch.testing.assert_close(out, torch.relu(model.head(y)))
+
+
+def test_unknown_depth_norm_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match='depth_norm must be one of fixed, median, log'):
+        create_model('seed_small', depth_norm='sqrt')
+
+
+def test_numpy_inputs_of_the_fill_match_a_hand_example() -> None:
+    """2x2 image, one known pixel: every pixel takes its value; two known: the holes take
+    the bilinear upsample of their mean."""
+    values = torch.tensor([[[[4.0, 0.0], [0.0, 0.0]]]])
+    mask = (values > 0).float()
+    assert push_pull_fill(values, mask).flatten().tolist() == [4.0] * 4
+    values = torch.tensor([[[[4.0, 0.0], [0.0, 2.0]]]])
+    out = push_pull_fill(values, (values > 0).float()).flatten().numpy()
+    np.testing.assert_allclose(out, [4.0, 3.0, 3.0, 2.0])
+
+
+def test_nearest_point_fill_takes_a_nearest_point_everywhere() -> None:
+    """Brute force over all points: each pixel's value is one of its equally nearest points'."""
+    rng = np.random.default_rng(0)
+    shape = (29, 41)
+    mask = rng.random(shape) < 0.04
+    depth = np.where(mask, rng.uniform(1.0, 10.0, shape), 0.0).astype(np.float32)
+    out = nearest_point_fill(torch.from_numpy(depth)[None, None],
+                             torch.from_numpy(mask.astype(np.float32))[None, None])[0, 0].numpy()
+    py, px = np.nonzero(mask)
+    values = depth[mask]
+    for y in range(shape[0]):
+        for x in range(shape[1]):
+            dist = (py - y) ** 2 + (px - x) ** 2
+            assert out[y, x] in values[dist == dist.min()], (y, x)
+    empty = nearest_point_fill(torch.ones(1, 1, 5, 5), torch.zeros(1, 1, 5, 5))
+    assert torch.equal(empty, torch.zeros(1, 1, 5, 5))
+
+
+def test_nearest_prefill_kind_starts_at_the_nearest_fill() -> None:
+    torch.manual_seed(0)
+    model = create_model('seed_small', depth_norm='median', prefill_input=True, residual=True,
+                         prefill_kind='nearest').eval()
+    sparse = _sparse(6)
+    mask = (sparse > 0).float()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 64, 128), sparse, mask)
+    torch.testing.assert_close(out, nearest_point_fill(sparse, mask))
+    with pytest.raises(ConfigError, match='prefill_kind must be push_pull or nearest'):
+        create_model('seed_small', prefill_kind='bilateral')
