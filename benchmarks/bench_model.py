@@ -10,17 +10,26 @@ two processes (the allocator setting is process-wide), called alternately round 
 
 Weights are random (the init scheme), with non-zero ReZero scalars and the head conv rescaled so
 the outputs fall inside (0, 1) — otherwise random outputs clip and hide precision errors. Real
-checkpoints need no such step. On CUDA, ``--device cuda`` reports fp32/fp16/bf16 latency with the
-GPU synchronised before every timer read.
+checkpoints need no such step. ``--backends`` adds the engine's ONNX Runtime backend to the CPU
+rows (exported once, checked against torch at construction).
+
+On CUDA, ``--device cuda`` times, p50/p95 with the GPU synchronised before every timer read,
+against the plain eager fp32 network on the same GPU: the network alone (``infer_tensors`` on
+device tensors) at fp32/fp16/bf16 (weights converted once) and fp16 with a CUDA graph, and the
+full path as the node runs it (host uint8 image already at the network size, host 128k-point
+cloud and camera at a KITTI-like 1.07x size in; projection on the device, network, upsampling,
+one synchronisation; host depth at camera size out). Full-path errors are against the fp32 full
+path. Target: official fp16 full path < 10 ms at 352x1216.
 
 Usage: python benchmarks/bench_model.py [--quick] [--variants seed official]
-       [--sizes 256x512 320x1024] [--rounds N] [--threads N] [--device cpu|cuda]
+       [--sizes 256x512 320x1024] [--rounds N] [--threads N] [--device cpu|cuda] [--backends]
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -33,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # frame_path (full-path inputs)
 
 from g2mono_ros.config import EngineConfig  # noqa: E402
 from g2mono_ros.models.engine import DepthEngine, tune_cpu_allocator  # noqa: E402
@@ -102,7 +112,9 @@ def _row(variant: str, size: str, setting: str, times: list[float], base_best: f
          out: Tensor, reference: Tensor) -> dict:
     error = (out.float() - reference.float()).abs() / MAX_DEPTH * 100
     return {'variant': variant, 'size': size, 'setting': setting, 'best_ms': min(times) * 1e3,
-            'median_ms': statistics.median(times) * 1e3, 'speedup': base_best / min(times),
+            'median_ms': statistics.median(times) * 1e3,
+            'p95_ms': float(np.percentile(np.asarray(times), 95)) * 1e3,
+            'speedup': base_best / min(times),
             'max_err_pct': float(error.max()), 'mean_err_pct': float(error.mean())}
 
 
@@ -122,7 +134,7 @@ BASELINE = 'eager fp32 (baseline)'
 
 def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: int,
                 precisions: tuple[str, ...], thread_counts: tuple[int, ...],
-                threads: int) -> None:
+                threads: int, backends: bool = False) -> None:
     """One side of the CPU comparison, in its own process: 'baseline' keeps the default
     allocator; 'engine' builds DepthEngines (which tune the allocator process-wide)."""
     if threads:
@@ -150,6 +162,13 @@ def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: i
             calls[label] = call
             for count in thread_counts:
                 calls[f'{label} {count} thread(s)'] = _with_threads(call, count)
+        if backends:
+            config = EngineConfig(weights='<random init>', device='cpu', precision='fp32',
+                                  input_height=height, input_width=width, max_depth=MAX_DEPTH,
+                                  backend='onnxruntime', num_threads=threads)
+            engine = DepthEngine(config, model=model)
+            calls['engine fp32 onnxruntime'] = (
+                lambda engine=engine: engine.infer_tensors(rgb, sparse))
     conn.send((list(calls), checksum, tune_cpu_allocator() if role == 'engine' else False))
     while True:
         name = conn.recv()
@@ -163,7 +182,7 @@ def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: i
 
 def bench_cpu(variant: str, height: int, width: int, rounds: int,
               precisions: tuple[str, ...], thread_counts: tuple[int, ...] = (),
-              threads: int = 0) -> list[dict]:
+              threads: int = 0, backends: bool = False) -> list[dict]:
     """Baseline and engine run in two processes (the engine's allocator setting is
     process-wide), called alternately round by round so that load from other processes on a
     shared machine hits all settings alike; one warm-up round first."""
@@ -176,7 +195,7 @@ def bench_cpu(variant: str, height: int, width: int, rounds: int,
         parent_end, child_end = context.Pipe()
         process = context.Process(target=_cpu_worker, daemon=True,
                                   args=(child_end, role, variant, height, width, precisions,
-                                        thread_counts, threads))
+                                        thread_counts, threads, backends))
         process.start()
         processes.append((process, parent_end))
         names, checksum, role_tuned = parent_end.recv()
@@ -220,33 +239,76 @@ def bench_cpu(variant: str, height: int, width: int, rounds: int,
 
 
 def bench_cuda(variant: str, height: int, width: int, rounds: int) -> list[dict]:
+    """Network alone and full path on the GPU, against eager fp32 (see the module docstring)."""
+    import copy
+
+    from frame_path import _camera, _cloud
+
+    from g2mono_ros.fusion.pipeline import PairInputs, process_pair
+    from g2mono_ros.fusion.sparse import SparseProjector
+    from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+
     device = torch.device('cuda')
     model = prepare_model(variant, height, width)
     rgb, sparse = synthetic_inputs(height, width)
     rgb_d, sparse_d = rgb.to(device), sparse.to(device)
-    calls: dict[str, Callable[[], Tensor]] = {}
-    for precision in ('fp32', 'fp16', 'bf16'):
+    plain = copy.deepcopy(model).to(device)
+    plain_inputs = [t.to(device) for t in normalised_inputs(rgb, sparse)]
+
+    def eager() -> Tensor:
+        with torch.no_grad():
+            return plain(*plain_inputs).clamp(0, 1) * MAX_DEPTH
+    network: dict[str, Callable[[], Tensor]] = {'eager fp32 network (baseline)': eager}
+    full: dict[str, Callable[[], Tensor]] = {}
+    cam_h, cam_w = round(height * 375 / 352), round(width * 1242 / 1216)
+    camera = _camera(cam_h, cam_w)
+    points = _cloud(np.random.default_rng(0))
+    rotation = np.asarray([0.5, -0.5, 0.5, 0.5])
+    T = transform_from_translation_quaternion(np.zeros(3), rotation)
+    rgb_host = rgb[0].permute(1, 2, 0).contiguous().numpy()  # (h, w, 3) uint8: decoded, resized
+    settings = [('fp32', False), ('fp16', False), ('bf16', False), ('fp16', True)]
+    for precision, graph in settings:
         config = EngineConfig(weights='<random init>', device='cuda', precision=precision,
-                              input_height=height, input_width=width, max_depth=MAX_DEPTH)
-        engine = DepthEngine(config, model=model)
-        calls[f'engine {precision} channels_last'] = (
-            lambda engine=engine: engine.infer_tensors(rgb_d, sparse_d))
-    times, outputs = interleaved_timings(calls, rounds, device)
-    names = list(calls)
+                              input_height=height, input_width=width, max_depth=MAX_DEPTH,
+                              cuda_graph=graph, upsample='bilinear')
+        engine = DepthEngine(config, model=copy.deepcopy(model))  # warm-up (+ capture) here
+        label = f'engine {precision}{" cuda graph" if graph else ""}'
+        network[f'{label} network'] = (lambda engine=engine: engine.infer_tensors(rgb_d, sparse_d))
+        projector = SparseProjector(device)
+
+        def full_path(engine=engine, projector=projector) -> Tensor:
+            work = process_pair(engine, PairInputs(rgb_host, points, camera), T, min_range=0.5,
+                                max_range=100.0, want_sparse=False, want_colorized=False,
+                                projector=projector)
+            return torch.from_numpy(work.depth_m)
+        full[f'{label} full path'] = full_path
+    rows = []
+    size = f'{height}x{width}'
+    times, outputs = interleaved_timings({**network, **full}, rounds, device)
+    names = list(network)
     base_best = min(times[names[0]])
-    return [_row(variant, f'{height}x{width}', name, times[name], base_best, outputs[name],
-                 outputs[names[0]]) for name in names]
+    rows += [_row(variant, size, name, times[name], base_best, outputs[name].cpu(),
+                  outputs[names[0]].cpu()) for name in names]
+    full_names = list(full)
+    rows += [_row(variant, f'{cam_h}x{cam_w}', name, times[name], base_best, outputs[name],
+                  outputs[full_names[0]]) for name in full_names]
+    fp16_full = [row for row in rows if row['setting'] == 'engine fp16 full path']
+    if variant == 'official' and fp16_full:
+        fp16_full[0]['mark'] = 'target < 10 ms: ' + (
+            'met' if fp16_full[0]['median_ms'] < 10.0 else 'missed')
+    return rows
 
 
 def print_table(rows: list[dict], baseline: str) -> None:
     header = (f'{"variant":<10} {"size":<9} {"setting":<40} {"best ms":>9} {"median ms":>10} '
+              f'{"p95 ms":>8} '
               f'{"x " + baseline:>9} {"max err":>8} {"mean err":>9}')
     print(header)
     print('-' * len(header))
     for row in rows:
         mark = f'  <- {row["mark"]}' if row.get('mark') else ''
         print(f'{row["variant"]:<10} {row["size"]:<9} {row["setting"]:<40} {row["best_ms"]:>9.1f} '
-              f'{row["median_ms"]:>10.1f} {row["speedup"]:>8.2f}x {row["max_err_pct"]:>7.3f}% '
+              f'{row["median_ms"]:>10.1f} {row["p95_ms"]:>8.1f} {row["speedup"]:>8.2f}x {row["max_err_pct"]:>7.3f}% '
               f'{row["mean_err_pct"]:>8.4f}%{mark}')
 
 
@@ -264,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--thread-counts', nargs='+', type=int, default=[],
                         help='also time each engine setting with these torch thread counts')
     parser.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
+    parser.add_argument('--backends', action='store_true',
+                        help='CPU: also time the ONNX Runtime backend (fp32)')
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -277,6 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f'g2mono_ros model benchmark: torch {torch.__version__}, device {args.device}, '
           f'{torch.get_num_threads()} threads, CPU capability '
           f'{torch.backends.cpu.get_cpu_capability()}, batch 1, {rounds} interleaved rounds')
+    from frame_path import _cpu_model
+
+    gpu = f', GPU {torch.cuda.get_device_name()}' if args.device == 'cuda' else ''
+    print(f'CPU {_cpu_model() or "unknown"}, {os.cpu_count()} CPUs, load average '
+          f'{os.getloadavg()[0]:.1f}{gpu}')
     print('weights: RANDOM init with non-zero ReZero alphas (0.1-0.5) and a head rescaled to '
           'outputs in (0, 1); max depth 80 m')
     rows: list[dict] = []
@@ -287,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows += bench_cuda(variant, height, width, rounds)
             else:
                 rows += bench_cpu(variant, height, width, rounds, tuple(args.precisions),
-                                  tuple(args.thread_counts), args.threads)
+                                  tuple(args.thread_counts), args.threads, args.backends)
             print(f'  done {variant} {size}', flush=True)
     print()
     print_table(rows, 'eager' if args.device == 'cpu' else 'fp32')

@@ -9,7 +9,8 @@ just before it is published) to the depth received:
     transport_in  image stamp -> image callback in the node (serialise, DDS, deserialise)
     sync_wait     image callback -> pair complete (waiting for the scan)
     queue         pair complete -> worker starts on it
-    pre           projection of the cloud at the network input size
+    decode        image decode + area resize to the network input, cloud decode (worker)
+    pre           one projection of the cloud (network size, and image size if published)
     model         DepthEngine.infer (resize in, network, resize out)
     post          sparse/colorized extras and the depth message built, up to its publish
     transport_out depth publish starts in the node -> depth received here
@@ -17,6 +18,10 @@ just before it is published) to the depth received:
 Around it, ``DepthEngine.infer`` alone on the same inputs in this process, with the node's
 thread count, before the node starts and after it stopped (a shared machine's load drifts).
 Run: ``.venv/bin/python benchmarks/bench_node.py [--variant seed_small] [--seconds 20]``.
+
+``--frame-path``: instead, the per-frame path at camera resolution (1920x1080 bgr8 and yuyv,
+640x480 rgb8, 128k points), old code path against new in one process: callback-thread busy
+share and everything-except-the-model p50/p95 (``benchmarks/frame_path.py``).
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ N_POINTS = 65_536
 RATE_HZ = 10.0
 CLOUD_LEAD_NS = 20_000_000  # well inside sync_max_offset (60 ms)
 ROTATION = [0.5, -0.5, 0.5, 0.5]  # REP 103 LiDAR -> camera optical
-STAGES = ('transport_in', 'sync_wait', 'queue', 'pre', 'model', 'post',
+STAGES = ('transport_in', 'sync_wait', 'queue', 'decode', 'pre', 'model', 'post',
           'transport_out')
 #: total = stamp -> depth received; overhead = total minus model minus queue (the wait for the
 #: worker to finish the previous pair, which only exists when the model is slower than 10 Hz).
@@ -61,6 +66,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=float, default=5.0, help='seconds discarded first')
     parser.add_argument('--model-runs', type=int, default=10,
                         help='runs of the model alone, before and after the DDS phase')
+    parser.add_argument('--frame-path', action='store_true',
+                        help='time the per-frame path at 1080p and 480p, old vs new, no DDS')
+    parser.add_argument('--frames', type=int, default=20,
+                        help='--frame-path: frames per case (each path)')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch/OpenMP threads of the node and of the model alone '
                              '(default: OMP_NUM_THREADS, else torch default)')
@@ -209,6 +218,7 @@ def run_dds_phase(args: argparse.Namespace, weights: Path, rgb: np.ndarray, xyz:
             'transport_in': (int(t['received_wall_ns']) - stamp) * 1e-6,
             'sync_wait': float(t['sync_wait_s']) * 1e3,
             'queue': float(t['queue_s']) * 1e3,
+            'decode': float(t.get('decode_s', 0.0)) * 1e3,
             'pre': float(t['pre_s']) * 1e3,
             'model': float(t['model_s']) * 1e3,
             'post': float(t['post_s']) * 1e3,
@@ -279,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
                or torch.get_num_threads())
     torch.set_num_threads(threads)
     os.environ['OMP_NUM_THREADS'] = str(threads)  # the node inherits it
+    if args.frame_path:
+        from frame_path import report
+
+        return report('<random seed_small>', args.frames)
     rgb, xyz = synthetic_inputs(np.random.default_rng(0))
     with tempfile.TemporaryDirectory(prefix='g2mono_bench_') as tmp:
         weights = Path(args.weights) if args.weights else save_checkpoint(

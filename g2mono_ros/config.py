@@ -16,6 +16,7 @@ from typing import Any
 from g2mono_ros.errors import ConfigError
 
 __all__ = [
+    'BACKENDS',
     'CAMERA_MODELS',
     'DEVICES',
     'IMAGE_TRANSPORTS',
@@ -37,6 +38,7 @@ __all__ = [
 VARIANTS = ('auto', 'seed', 'official')
 DEVICES = ('auto', 'cuda', 'cpu')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
+BACKENDS = ('auto', 'torch', 'onnxruntime')
 QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
 IMAGE_TRANSPORTS = ('raw', 'compressed')
@@ -77,7 +79,8 @@ class EngineConfig:
         variant: ``seed`` | ``official`` | ``auto`` (as recorded in our checkpoint; the official
             release's bare state dict needs ``official``).
         device: ``auto`` (CUDA when available) | ``cuda`` | ``cpu``.
-        precision: ``fp32`` | ``fp16`` | ``bf16`` (autocast for the network only).
+        precision: ``fp32`` | ``fp16`` | ``bf16`` (CUDA: weights converted once; CPU:
+            autocast around fp32 weights).
         input_height: network input height in pixels, a positive multiple of 64; 0 (default)
             = the size recorded in the checkpoint (``models.checkpoint.resolve_input_size``).
         input_width: network input width in pixels, a multiple of 64; 0 = the checkpoint's
@@ -87,6 +90,11 @@ class EngineConfig:
             recorded in the checkpoint.
         num_threads: torch intra-op threads on CPU (process-wide); 0 keeps torch's default.
             On a small, busy CPU one thread can beat several (they spin-wait on each other).
+        backend: ``auto`` = ``torch`` (measured fastest on CPU here) | ``onnxruntime`` (CPU
+            fp32: the network exported once and checked against torch at start-up; an error
+            if it cannot run).
+        cuda_graph: CUDA with a fixed input size (``input_width`` > 0): capture the network
+            once as a CUDA graph and replay it every frame.
         upsample: network output -> camera size: ``edge_aware`` (no blending across depth
             edges, guided by the image; ``models.upsample``), ``bilinear``, or
             ``prefill_guided`` (nearest-pre-fill residual networks: their correction applied to
@@ -101,6 +109,8 @@ class EngineConfig:
     input_width: int = 0
     max_depth: float = 0.0
     num_threads: int = 0
+    backend: str = 'auto'
+    cuda_graph: bool = False
     upsample: str = 'edge_aware'
 
     def __post_init__(self) -> None:
@@ -127,6 +137,10 @@ class EngineConfig:
                 and self.num_threads >= 0):
             msg = (f"parameter 'num_threads' must be an integer >= 0 (0 = torch's default);"
                    f' got {self.num_threads!r}')
+            raise ConfigError(msg)
+        _require_choice('backend', self.backend, BACKENDS)
+        if not isinstance(self.cuda_graph, bool):
+            msg = f"parameter 'cuda_graph' must be true or false; got {self.cuda_graph!r}"
             raise ConfigError(msg)
         _require_choice('upsample', self.upsample, ('edge_aware', 'bilinear', 'prefill_guided'))
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from g2mono_ros.errors import MessageError, ShapeError
+from g2mono_ros.imaging import area_resize
 from g2mono_ros.ros.codecs import (
     IMAGE_ENCODINGS,
     RGB_ENCODINGS,
@@ -53,8 +54,7 @@ def test_resized_decoding_is_the_area_resize_of_the_full_image(encoding: str,
     pixels = _random_pixels(encoding, 12, 20, seed=5)
     msg = _image_msg(pixels, encoding, big=False, pad=4)
     full = rgb_from_image(msg)
-    expected = full if out_hw == (12, 20) else cv2.resize(full, out_hw[::-1],
-                                                          interpolation=cv2.INTER_AREA)
+    expected = area_resize(full, out_hw)
     got = rgb_from_image(msg, out_hw=out_hw)
     assert got.shape == (*out_hw, 3) and got.dtype == np.uint8
     np.testing.assert_array_equal(got, expected, err_msg=encoding)
@@ -65,6 +65,24 @@ def test_area_resize_averages_whole_pixels() -> None:
     mono = np.array([[0, 100], [200, 100]], np.uint8)
     got = rgb_from_image(_image_msg(mono, 'mono8', big=False, pad=0), out_hw=(1, 1))
     np.testing.assert_array_equal(got, [[[100, 100, 100]]])
+
+
+def test_area_resize_steps() -> None:
+    """Integer factors: one INTER_AREA; 2x or more with a remainder: whole blocks averaged,
+    then bilinear; otherwise one INTER_AREA (references from OpenCV, calls noted)."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (36, 60, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(area_resize(image, (12, 20)),
+                                  cv2.resize(image, (20, 12), interpolation=cv2.INTER_AREA))
+    blocks = cv2.resize(image, (20, 12), interpolation=cv2.INTER_AREA)  # 3x3 blocks
+    np.testing.assert_array_equal(area_resize(image, (10, 18)),
+                                  cv2.resize(blocks, (18, 10), interpolation=cv2.INTER_LINEAR))
+    np.testing.assert_array_equal(area_resize(image, (25, 41)),
+                                  cv2.resize(image, (41, 25), interpolation=cv2.INTER_AREA))
+    assert area_resize(image, (36, 60)) is image
+    # Close to one exact area resize: the two-step result is a resampling, not a new image.
+    exact = cv2.resize(image, (18, 10), interpolation=cv2.INTER_AREA).astype(int)
+    assert np.abs(area_resize(image, (10, 18)).astype(int) - exact).mean() < 12
 
 
 def test_resize_target_must_be_positive() -> None:

@@ -203,7 +203,8 @@ def test_engine_fuses_official_on_cpu_fp32(tmp_path: Path) -> None:
                            _with_alphas(create_model('official', **small)), variant='official',
                            model_kwargs=small, max_depth=MAX_DEPTH, input_height=64,
                            input_width=0)
-    config = EngineConfig(weights=str(path), device='cpu', input_height=64)
+    # The fused copy is the torch backend's ('auto' would pick ONNX Runtime).
+    config = EngineConfig(weights=str(path), device='cpu', input_height=64, backend='torch')
     fused = DepthEngine(config)
     plain = DepthEngine(config, fuse_cpu=False)
     bf16 = DepthEngine(EngineConfig(weights=str(path), device='cpu', input_height=64,

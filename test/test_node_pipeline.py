@@ -118,11 +118,19 @@ class _Camera:
         self.width, self.height = width, height
 
 
+class _NetworkSize:
+    """Only the engine's size rule (the check runs before any network call)."""
+
+    def network_input_size(self, height: int, width: int) -> tuple[int, int]:
+        return 320, 448
+
+
 def test_process_pair_refuses_camera_of_another_size():
+    """The image must be the camera's size or the network input size (320x448 here)."""
     inputs = PairInputs(np.zeros((64, 128, 3), np.uint8), np.zeros((10, 3), np.float32),
                         _Camera(width=640, height=480))
     with pytest.raises(ShapeError, match='CameraInfo is 640x480 but the image is 128x64'):
-        process_pair(object(), inputs, np.eye(4), min_range=0.5, max_range=100.0,
+        process_pair(_NetworkSize(), inputs, np.eye(4), min_range=0.5, max_range=100.0,
                      want_sparse=False, want_colorized=False)
 
 

@@ -233,7 +233,7 @@ class PairWork(NamedTuple):
 def sparse_at_network_size(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: Any,
                            net_hw: tuple[int, int], *, min_range: float,
                            max_range: float) -> np.ndarray:
-    """Project LiDAR points straight into the network input grid (no full-size detour).
+    """The network-size sparse map of one scan, as ``process_pair`` feeds it to the network.
 
     Args:
         points_lidar: (N, 3) float32, LiDAR frame, metres.
@@ -244,73 +244,95 @@ def sparse_at_network_size(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, ca
     Returns:
         (h, w) float32 metres, 0 where no point landed; nearest point wins.
     """
-    from g2mono_ros.fusion.projection import project_points_to_depth
+    from g2mono_ros.fusion.sparse import SparseProjector
 
-    depth, _ = project_points_to_depth(points_lidar, T_cam_lidar, camera, out_hw=net_hw,
-                                       min_range=min_range, max_range=max_range)
-    return depth
+    return SparseProjector(reuse_buffers=False).project(
+        points_lidar, T_cam_lidar, camera, net_hw, min_range=min_range, max_range=max_range,
+        want_full=False).net
 
 
 @dataclass
 class PairInputs:
-    """What the worker needs for one pair, already decoded by the callbacks.
+    """What the worker needs for one pair, decoded.
 
     Attributes:
-        rgb: (H, W, 3) uint8 camera image.
+        rgb: (H, W, 3) uint8 camera image, or (h, w, 3) already at the network input size
+            (decoded and area-resized at once: ``codecs.rgb_from_image(msg, out_hw=(h, w))``).
         points_lidar: (N, 3) float32, LiDAR frame, metres.
-        camera: ``CameraModel`` matching the image size.
+        camera: ``CameraModel`` of the camera image (H, W).
+        guide: (H, W, 3) uint8 camera-size image when ``rgb`` is at the network size and the
+            engine's edge-aware upsampling needs it; None otherwise.
     """
 
     rgb: np.ndarray
     points_lidar: np.ndarray
     camera: Any
+    guide: np.ndarray | None = None
 
 
 def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, min_range: float,
                  max_range: float, want_sparse: bool, want_colorized: bool,
-                 clock: Callable[[], float] = time.perf_counter) -> PairWork:
+                 clock: Callable[[], float] = time.perf_counter,
+                 projector: Any = None) -> PairWork:
     """Run one pair through projection, the network and the output conversions.
 
+    The scan is projected once (``SparseProjector``): the network-size map feeds the network
+    and, with ``want_sparse``, the image-size map of the same projection is returned.
+
     Args:
-        engine: a ``DepthEngine`` (``infer``, ``network_input_size``, ``max_depth``).
+        engine: a ``DepthEngine`` (``infer``, ``network_input_size``, ``max_depth``, ``device``).
         inputs: the decoded image, points and camera model.
         T_cam_lidar: (4, 4) float64 extrinsic, LiDAR -> camera optical.
-        want_sparse: also project at image size for ``/g2mono/sparse_depth``.
+        want_sparse: also return the image-size sparse map for ``/g2mono/sparse_depth``.
         want_colorized: also render the depth for ``/g2mono/depth/colorized``.
+        projector: a ``SparseProjector`` kept between pairs (its buffers are reused; the
+            returned ``sparse_m`` is then valid until the next pair); None = a fresh one.
 
     Returns:
         The arrays and the ``pre``/``model``/``post`` stage times.
 
     Raises:
-        ShapeError: the image and camera model sizes differ.
+        ShapeError: the image is neither the camera model's size nor the network input size.
     """
-    height, width = inputs.rgb.shape[:2]
+    from g2mono_ros.fusion.sparse import SparseProjector
+
     camera = inputs.camera
-    if (camera.height, camera.width) != (height, width):
-        msg = (f'CameraInfo is {camera.width}x{camera.height} but the image is {width}x{height};'
+    height, width = camera.height, camera.width
+    net_hw = engine.network_input_size(height, width)
+    if inputs.rgb.shape[:2] not in ((height, width), tuple(net_hw)):
+        got_h, got_w = inputs.rgb.shape[:2]
+        msg = (f'CameraInfo is {width}x{height} but the image is {got_w}x{got_h};'
                ' they must describe the same image')
         raise ShapeError(msg)
+    if projector is None:
+        device = getattr(engine, 'device', None)
+        projector = SparseProjector(device if getattr(device, 'type', 'cpu') != 'cpu' else None,
+                                    reuse_buffers=False)
     t0 = clock()
-    net_hw = engine.network_input_size(height, width)
-    sparse_net = sparse_at_network_size(inputs.points_lidar, T_cam_lidar, camera, net_hw,
-                                        min_range=min_range, max_range=max_range)
+    maps = projector.project(inputs.points_lidar, T_cam_lidar, camera, net_hw,
+                             min_range=min_range, max_range=max_range, want_full=want_sparse)
+    sparse_full = maps.full
+    if sparse_full is not None and not isinstance(sparse_full, np.ndarray):
+        sparse_full = engine.to_host_async(sparse_full, 'sparse_full')  # completes in infer
     t1 = clock()
-    depth = engine.infer(inputs.rgb, sparse_net)
+    if inputs.rgb.shape[:2] == (height, width) and isinstance(maps.net, np.ndarray):
+        # The documented two-argument contract (test doubles and wrappers implement only it).
+        depth = engine.infer(inputs.rgb, maps.net)
+    else:
+        extra = {} if inputs.guide is None else {'guide': inputs.guide}
+        depth = engine.infer(inputs.rgb, maps.net, out_hw=(height, width), sparse_clean=True,
+                             **extra)
     t2 = clock()
-    sparse_full = None
-    if want_sparse:
-        from g2mono_ros.fusion.projection import project_points_to_depth
-
-        sparse_full, _ = project_points_to_depth(inputs.points_lidar, T_cam_lidar, camera,
-                                                 min_range=min_range, max_range=max_range)
+    if sparse_full is not None and not isinstance(sparse_full, np.ndarray):
+        sparse_full = sparse_full.numpy()
     colorized = None
     if want_colorized:
         from g2mono_ros.visualize import colorize_depth
 
         colorized = colorize_depth(depth, engine.max_depth)
-    depth = np.ascontiguousarray(depth, dtype=np.float32)
-    if depth.shape != (height, width):
-        msg = f'engine returned depth of shape {depth.shape}; expected {(height, width)}'
+    if depth.shape != (height, width) or depth.dtype != np.float32:
+        msg = (f'engine returned depth of shape {depth.shape} {depth.dtype}; expected '
+               f'{(height, width)} float32')
         raise ShapeError(msg)
     t3 = clock()
     return PairWork(depth, sparse_full, colorized,

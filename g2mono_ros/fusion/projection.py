@@ -24,6 +24,7 @@ __all__ = [
     'project_points',
     'project_points_to_depth',
     'project_points_to_depth_torch',
+    'project_points_torch',
 ]
 
 # The fold search covers view angles up to ~89.4 degrees off the optical axis.
@@ -348,29 +349,19 @@ def project_camera_points_torch(points_cam: Any, camera: CameraModel) -> Any:
     return torch.stack([u, v], dim=-1)
 
 
-def project_points_to_depth_torch(points_lidar: Any, T_cam_lidar: Any, camera: CameraModel, *,
-                                  out_hw: tuple[int, int] | None = None,
-                                  min_range: float = 0.5, max_range: float = 100.0
-                                  ) -> tuple[Any, Any]:
-    """Torch version of ``project_points_to_depth`` (same semantics, float32 maths).
+def project_points_torch(points_lidar: Any, T_cam_lidar: Any, camera: CameraModel, *,
+                         out_hw: tuple[int, int] | None = None, min_range: float = 0.5,
+                         max_range: float = 100.0) -> tuple[Any, Any, Any, Any]:
+    """Torch twin of ``project_points``: where each LiDAR point lands, before the z-buffer.
 
-    Works on the device of ``points_lidar`` without leaving it and without host syncs: on an
-    accelerator culled points are routed to a spare slot instead of being compacted (on the
-    CPU they are compacted first), and the z-buffer is a ``scatter_reduce(amin)``, whose
-    result does not depend on write order.
+    No host syncs: on an accelerator culled points are kept and flagged (on the CPU they are
+    compacted first, which is free of syncs there).
 
-    Args:
-        points_lidar: (N, 3) tensor, LiDAR frame, metres (any float dtype; computed in float32).
-        T_cam_lidar: (4, 4) numpy array or tensor (read once on the host).
-        camera, out_hw, min_range, max_range: as in ``project_points_to_depth``.
+    Args and Raises: as ``project_points_to_depth_torch``.
 
     Returns:
-        depth (h, w) float32 tensor in metres (0 = no point), mask (h, w) bool tensor, on the
-        device of ``points_lidar``.
-
-    Raises:
-        ShapeError: points not (N, 3), T not (4, 4) finite, bad ``out_hw``.
-        ConfigError: range window not ``0 <= min_range < max_range``.
+        rows, cols (M,) int64 pixel indices (0 where culled), z (M,) float32 depth in metres,
+        valid (M,) bool; M is N on an accelerator, the points within the depth window on CPU.
     """
     import torch
 
@@ -411,10 +402,43 @@ def project_points_to_depth_torch(points_lidar: Any, T_cam_lidar: Any, camera: C
     zero = torch.zeros_like(u)
     cols = (torch.where(valid, u, zero) + 0.5).to(torch.int64)
     rows = (torch.where(valid, v, zero) + 0.5).to(torch.int64)
+    return rows, cols, z, valid
+
+
+def project_points_to_depth_torch(points_lidar: Any, T_cam_lidar: Any, camera: CameraModel, *,
+                                  out_hw: tuple[int, int] | None = None,
+                                  min_range: float = 0.5, max_range: float = 100.0
+                                  ) -> tuple[Any, Any]:
+    """Torch version of ``project_points_to_depth`` (same semantics, float32 maths).
+
+    Works on the device of ``points_lidar`` without leaving it and without host syncs: on an
+    accelerator culled points are routed to a spare slot instead of being compacted (on the
+    CPU they are compacted first), and the z-buffer is a ``scatter_reduce(amin)``, whose
+    result does not depend on write order.
+
+    Args:
+        points_lidar: (N, 3) tensor, LiDAR frame, metres (any float dtype; computed in float32).
+        T_cam_lidar: (4, 4) numpy array or tensor (read once on the host).
+        camera, out_hw, min_range, max_range: as in ``project_points_to_depth``.
+
+    Returns:
+        depth (h, w) float32 tensor in metres (0 = no point), mask (h, w) bool tensor, on the
+        device of ``points_lidar``.
+
+    Raises:
+        ShapeError: points not (N, 3), T not (4, 4) finite, bad ``out_hw``.
+        ConfigError: range window not ``0 <= min_range < max_range``.
+    """
+    import torch
+
+    rows, cols, z, valid = project_points_torch(points_lidar, T_cam_lidar, camera, out_hw=out_hw,
+                                                min_range=min_range, max_range=max_range)
+    cam = _output_camera(camera, out_hw)
+    h, w = cam.height, cam.width
     lin = torch.where(valid, rows * w + cols, torch.full_like(cols, h * w))
     # include_self=False: touched pixels get the minimum of their points only, the rest stay
     # 0; the spare last slot collects the culled points and is cut off.
-    flat = torch.zeros(h * w + 1, dtype=torch.float32, device=pts.device)
+    flat = torch.zeros(h * w + 1, dtype=torch.float32, device=z.device)
     flat.scatter_reduce_(0, lin, z, reduce='amin', include_self=False)
     depth = flat[: h * w].view(h, w)
     return depth, depth > 0

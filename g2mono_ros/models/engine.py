@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from torch import Tensor, nn
 
 from g2mono_ros.config import EngineConfig
 from g2mono_ros.errors import ConfigError, ShapeError
+from g2mono_ros.imaging import area_resize
+from g2mono_ros.models.backends import (CudaGraphRunner, OnnxRuntimeBackend,
+                                        check_against_module)
 from g2mono_ros.models.checkpoint import LoadedModel, load_checkpoint, resolve_input_size
 
 __all__ = ['DepthEngine', 'resize_sparse_depth', 'resolve_device', 'tune_cpu_allocator']
@@ -124,13 +128,31 @@ class DepthEngine:
 
     One engine serves one thread at a time (it reuses pinned host buffers on CUDA).
 
+    How the network runs is settled once, at construction:
+
+    - CPU, fp32: ``backend`` ``auto`` and ``torch`` run torch (channels_last, the fused copy
+      for the official network): measured faster on the benchmark CPU than ONNX Runtime for the
+      seed network (``benchmarks/bench_model.py --backends``). ``onnxruntime`` exports the
+      network once and checks the session against the plain network on random inputs before
+      using it (the path to ONNX Runtime's CUDA/TensorRT providers on a Jetson).
+    - CUDA: weights converted once to fp16/bf16 (no per-frame autocast), ``cudnn.benchmark``,
+      a warm-up at the configured size when it is fixed (``input_width`` > 0) and, with
+      ``cuda_graph``, a captured graph replayed for that size. One host synchronisation per
+      frame: the depth is copied into a pinned buffer and the stream synchronised once.
+    - CPU, fp16/bf16: autocast around fp32 weights (for measurement; CPU kernels at half
+      precision are not faster here).
+
     Attributes:
         loaded: the loaded network and its checkpoint record.
-        model: the network that runs (a fused copy when ``fused``).
+        model: the torch network (a fused copy when ``fused``); the plain one the backends
+            were checked against.
         fused: True when the fused fp32 CPU copy of the network runs.
+        backend: ``'onnxruntime'``, ``'torch'`` or ``'torch+cuda_graph'``.
+        backend_error: the ONNX Runtime session's largest difference from the plain network
+            at start-up (normalised depth), or None.
 
     Args:
-        config: weights path, variant, device, precision, input size, max depth.
+        config: weights path, variant, device, precision, input size, max depth, backend.
         model: use this instead of loading ``config.weights``: a :class:`LoadedModel` (its
             recorded max depth applies when ``config.max_depth`` is 0), or a bare network (the
             trainer's validation; then ``config.max_depth`` must be > 0). ``config.weights``
@@ -138,13 +160,16 @@ class DepthEngine:
             on its device.
         tune_allocator: on CPU, call :func:`tune_cpu_allocator` (process-wide).
         fuse_cpu: on CPU at fp32, run the network's fused inference copy when it has one
-            (``fused_for_cpu_inference``: the official variant), after checking it against the
-            plain network once. None (default): only for weights the engine did not get as a
-            bare module, since a fused copy does not follow later weight updates.
+            (``fused_for_cpu_inference``: the official variant) and the torch backend runs,
+            after checking it against the plain network once. None (default): only for
+            weights the engine did not get as a bare module, since a fused copy does not
+            follow later weight updates.
 
     Raises:
         CheckpointError: the weights file is missing, unsafe, or does not fit the variant.
-        ConfigError: no max depth known (release weights need ``max_depth``), or CUDA missing.
+        ConfigError: no max depth known (release weights need ``max_depth``), CUDA missing,
+            or ``backend: onnxruntime`` that cannot run (not installed, not CPU fp32, export
+            failed, output differs from the plain network).
     """
 
     def __init__(self, config: EngineConfig, *,
@@ -152,9 +177,10 @@ class DepthEngine:
                  tune_allocator: bool = True, fuse_cpu: bool | None = None) -> None:
         self.config = config
         self._device = resolve_device(config.device)
-        if tune_allocator and self._device.type == 'cpu':
+        cuda = self._device.type == 'cuda'
+        if tune_allocator and not cuda:
             tune_cpu_allocator()
-        if config.num_threads and self._device.type == 'cpu':
+        if config.num_threads and not cuda:
             torch.set_num_threads(config.num_threads)
         if model is None:
             loaded = load_checkpoint(config.weights, variant=config.variant)
@@ -173,14 +199,62 @@ class DepthEngine:
                    'not record one (the release used 20 m indoor, 100 m outdoor)')
             raise ConfigError(msg)
         self._input_multiple = int(getattr(loaded.model, 'input_multiple', 64))
-        self._autocast_dtype = _DTYPES.get(config.precision)
+        precision_dtype = _DTYPES.get(config.precision)
+        self._autocast_dtype = None if cuda else precision_dtype
+        self._input_dtype = precision_dtype if cuda and precision_dtype else torch.float32
         self.model = loaded.model.eval().to(self._device, memory_format=torch.channels_last)
+        if cuda and precision_dtype is not None:
+            # Once, here: per-frame autocast re-casts every weight on every call.
+            self.model = self.model.to(precision_dtype)
+        own_weights = model is None or isinstance(model, LoadedModel)
         if fuse_cpu is None:
-            fuse_cpu = model is None or isinstance(model, LoadedModel)
+            fuse_cpu = own_weights
         self.fused = False
-        if fuse_cpu and self._device.type == 'cpu' and self._autocast_dtype is None:
-            self._use_fused_copy()
+        self.backend = 'torch'
+        self.backend_error: float | None = None
+        self._forward: Any = self.model
+        self._graph: CudaGraphRunner | None = None
         self._pinned: dict[tuple[str, tuple[int, ...], torch.dtype], Tensor] = {}
+        self._needs_sync = False
+        cpu_fp32 = not cuda and precision_dtype is None
+        wanted = config.backend
+        if wanted == 'onnxruntime' and not cpu_fp32:
+            msg = ("parameter 'backend' is 'onnxruntime', which runs fp32 on the CPU; got "
+                   f"device {self._device.type} precision {config.precision} (use 'auto' or "
+                   "'torch')")
+            raise ConfigError(msg)
+        if wanted == 'onnxruntime':
+            self._use_onnxruntime()
+        if self.backend == 'torch' and fuse_cpu and cpu_fp32:
+            self._use_fused_copy()
+        if cuda:
+            # Fixed input sizes: let cuDNN time its algorithms once per size (process-wide).
+            torch.backends.cudnn.benchmark = True
+            if self.input_width:
+                self.warm_up(self.input_height, self.input_width)
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def _example_inputs(self, height: int, width: int, *, seed: int = 0) -> tuple[Tensor, ...]:
+        """Random network inputs of one (height, width), built as infer_tensors builds them."""
+        gen = torch.Generator().manual_seed(seed)
+        rgb = torch.randint(0, 256, (1, 3, height, width), generator=gen, dtype=torch.uint8)
+        keep = torch.rand(1, 1, height, width, generator=gen) < 0.05
+        sparse = torch.rand(1, 1, height, width, generator=gen) * self._max_depth * keep
+        with torch.inference_mode():
+            return self._network_inputs(rgb.to(self._device), sparse.to(self._device))
+
+    def _use_onnxruntime(self) -> None:
+        """Export to ONNX Runtime and adopt it if it agrees with the plain network."""
+        m = self._input_multiple
+        # Exported at one small size (height, width are dynamic axes), checked at another.
+        backend = OnnxRuntimeBackend(self.model, self._example_inputs(m, m),
+                                     num_threads=self.config.num_threads
+                                     or torch.get_num_threads())
+        self.backend_error = check_against_module(backend, self.model,
+                                                  self._example_inputs(m, 2 * m, seed=1))
+        self._forward = backend
+        self.backend = 'onnxruntime'
 
     def _use_fused_copy(self) -> None:
         """Swap in the network's fused CPU copy if it exists and agrees with the plain one."""
@@ -200,7 +274,27 @@ class DepthEngine:
             return  # no oneDNN fusion in this PyTorch build: keep the plain network
         if float((got - expected).abs().max()) <= 1e-4 * (1.0 + float(expected.abs().max())):
             self.model = fused
+            self._forward = fused
             self.fused = True
+
+    def warm_up(self, height: int, width: int, *, runs: int = 3) -> None:
+        """Run the network a few times at a network input size (h, w), before real frames.
+
+        On CUDA this lets cuDNN pick its algorithms and the allocator settle, and, with
+        ``cuda_graph``, captures the graph for this size. Synchronises once at the end.
+        """
+        inputs = self._example_inputs(int(height), int(width))
+        with torch.inference_mode():
+            for _ in range(runs):
+                self._run(inputs)
+            if (self._device.type == 'cuda' and self.config.cuda_graph
+                    and self._graph is None):
+                self._graph = CudaGraphRunner(self._forward, inputs)
+                self.backend = 'torch+cuda_graph'
+        if self._device.type == 'cuda':
+            torch.cuda.current_stream(self._device).synchronize()
+
+    # --- properties ---------------------------------------------------------------------------
 
     @property
     def max_depth(self) -> float:
@@ -221,6 +315,8 @@ class DepthEngine:
         w = max(m, int(round(width * h / height / m)) * m)
         return h, w
 
+    # --- tensors ------------------------------------------------------------------------------
+
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
         if self._autocast_dtype is None:
@@ -228,6 +324,27 @@ class DepthEngine:
             return
         with torch.autocast(device_type=self._device.type, dtype=self._autocast_dtype):
             yield
+
+    def _network_inputs(self, rgb: Tensor, sparse: Tensor) -> tuple[Tensor, ...]:
+        """The network's positional inputs from (B,3,h,w) RGB and (B,1,h,w) metres.
+
+        Every backend is built from and checked with what this returns, so a network with
+        other inputs only changes this method.
+        """
+        rgb_f = rgb.float() / 255.0 if rgb.dtype == torch.uint8 else rgb.float()
+        sparse = sparse.float()
+        valid = torch.isfinite(sparse) & (sparse > 0)
+        point = torch.where(valid, sparse / self._max_depth, 0.0).clamp_(0.0, 1.0)
+        hole = valid.float()
+        memory = torch.channels_last
+        return tuple(t.to(self._input_dtype).contiguous(memory_format=memory)
+                     for t in (rgb_f, point, hole))
+
+    def _run(self, inputs: tuple[Tensor, ...]) -> Tensor:
+        if self._graph is not None and self._graph.matches(inputs):
+            return self._graph(*inputs)
+        with self._autocast():
+            return self._forward(*inputs)
 
     def infer_tensors(self, rgb: Tensor, sparse: Tensor) -> Tensor:
         """Dense depth at the network input size, for tensors already on :attr:`device`.
@@ -246,51 +363,17 @@ class DepthEngine:
             msg = f'sparse must be (B, 1, h, w); got {tuple(sparse.shape)}'
             raise ShapeError(msg)
         with torch.inference_mode():
-            rgb_f = rgb.float() / 255.0 if rgb.dtype == torch.uint8 else rgb.float()
-            sparse = sparse.float()
-            valid = torch.isfinite(sparse) & (sparse > 0)
-            point = torch.where(valid, sparse / self._max_depth, 0.0).clamp_(0.0, 1.0)
-            hole = valid.float()
-            memory = torch.channels_last
-            with self._autocast():
-                out = self.model(rgb_f.contiguous(memory_format=memory),
-                                 point.contiguous(memory_format=memory),
-                                 hole.contiguous(memory_format=memory))
+            out = self._run(self._network_inputs(rgb, sparse))
             # The official head has no activation; both variants are trained on [0, 1].
-            return out.float().clamp_(0.0, 1.0) * self._max_depth
+            return out.float().clamp(0.0, 1.0) * self._max_depth
 
-    def _to_camera_size(self, depth: Tensor, rgb_net: Tensor, rgb_full: Tensor,
-                        sparse_depth: np.ndarray, sparse_net: Tensor | None = None) -> Tensor:
-        """Upsample (``config.upsample``) and, for networks that pin their points, pin again at
-        the camera size when the points came at that size."""
-        from g2mono_ros.models.upsample import pin_to_points, upsample_depth
-
-        size = tuple(rgb_full.shape[-2:])
-        model = self.loaded.model
-        at_camera_size = sparse_depth.shape == size
-        sparse = None
-        if at_camera_size:
-            sparse = self._to_device(np.asarray(sparse_depth, np.float32), 'sparse_full')
-            sparse = sparse[None, None].clamp(0.0, self._max_depth)
-        if (self.config.upsample == 'prefill_guided' and sparse is not None and sparse_net is not None
-                and getattr(model, 'residual', False)
-                and getattr(model, 'prefill_kind', '') == 'nearest'):
-            from g2mono_ros.models.upsample import prefill_guided_upsample
-
-            depth = prefill_guided_upsample(depth, sparse_net.float(), sparse, rgb_net,
-                                            rgb_full / 255.0)
-        else:
-            mode = 'edge_aware' if self.config.upsample == 'prefill_guided' else self.config.upsample
-            depth = upsample_depth(depth, size, mode=mode, guide_lr=rgb_net,
-                                   guide_hr=rgb_full / 255.0)
-        if getattr(model, 'pin_points', False) and sparse is not None:
-            depth = pin_to_points(depth, sparse)
-        return depth
+    # --- host arrays --------------------------------------------------------------------------
 
     def _pinned_buffer(self, role: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
         key = (role, shape, dtype)
         buffer = self._pinned.get(key)
         if buffer is None:
+            self._pinned = {k: v for k, v in self._pinned.items() if k[0] != role}
             buffer = self._pinned[key] = torch.empty(shape, dtype=dtype, pin_memory=True)
         return buffer
 
@@ -299,55 +382,167 @@ class DepthEngine:
         if self._device.type != 'cuda':
             return tensor
         pinned = self._pinned_buffer(role, tuple(tensor.shape), tensor.dtype)
-        # infer() synchronises on entry and before it returns, so no copy out of this buffer
-        # is still in flight when it is refilled.
+        # Every frame ends with a synchronisation (or marks the engine for one), so no copy
+        # out of this buffer is still in flight when it is refilled.
         pinned.copy_(tensor)
         return pinned.to(self._device, non_blocking=True)
 
-    def infer(self, rgb: np.ndarray, sparse_depth: np.ndarray) -> np.ndarray:
-        """Dense metric depth at the RGB's resolution.
+    def to_host_async(self, tensor: Tensor, role: str) -> Tensor:
+        """Queue a device -> pinned host copy that the next :meth:`infer` completes.
 
-        Args:
-            rgb: (H, W, 3) uint8.
-            sparse_depth: (H, W) metres at the RGB size, or (h, w) already at the network input
-                size (then not resized); 0, negative or non-finite = no point.
+        For extra outputs of a frame (the image-size sparse map): they ride on the frame's one
+        synchronisation. On CPU the tensor itself is returned.
 
         Returns:
-            (H, W) float32 metres in [0, max_depth].
+            A host tensor; read it only after the next ``infer`` returned; it is reused by
+            the same ``role`` on the next frame.
+        """
+        if self._device.type != 'cuda':
+            return tensor
+        host = self._pinned_buffer(role, tuple(tensor.shape), tensor.dtype)
+        host.copy_(tensor, non_blocking=True)
+        return host
+
+    def infer(self, rgb: np.ndarray, sparse_depth: np.ndarray | Tensor, *,
+              out_hw: tuple[int, int] | None = None, sparse_clean: bool = False,
+              guide: np.ndarray | None = None) -> np.ndarray:
+        """Dense metric depth at the camera image's resolution.
+
+        Args:
+            rgb: (H, W, 3) uint8 at the camera size, or (h, w, 3) already at the network input
+                size (e.g. ``codecs.rgb_from_image(msg, out_hw=(h, w))``). A camera-size image
+                is shrunk on uint8 (``imaging.area_resize``) before it becomes float.
+            sparse_depth: (H, W) metres at the camera size, or (h, w) at the network input
+                size (then not resized); 0, negative or non-finite = no point. A tensor on
+                :attr:`device` must be (h, w) and clean (``SparseProjector`` output).
+            out_hw: (H, W) of the camera image when ``rgb`` is at the network size; None = the
+                size of ``rgb``.
+            sparse_clean: ``sparse_depth`` holds only finite values >= 0 (a projection):
+                skip the cleaning pass at the network size.
+            guide: (H, W, 3) uint8 camera-size image for ``upsample: edge_aware`` when ``rgb``
+                is at the network size (a camera-size ``rgb`` is its own guide).
+
+        Returns:
+            (H, W) float32 metres in [0, max_depth], upsampled as ``config.upsample`` says
+            (``bilinear``: cv2 on CPU, torch on CUDA; ``edge_aware``: ``models.upsample``);
+            networks that pin their points are pinned again when the points came at (H, W).
 
         Raises:
-            ShapeError: rgb is not (H, W, 3) uint8 or sparse_depth has neither size.
+            ShapeError: rgb is not (H, W, 3) uint8, sparse_depth has neither size, or
+                ``edge_aware`` upsampling has no camera-size image.
         """
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             msg = f'rgb must be (H, W, 3) uint8; got shape {rgb.shape} dtype {rgb.dtype}'
             raise ShapeError(msg)
-        height, width = rgb.shape[:2]
+        height, width = (int(v) for v in (out_hw or rgb.shape[:2]))
         h, w = self.network_input_size(height, width)
-        sparse_depth = np.asarray(sparse_depth)
-        if sparse_depth.shape not in ((h, w), (height, width)):
-            msg = (f'sparse_depth must be {(height, width)} (the RGB size) or {(h, w)} (the '
-                   f'network input size); got {sparse_depth.shape}')
+        if rgb.shape[:2] not in ((h, w), (height, width)):
+            msg = (f'rgb must be {(height, width)} (the camera size) or {(h, w)} (the network '
+                   f'input size); got {rgb.shape[:2]}')
             raise ShapeError(msg)
-        sparse_in = resize_sparse_depth(sparse_depth, (h, w))  # same size: only cleans it
+        if isinstance(sparse_depth, Tensor):
+            if tuple(sparse_depth.shape) != (h, w):
+                msg = f'a sparse_depth tensor must be {(h, w)}; got {tuple(sparse_depth.shape)}'
+                raise ShapeError(msg)
+            sparse_in: np.ndarray | Tensor = sparse_depth
+        else:
+            sparse_depth = np.asarray(sparse_depth)
+            if sparse_depth.shape not in ((h, w), (height, width)):
+                msg = (f'sparse_depth must be {(height, width)} (the RGB size) or {(h, w)} (the '
+                       f'network input size); got {sparse_depth.shape}')
+                raise ShapeError(msg)
+            sparse_in = sparse_depth
+            if sparse_depth.shape != (h, w) or not sparse_clean:
+                sparse_in = resize_sparse_depth(sparse_depth, (h, w))  # same size: cleans only
+        rgb_full = rgb if rgb.shape[:2] == (height, width) else guide
+        # prefill_guided falls back to edge_aware where its conditions do not hold.
+        edge_aware = (self.config.upsample in ('edge_aware', 'prefill_guided')
+                      and (height, width) != (h, w))
+        if edge_aware and (rgb_full is None or rgb_full.shape != (height, width, 3)):
+            msg = (f'upsample edge_aware needs the camera-size image ({height}, {width}, 3) as '
+                   'rgb or guide; got none')
+            raise ShapeError(msg)
+        model = self.loaded.model
+        sparse_at_camera_size = (not isinstance(sparse_depth, Tensor)
+                                 and sparse_depth.shape == (height, width)
+                                 and (height, width) != (h, w))
+        pin_full = getattr(model, 'pin_points', False) and sparse_at_camera_size
+        prefill_guided = (self.config.upsample == 'prefill_guided' and sparse_at_camera_size
+                          and getattr(model, 'residual', False)
+                          and getattr(model, 'prefill_kind', '') == 'nearest')
+        if rgb.shape[:2] != (h, w):
+            rgb = area_resize(rgb, (h, w))
 
-        if self._device.type == 'cuda':  # a call that raised may have left copies queued
-            torch.cuda.current_stream(self._device).synchronize()
-        with torch.inference_mode():
-            rgb_full = self._to_device(rgb, 'rgb').permute(2, 0, 1).unsqueeze(0).float()
-            rgb_t = rgb_full
-            if (height, width) != (h, w):
-                rgb_t = F.interpolate(rgb_t, size=(h, w), mode='bilinear', align_corners=False,
-                                      antialias=h < height or w < width)
-            rgb_t = rgb_t.clamp_(0.0, 255.0) / 255.0
-            sparse_t = self._to_device(sparse_in, 'sparse')[None, None]
-            depth = self.infer_tensors(rgb_t, sparse_t)
-            if (height, width) != (h, w):
-                depth = self._to_camera_size(depth, rgb_t, rgb_full, sparse_depth, sparse_t)
-            depth = depth[0, 0]
-            if self._device.type == 'cuda':
-                host = self._pinned_buffer('depth', tuple(depth.shape), depth.dtype)
-                host.copy_(depth, non_blocking=True)
-                torch.cuda.current_stream(self._device).synchronize()
+        cuda = self._device.type == 'cuda'
+        stream = torch.cuda.current_stream(self._device) if cuda else None
+        if stream is not None and self._needs_sync:  # a failed frame may have left copies queued
+            stream.synchronize()
+            self._needs_sync = False
+        try:
+            with torch.inference_mode():
+                rgb_t = self._to_device(rgb, 'rgb').permute(2, 0, 1).unsqueeze(0)
+                sparse_t = (sparse_in.to(self._device) if isinstance(sparse_in, Tensor)
+                            else self._to_device(sparse_in, 'sparse'))[None, None]
+                depth = self.infer_tensors(rgb_t, sparse_t)
+                if stream is None and not (edge_aware or pin_full):
+                    host_depth = self._upsample_on_host(depth[0, 0].numpy(), (height, width))
+                    # Bilinear weights summing to 1 - ulp can overshoot max_depth by a step.
+                    return np.clip(host_depth, 0.0, self._max_depth, out=host_depth)
+                if (height, width) != (h, w):
+                    depth = self._to_camera_size(
+                        depth, (height, width), rgb_t, rgb_full if edge_aware else None,
+                        sparse_depth if (pin_full or prefill_guided) else None,
+                        sparse_t if prefill_guided else None)
+                if stream is None:
+                    return np.ascontiguousarray(depth[0, 0].numpy())
+                host = self._pinned_buffer('depth', (height, width), torch.float32)
+                host.copy_(depth[0, 0], non_blocking=True)
+                self._needs_sync = True
+                stream.synchronize()  # the frame's one synchronisation
+                self._needs_sync = False
                 return host.numpy().copy()
-            return depth.numpy().copy()
+        except BaseException:
+            if cuda:
+                self._needs_sync = True
+            raise
+
+    def _to_camera_size(self, depth: Tensor, size: tuple[int, int], rgb_net: Tensor,
+                        rgb_full: np.ndarray | None, sparse_full: np.ndarray | None,
+                        sparse_net: Tensor | None = None) -> Tensor:
+        """(1, 1, h, w) -> (1, 1, H, W) on the device: edge-aware when ``rgb_full`` (H, W, 3)
+        is given, else bilinear; ``prefill_guided`` (a nearest-pre-fill residual network) when
+        ``sparse_net`` (1, 1, h, w) and ``sparse_full`` (H, W) are given too; for networks that
+        pin their points, pinned again at the camera size when ``sparse_full`` is given."""
+        from g2mono_ros.models.upsample import (pin_to_points, prefill_guided_upsample,
+                                                upsample_depth)
+
+        sparse = None
+        if sparse_full is not None:
+            sparse = self._to_device(np.asarray(sparse_full, np.float32), 'sparse_full')
+            sparse = sparse[None, None].clamp(0.0, self._max_depth)
+        if rgb_full is not None:
+            guide_hr = self._to_device(rgb_full, 'rgb_full').permute(2, 0, 1)[None].float() / 255.0
+            guide_lr = rgb_net.float() / 255.0
+            if sparse_net is not None and sparse is not None:
+                depth = prefill_guided_upsample(depth, sparse_net.float(), sparse, guide_lr,
+                                                guide_hr)
+            else:
+                depth = upsample_depth(depth, size, mode='edge_aware', guide_lr=guide_lr,
+                                       guide_hr=guide_hr)
+        else:
+            depth = F.interpolate(depth, size=size, mode='bilinear', align_corners=False)
+        # Interpolation weights summing to 1 - ulp can overshoot max_depth by a rounding step.
+        depth = depth.clamp_(0.0, self._max_depth)
+        if sparse is not None and getattr(self.loaded.model, 'pin_points', False):
+            depth = pin_to_points(depth, sparse)
+        return depth
+
+    @staticmethod
+    def _upsample_on_host(depth: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+        """Bilinear, pixel centres aligned (as ``F.interpolate(align_corners=False)``)."""
+        if depth.shape == tuple(out_hw):
+            return np.ascontiguousarray(depth)
+        import cv2
+
+        return cv2.resize(depth, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)

@@ -16,6 +16,7 @@ import numpy as np
 
 from g2mono_ros.fusion.camera import CameraModel, camera_model_from_calibration
 from g2mono_ros.errors import MessageError, ShapeError
+from g2mono_ros.imaging import area_resize
 
 __all__ = [
     'IMAGE_ENCODINGS',
@@ -245,9 +246,10 @@ def rgb_from_image(msg: Any, out_hw: tuple[int, int] | None = None) -> np.ndarra
     ``yuv422``/``uyvy`` and ``yuv422_yuy2``/``yuyv`` use OpenCV's BT.601 video-range
     conversion and ``bayer_*`` its demosaicing, as cv_bridge does (``cv2.cvtColor``).
 
-    With ``out_hw`` the image is also area-resized (``cv2.INTER_AREA``) on uint8; 8-bit RGB,
-    BGR(A) and mono images are resized before their channels are reordered (the same result,
-    on fewer pixels), so a 1080p frame bound for a small network is never converted in full.
+    With ``out_hw`` the image is also shrunk on uint8 (``imaging.area_resize``: area averaging,
+    fast at camera sizes); 8-bit RGB, BGR(A) and mono images are resized before their channels
+    are reordered (the same result, on fewer pixels), so a 1080p frame bound for a small
+    network is never converted in full.
 
     The result may be a read-only view of the message buffer (``rgb8`` with ``bytes`` data and
     no ``out_hw``); copy it before writing into it.
@@ -268,10 +270,10 @@ def rgb_from_image(msg: Any, out_hw: tuple[int, int] | None = None) -> np.ndarra
         msg_ = (f'cannot convert image encoding {encoding!r} to RGB '
                 '(needs a colour or mono encoding)')
         raise MessageError(msg_)
-    size = _resize_target(out_hw)
+    if out_hw is not None:
+        area_resize(np.zeros((1, 1), np.uint8), out_hw)  # checks out_hw before any decoding
+    size = out_hw
     img = image_to_numpy(msg)
-    if size is not None and size == (img.shape[1], img.shape[0]):
-        size = None
     cv2 = _cv2(encoding)
     if layout in ('uyvy', 'yuyv'):
         if img.shape[1] % 2:
@@ -348,26 +350,9 @@ def _cv2(encoding: str) -> Any:
     return cv2
 
 
-def _resize_target(out_hw: tuple[int, int] | None) -> tuple[int, int] | None:
-    """(width, height) for cv2.resize, or None."""
-    if out_hw is None:
-        return None
-    try:
-        height, width = (int(v) for v in out_hw)
-    except (TypeError, ValueError):
-        height = width = 0
-    if height <= 0 or width <= 0:
-        msg = f'out_hw must be two positive sizes (height, width); got {out_hw!r}'
-        raise ShapeError(msg)
-    return width, height
-
-
-def _area_resize(cv2: Any, img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    if size is None or img.shape[0] == 0 or img.shape[1] == 0:
-        return img
-    # INTER_AREA averages whole source pixels when shrinking (no aliasing); enlarging, it is
-    # bilinear.
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+def _area_resize(cv2: Any, img: np.ndarray, out_hw: tuple[int, int] | None) -> np.ndarray:
+    del cv2  # area_resize imports it itself
+    return img if out_hw is None else area_resize(img, out_hw)
 
 
 def _yuv422_to_rgb_numpy(img: np.ndarray, layout: str, encoding: str) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The ROS 2 depth node ``depth_node``: camera + CameraInfo + LiDAR in, dense metric depth out.
 
-Callbacks only decode and feed the camera/LiDAR synchroniser; a worker thread runs the network
-on the pairs it completes (all of them while it keeps up, the best aligned when it cannot).
+Callbacks only check and keep the messages (O(1) per message) and feed the camera/LiDAR
+synchroniser; a worker thread decodes, projects and runs the network on the pairs it completes
+(all of them while it keeps up, the best aligned when it cannot).
 Run it with ``ros2 run g2mono_ros depth_node`` or ``g2mono node``.
 """
 
@@ -82,7 +83,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'variant': ParameterSpec(_D['variant'], 'Network: auto (as recorded in the checkpoint) | seed '
                              '| official (needed for the official bare state dict).'),
     'device': ParameterSpec(_D['device'], 'auto (CUDA when available) | cuda | cpu.'),
-    'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (autocast, network only).'),
+    'precision': ParameterSpec(_D['precision'], 'fp32 | fp16 | bf16 (CUDA: weights converted '
+                               'once; CPU: autocast).'),
     'input_height': ParameterSpec(_D['input_height'], 'Network input height, px; 0 = the size '
                                   'recorded in the checkpoint, else a multiple of 64.'),
     'input_width': ParameterSpec(_D['input_width'], 'Network input width, px; a multiple of 64, '
@@ -92,6 +94,10 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                "checkpoint's value.", True),
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
                                  "torch's default (one per core)."),
+    'backend': ParameterSpec(_D['backend'], 'auto (= torch) | torch | onnxruntime (CPU fp32: '
+                             'exported once, checked against torch at start-up).'),
+    'cuda_graph': ParameterSpec(_D['cuda_graph'], 'CUDA with a fixed input_width: capture the '
+                                'network as a CUDA graph and replay it per frame.'),
     'upsample': ParameterSpec(_D['upsample'], 'Network output -> camera size: edge_aware (no '
                               'blending across depth edges) | bilinear | prefill_guided '
                               '(residual nearest-fill networks: keeps a dense scan\'s detail).'),
@@ -276,15 +282,14 @@ def _stamp_ns(header: Any) -> int:
 
 
 class _ImageItem(NamedTuple):
-    msg: Any  # Image, or CompressedImage (decoded on the worker; rgb None until then)
-    rgb: np.ndarray | None
+    msg: Any  # Image or CompressedImage, decoded on the worker only if its pair is processed
     received_wall_ns: int
+    compressed: bool = False
 
 
 class _ScanItem(NamedTuple):
-    points: np.ndarray
+    msg: PointCloud2  # decoded on the worker (points, per-point times), only if it is used
     received_wall_ns: int
-    point_stamps_ns: np.ndarray | int = 0  # (N,) per-point stamps, or the header stamp
     frame_id: str = ''
 
 
@@ -328,12 +333,16 @@ class DepthNodePhases:
         # Imported only after the parameters are valid: a typo fails before torch loads.
         from g2mono_ros.ros import codecs
         from g2mono_ros.models.engine import DepthEngine
+        from g2mono_ros.fusion.sparse import SparseProjector
         from g2mono_ros.fusion.sync import ArrivalClock, PairSynchronizer
         from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
         self._codecs = codecs
         self._rgb_encodings = _rgb_convertible_encodings(codecs.IMAGE_ENCODINGS)
         self.engine = DepthEngine(self.config.engine)
+        # One projection per pair, on the engine's device; buffers reused by the worker.
+        self._projector = SparseProjector(
+            self.engine.device if self.engine.device.type != 'cpu' else None)
         ext = self.config.extrinsic
         self.faults = FaultLog()
         self._tf_source: Any = None
@@ -622,7 +631,7 @@ class DepthNodePhases:
                 f'ignoring unknown parameter(s) {", ".join(map(repr, unknown))}; this node '
                 f'declares: {", ".join(PARAMETERS)}')
 
-    # --- callbacks (executor thread): decode, count, pair; never infer -------------------------
+    # --- callbacks (executor thread): check, count, pair; O(1), never decode or infer ---------
 
     def _log_fault(self, kind: str, detail: str = '', count: int = 1) -> None:
         line = self.faults.record(kind, detail, count)
@@ -651,19 +660,22 @@ class DepthNodePhases:
         self.rates['image'].tick()
         stamp = _stamp_ns(msg.header)
         try:
-            rgb = self._codecs.rgb_from_image(msg)
+            if msg.encoding not in self._rgb_encodings:
+                self._codecs.rgb_from_image(msg)  # raises the codec's own message
+            self._codecs.check_image(msg)  # sizes and data length; no pixel is read
         except G2MonoError as exc:
             kind = classify_image_error(exc, msg.encoding, self._rgb_encodings)
             self._log_fault(kind, f'{exc}')
             return
-        self._accept_image(stamp, _ImageItem(msg, rgb, received), arrival)
+        self._accept_image(stamp, _ImageItem(msg, received), arrival)
 
     def _on_compressed_image(self, msg: Any) -> None:
         # Kept as bytes: OpenCV decodes on the worker, and only the pairs it runs.
         arrival = self._arrival.now_ns()
         received = time.time_ns()
         self.rates['image'].tick()
-        self._accept_image(_stamp_ns(msg.header), _ImageItem(msg, None, received), arrival)
+        self._accept_image(_stamp_ns(msg.header), _ImageItem(msg, received, compressed=True),
+                           arrival)
 
     def _accept_image(self, stamp: int, item: _ImageItem, arrival_ns: int) -> None:
         pairs = self._sync.add_image(stamp, item, arrival_ns=arrival_ns)
@@ -676,24 +688,15 @@ class DepthNodePhases:
         self.rates['points'].tick()
         stamp = _stamp_ns(msg.header)
         try:
-            xyz, _ = self._codecs.pointcloud2_to_xyz(msg)
+            count = self._codecs.check_pointcloud2(msg)  # fields and sizes; no point is read
         except G2MonoError as exc:
             self._log_fault('malformed_cloud', f'{exc}')
             return
-        if xyz.shape[0] == 0:
+        if count == 0:
             self._log_fault('empty_cloud', 'a PointCloud2 with no points')
             return
-        point_stamps: np.ndarray | int = stamp
-        if self._motion is not None:
-            from g2mono_ros.ros.motion import cloud_point_stamps
-
-            try:
-                point_stamps = cloud_point_stamps(msg, field=self.config.motion.point_time_field,
-                                                  unit=self.config.motion.point_time_unit)
-            except G2MonoError as exc:  # fall back to scan-level for this cloud
-                self._log_fault('bad_point_times', f'{exc}; cloud compensated at its stamp')
-        pairs = self._sync.add_scan(stamp, _ScanItem(xyz, received, point_stamps,
-                                                     msg.header.frame_id), arrival_ns=arrival)
+        pairs = self._sync.add_scan(stamp, _ScanItem(msg, received, msg.header.frame_id),
+                                    arrival_ns=arrival)
         self._note_time_jumps()
         self._offer(pairs)
 
@@ -758,18 +761,23 @@ class DepthNodePhases:
             self._lazy_idle = True
             return
         self._lazy_idle = False
-        rgb = image.rgb
-        if rgb is None:
+        t_decode = time.perf_counter()
+        rgb_full = None
+        if image.compressed:  # no size without decoding: decode it whole now
             from g2mono_ros.ros.compressed import rgb_from_compressed
 
             try:
-                rgb = rgb_from_compressed(image.msg)
+                rgb_full = rgb_from_compressed(image.msg)
             except G2MonoError as exc:
                 self._log_fault('malformed_image', f'{exc}')
                 return
+            image_hw = rgb_full.shape[:2]
+        else:
+            image_hw = (image.msg.height, image.msg.width)
+        decode_s = time.perf_counter() - t_decode
         image_stamp = _stamp_ns(image.msg.header)
         match = self._camera_infos.lookup(
-            image_stamp, fits=lambda item: (item[0].height, item[0].width) == rgb.shape[:2])
+            image_stamp, fits=lambda item: (item[0].height, item[0].width) == image_hw)
         if match is None:
             self._log_fault('no_camera_info', f'no CameraInfo on {self.config.camera_info_topic} '
                                               'yet; pair skipped')
@@ -780,20 +788,24 @@ class DepthNodePhases:
                             f'no CameraInfo stamped {image_stamp * 1e-9:.6f} s (the image); '
                             f'using the newest that fits, stamped {match.stamp_ns * 1e-9:.6f} s')
         model, info = match.item
-        if (model.height, model.width) != rgb.shape[:2]:
+        if (model.height, model.width) != tuple(image_hw):
             self._log_fault('camera_info_mismatch',
                             f'CameraInfo is {model.width}x{model.height}, image is '
-                            f'{rgb.shape[1]}x{rgb.shape[0]}; pair skipped')
+                            f'{image_hw[1]}x{image_hw[0]}; pair skipped')
             return
+        decoded = self._decode(image.msg, rgb_full, scan.msg, model)
+        if decoded is None:
+            return
+        rgb, rgb_full, points, point_stamps, seconds = decoded
+        decode_s += seconds
         proj = config.projection
         image_frame = image.msg.header.frame_id
         resolved = self._extrinsic.resolve(scan.frame_id, image_frame, pair.image_stamp_ns)
         if resolved.T_cam_lidar is None:  # counted and logged (no_transform) by the resolver
             return
         T_cam_lidar = resolved.T_cam_lidar
-        points = scan.points
         if self._motion is not None:
-            points = self._compensate(scan, pair.image_time_ns)
+            points = self._compensate(scan, points, point_stamps, pair.image_time_ns)
             if points is None:
                 return
         suspect = self._coverage.observe(points, T_cam_lidar, model,
@@ -801,23 +813,26 @@ class DepthNodePhases:
                                          cloud_frame=scan.frame_id, image_frame=image_frame)
         if suspect:
             self._log_fault('extrinsic_suspect', suspect)
-        work = process_pair(self.engine, PairInputs(rgb, points, model), T_cam_lidar,
-                            min_range=proj.min_range, max_range=proj.max_range,
-                            want_sparse=self._pub_sparse is not None, want_colorized=False)
+        work = process_pair(self.engine, PairInputs(rgb, points, model, guide=rgb_full),
+                            T_cam_lidar, min_range=proj.min_range, max_range=proj.max_range,
+                            want_sparse=self._pub_sparse is not None, want_colorized=False,
+                            projector=self._projector)
         if self._queue.closed:  # shutting down: the publishers may already be gone
             return
         t0 = time.perf_counter()
         header = image.msg.header
         codecs = self._codecs
+        # The engine's output is finite and >= 0: no cleaning pass, only REP 118's NaN.
         depth_msg = codecs.depth_to_image(work.depth_m, header,
-                                          encoding=config.output_encoding)
+                                          encoding=config.output_encoding, clean=True)
         timings = dict(work.timings_s)
+        timings['decode'] = decode_s
         timings['post'] += time.perf_counter() - t0  # up to the depth publish: it is what waits
         depth_publish_wall_ns = time.time_ns()
         self._pub_depth.publish(depth_msg)
         self._pub_info.publish(_camera_info_with_header(info, header))
         with self._pub_lock:
-            self._publish_optional(config, work, rgb, model, header)
+            self._publish_optional(config, work, rgb_full, model, header)
         published_wall_ns = time.time_ns()
         timings['publish'] = (published_wall_ns - depth_publish_wall_ns) * 1e-9
         timings['sync_wait'] = (paired_wall_ns - image.received_wall_ns) * 1e-9
@@ -845,14 +860,62 @@ class DepthNodePhases:
                 'published_wall_ns': published_wall_ns,
                 'scan_received_wall_ns': scan.received_wall_ns}, timings))
 
-    def _publish_optional(self, config: NodeConfig, work: Any, rgb: np.ndarray, model: Any,
-                          header: Any) -> None:
+    def _decode(self, image_msg: Any, rgb_full: np.ndarray | None, cloud_msg: PointCloud2,
+                model: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray,
+                                     np.ndarray | int, float] | None:
+        """Decode the pair's image and cloud on the worker.
+
+        The image becomes (h, w, 3) uint8 at the network input size (OpenCV, area-shrunk on
+        uint8); the camera-size image is kept too when something needs it (edge-aware
+        upsampling, coloured points, a compressed image decoded whole).
+
+        Returns (rgb_net, rgb_full or None, xyz (N, 3) float32, per-point stamps (N,) ns or the
+        cloud's stamp, seconds), or None after logging the fault (the callbacks checked sizes
+        only; non-finite points are dropped here).
+        """
+        from g2mono_ros.imaging import area_resize
+
+        t0 = time.perf_counter()
+        net_hw = self.engine.network_input_size(model.height, model.width)
+        want_full = (self.engine.config.upsample in ('edge_aware', 'prefill_guided')
+                     or self._pub_points is not None)
+        try:
+            if rgb_full is None and want_full:
+                rgb_full = self._codecs.rgb_from_image(image_msg)
+            rgb = (area_resize(rgb_full, net_hw) if rgb_full is not None
+                   else self._codecs.rgb_from_image(image_msg, out_hw=net_hw))
+        except G2MonoError as exc:
+            self._log_fault(classify_image_error(exc, image_msg.encoding, self._rgb_encodings),
+                            f'{exc}')
+            return None
+        try:
+            xyz, _ = self._codecs.pointcloud2_to_xyz(cloud_msg)
+        except G2MonoError as exc:
+            self._log_fault('malformed_cloud', f'{exc}')
+            return None
+        if xyz.shape[0] == 0:
+            self._log_fault('empty_cloud', 'a PointCloud2 with no finite points')
+            return None
+        point_stamps: np.ndarray | int = _stamp_ns(cloud_msg.header)
+        if self._motion is not None:
+            from g2mono_ros.ros.motion import cloud_point_stamps
+
+            try:
+                point_stamps = cloud_point_stamps(cloud_msg,
+                                                  field=self.config.motion.point_time_field,
+                                                  unit=self.config.motion.point_time_unit)
+            except G2MonoError as exc:  # fall back to scan-level for this cloud
+                self._log_fault('bad_point_times', f'{exc}; cloud compensated at its stamp')
+        return rgb, rgb_full, xyz, point_stamps, time.perf_counter() - t0
+
+    def _publish_optional(self, config: NodeConfig, work: Any, rgb: np.ndarray | None,
+                          model: Any, header: Any) -> None:
         """Sparse input, colour rendering and point cloud, for those switched on (under
-        ``_pub_lock``)."""
+        ``_pub_lock``); ``rgb`` is the camera-size image when one was decoded."""
         codecs = self._codecs
         if self._pub_sparse is not None and work.sparse_m is not None:
             self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header,
-                                                           encoding='32FC1'))
+                                                           encoding='32FC1', clean=True))
         if self._pub_color is not None:
             from g2mono_ros.visualize import colorize_depth
 
@@ -867,7 +930,8 @@ class DepthNodePhases:
                                            max_range_m=config.points_max_range, rgb=rgb)
             self._pub_points.publish(codecs.xyz_to_pointcloud2(xyz, header,
                                                                {'rgb': pack_rgb(colours)}))
-    def _compensate(self, scan: _ScanItem, image_stamp_ns: int) -> np.ndarray | None:
+    def _compensate(self, scan: _ScanItem, points: np.ndarray, point_stamps_ns: np.ndarray | int,
+                    image_stamp_ns: int) -> np.ndarray | None:
         """The scan's points in the LiDAR frame at the image time; None skips the pair."""
         from g2mono_ros.fusion.motion import compensate_points
 
@@ -875,8 +939,8 @@ class DepthNodePhases:
         if self.config.motion.motion_source == 'tf':
             source = source.for_frame(scan.frame_id)
         # The sensors' time offsets apply here too: poses are looked up at corrected times.
-        point_stamps = scan.point_stamps_ns + self.config.sync.points_time_offset_ns
-        result = compensate_points(scan.points, point_stamps, image_stamp_ns, source)
+        point_stamps = point_stamps_ns + self.config.sync.points_time_offset_ns
+        result = compensate_points(points, point_stamps, image_stamp_ns, source)
         if result.no_odometry and len(result.points):
             self.faults.record('no_odometry_points', count=result.no_odometry)
         if len(result.points) == 0:

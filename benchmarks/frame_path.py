@@ -1,0 +1,246 @@
+"""The node's per-frame path at camera resolution, old against new, in one process (no DDS).
+
+Used by ``bench_node.py --frame-path``. For each case (1920x1080 bgr8 and yuyv, 640x480 rgb8;
+128k-point clouds at 10 Hz, a 30 Hz camera) it times, on real rclpy messages:
+
+- callback thread: the per-message work of the image and cloud callbacks. Old: full RGB
+  conversion (``codecs.rgb_from_image_reference``, the numpy decoder the node used) and full
+  cloud decoding. New: the O(1) checks (``check_image``, ``check_pointcloud2``). The
+  synchroniser and stamp bookkeeping around them are the same in both and not timed. Busy
+  share = 30 x image time + 10 x cloud time, per second.
+- everything except the model, per processed pair: old = the callbacks' decoding + the old
+  worker (projection at the network size, a second one at image size for ``sparse_depth``,
+  float bilinear resize of the full image in torch, torch upsampling, the checked
+  ``depth_to_image`` twice); new = the node's worker (decode + area resize on uint8, one
+  projection, cv2 upsampling, the clean ``depth_to_image``). The network's forward pass is
+  timed inside and subtracted (both paths call the same engine).
+
+The old worker path is kept here, callable, so the comparison is always made in the same run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+CAMERA_HZ = 30.0
+LIDAR_HZ = 10.0
+N_POINTS = 131_072
+ROTATION = [0.5, -0.5, 0.5, 0.5]  # REP 103 LiDAR -> camera optical
+CASES = (('1920x1080 bgr8', 1080, 1920, 'bgr8'), ('1920x1080 yuyv', 1080, 1920, 'yuyv'),
+         ('640x480 rgb8', 480, 640, 'rgb8'))
+
+
+def _image_pixels(height: int, width: int, encoding: str, rng: np.random.Generator) -> np.ndarray:
+    yy, xx = np.mgrid[0:height, 0:width]
+    rgb = np.stack([(xx * 255 // width), (yy * 255 // height), ((xx ^ yy) & 255)], axis=2)
+    rgb = (rgb + rng.integers(0, 16, rgb.shape)).clip(0, 255).astype(np.uint8)
+    if encoding == 'bgr8':
+        return np.ascontiguousarray(rgb[:, :, ::-1])
+    if encoding == 'yuyv':
+        import cv2
+
+        yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV)  # 4:4:4 -> packed 4:2:2 by hand
+        packed = np.empty((height, width, 2), np.uint8)
+        packed[:, :, 0] = yuv[:, :, 0]
+        packed[:, 0::2, 1] = yuv[:, 0::2, 1]
+        packed[:, 1::2, 1] = yuv[:, 0::2, 2]
+        return packed
+    return rgb
+
+
+def _cloud(rng: np.random.Generator) -> np.ndarray:
+    """128 rings x 1024 azimuths over 360 degrees, 3-40 m; about a quarter in front."""
+    ring = np.repeat(np.linspace(-0.39, 0.26, 128), 1024)
+    azimuth = np.tile(np.linspace(-np.pi, np.pi, 1024, endpoint=False), 128)
+    distance = rng.uniform(3.0, 40.0, N_POINTS)
+    return np.stack([distance * np.cos(ring) * np.cos(azimuth),
+                     distance * np.cos(ring) * np.sin(azimuth),
+                     distance * np.sin(ring)], axis=1).astype(np.float32)
+
+
+def _camera(height: int, width: int) -> Any:
+    from g2mono_ros.fusion.camera import CameraModel
+
+    f = 0.8 * width
+    return CameraModel(width=width, height=height,
+                       K=np.array([[f, 0.0, width / 2], [0.0, f, height / 2], [0.0, 0.0, 1.0]]),
+                       D=np.zeros(5), distortion_model='plumb_bob')
+
+
+class _TimedForward:
+    """Wraps the engine's network call and adds up its time (to subtract the model)."""
+
+    def __init__(self, forward: Callable[..., Any]) -> None:
+        self.forward = forward
+        self.seconds = 0.0
+
+    def __call__(self, *inputs: Any) -> Any:
+        start = time.perf_counter()
+        out = self.forward(*inputs)
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def old_infer(engine: Any, rgb: np.ndarray, sparse_net: np.ndarray) -> np.ndarray:
+    """``DepthEngine.infer`` as it was: float resize of the full image, torch upsampling."""
+    import torch
+    import torch.nn.functional as F
+
+    from g2mono_ros.models.engine import resize_sparse_depth
+
+    height, width = rgb.shape[:2]
+    h, w = engine.network_input_size(height, width)
+    sparse_in = resize_sparse_depth(sparse_net, (h, w))
+    with torch.inference_mode():
+        rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).unsqueeze(0).float()
+        rgb_t = F.interpolate(rgb_t, size=(h, w), mode='bilinear', align_corners=False,
+                              antialias=True)
+        rgb_t = rgb_t.clamp_(0.0, 255.0) / 255.0
+        depth = engine.infer_tensors(rgb_t, torch.from_numpy(sparse_in)[None, None])
+        depth = F.interpolate(depth, size=(height, width), mode='bilinear', align_corners=False)
+        return depth[0, 0].numpy().copy()
+
+
+def old_depth_to_image(depth_m: np.ndarray, header: Any) -> Any:
+    """The checked encoder with its finiteness pass (as the old node called it)."""
+    from g2mono_ros.ros.codecs import depth_to_image
+
+    return depth_to_image(depth_m, header, '32FC1')
+
+
+def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
+             rng: np.random.Generator) -> dict[str, list[float]]:
+    """Per-message callback seconds and per-pair non-model seconds, old and new."""
+    from std_msgs.msg import Header
+
+    from g2mono_ros.fusion.pipeline import PairInputs, process_pair
+    from g2mono_ros.fusion.projection import project_points_to_depth
+    from g2mono_ros.fusion.sparse import SparseProjector
+    from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+    from g2mono_ros.ros import codecs
+
+    header = Header(frame_id='camera_optical')
+    image_msg = codecs.numpy_to_image(_image_pixels(height, width, encoding, rng), encoding,
+                                      header)
+    cloud_msg = codecs.xyz_to_pointcloud2(_cloud(rng), Header(frame_id='lidar'))
+    camera = _camera(height, width)
+    T = transform_from_translation_quaternion(np.zeros(3), np.asarray(ROTATION))
+    net_hw = engine.network_input_size(height, width)
+    projector = SparseProjector()
+    timed = _TimedForward(engine._forward)
+    engine._forward = timed
+    out: dict[str, list[float]] = {key: [] for key in (
+        'old_image_cb', 'old_cloud_cb', 'new_image_cb', 'new_cloud_cb', 'old_pair', 'new_pair')}
+
+    def old_callbacks() -> tuple[np.ndarray, np.ndarray]:
+        t0 = time.perf_counter()
+        rgb = codecs.rgb_from_image_reference(image_msg)
+        t1 = time.perf_counter()
+        xyz, _ = codecs.pointcloud2_to_xyz(cloud_msg)
+        t2 = time.perf_counter()
+        out['old_image_cb'].append(t1 - t0)
+        out['old_cloud_cb'].append(t2 - t1)
+        return rgb, xyz
+
+    def new_callbacks() -> None:
+        t0 = time.perf_counter()
+        codecs.check_image(image_msg)
+        t1 = time.perf_counter()
+        codecs.check_pointcloud2(cloud_msg)
+        t2 = time.perf_counter()
+        out['new_image_cb'].append(t1 - t0)
+        out['new_cloud_cb'].append(t2 - t1)
+
+    def old_pair() -> None:
+        timed.seconds = 0.0
+        t0 = time.perf_counter()
+        rgb, xyz = old_callbacks()
+        sparse_net, _ = project_points_to_depth(xyz, T, camera, out_hw=net_hw)
+        depth = old_infer(engine, rgb, sparse_net)
+        sparse_full, _ = project_points_to_depth(xyz, T, camera)
+        old_depth_to_image(depth, header)
+        old_depth_to_image(sparse_full, header)
+        out['old_pair'].append(time.perf_counter() - t0 - timed.seconds)
+
+    def new_pair() -> None:
+        new_callbacks()
+        timed.seconds = 0.0
+        t0 = time.perf_counter()
+        rgb = codecs.rgb_from_image(image_msg, out_hw=net_hw)
+        xyz, _ = codecs.pointcloud2_to_xyz(cloud_msg)
+        work = process_pair(engine, PairInputs(rgb, xyz, camera), T, min_range=0.5,
+                            max_range=100.0, want_sparse=True, want_colorized=False,
+                            projector=projector)
+        codecs.depth_to_image(work.depth_m, header, '32FC1', clean=True)
+        codecs.depth_to_image(work.sparse_m, header, '32FC1', clean=True)
+        out['new_pair'].append(time.perf_counter() - t0 - timed.seconds)
+
+    try:
+        old_pair()  # warm-up of both paths, not recorded
+        new_pair()
+        for values in out.values():
+            values.clear()
+        for _ in range(frames):  # interleaved: load drift hits both alike
+            old_pair()
+            new_pair()
+    finally:
+        engine._forward = timed.forward
+    return out
+
+
+def report(engine_label: str, frames: int, seed: int = 0) -> int:
+    """Run every case and print the table; 0 when the new path meets every target."""
+    import os
+    import platform
+
+    from g2mono_ros.config import EngineConfig
+    from g2mono_ros.models import create_model
+    from g2mono_ros.models.engine import DepthEngine
+
+    model = create_model('seed_small')
+    # Bilinear upsampling in both paths: the old path had nothing else (edge-aware upsampling,
+    # newer, is the quality benchmark's subject).
+    engine = DepthEngine(EngineConfig(weights=engine_label, device='cpu', input_height=320,
+                                      max_depth=80.0, upsample='bilinear'), model=model)
+    rng = np.random.default_rng(seed)
+    cpu = _cpu_model() or platform.processor() or 'unknown CPU'
+    print(f'per-frame path, old vs new, same run: {cpu}; {os.cpu_count()} CPUs; load average '
+          f'{os.getloadavg()[0]:.1f}; {frames} frames per case (interleaved); network '
+          f'seed_small at input height 320 (its forward pass is subtracted)')
+    print(f'{"case":<16}{"path":<5}{"image cb ms":>12}{"cloud cb ms":>12}{"cb busy %":>10}'
+          f'{"non-model p50":>14}{"p95 ms":>8}')
+    ok = True
+    for label, height, width, encoding in CASES:
+        t = run_case(engine, height, width, encoding, frames, rng)
+        target_ms = 15.0 if height >= 1080 else 10.0
+        for path in ('old', 'new'):
+            image_ms = float(np.median(t[f'{path}_image_cb'])) * 1e3
+            cloud_ms = float(np.median(t[f'{path}_cloud_cb'])) * 1e3
+            busy = (CAMERA_HZ * image_ms + LIDAR_HZ * cloud_ms) / 10.0  # ms per s -> %
+            pair = np.asarray(t[f'{path}_pair']) * 1e3
+            p50, p95 = float(np.percentile(pair, 50)), float(np.percentile(pair, 95))
+            print(f'{label:<16}{path:<5}{image_ms:>12.3f}{cloud_ms:>12.3f}{busy:>10.2f}'
+                  f'{p50:>14.2f}{p95:>8.2f}')
+            if path == 'new':
+                ok = ok and busy < 10.0 and p95 < target_ms
+        print(f'{"":<16}targets: callback thread < 10 % busy; non-model p95 < '
+              f'{target_ms:g} ms')
+    print('cb busy % = (30 Hz x image callback + 10 Hz x cloud callback) time per second. '
+          'non-model = decode, resize, projection(s), up-sampling, depth message(s); '
+          'publish_sparse on.')
+    return 0 if ok else 1
+
+
+def _cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as handle:
+            for line in handle:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return ''

@@ -1,0 +1,189 @@
+"""Engine backends: the choice at start-up, the ONNX Runtime session and its parity check, the
+camera-size path (area resize in, bilinear out), and the CUDA path (skipped without CUDA)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from g2mono_ros.config import EngineConfig
+from g2mono_ros.errors import ConfigError, ShapeError
+from g2mono_ros.models import create_model, default_model_kwargs
+from g2mono_ros.models.backends import OnnxRuntimeBackend, check_against_module
+from g2mono_ros.models.checkpoint import save_checkpoint
+from g2mono_ros.imaging import area_resize
+from g2mono_ros.models.engine import DepthEngine
+
+from test_model_engine import _frame, _with_alphas  # noqa: E402 - the same tiny networks
+
+MAX_DEPTH = 40.0
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+
+
+@pytest.fixture(scope='module')
+def weights(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    kwargs = default_model_kwargs('seed_small')
+    model = _with_alphas(create_model('seed_small', **kwargs))
+    path = tmp_path_factory.mktemp('backends') / 'seed_small.pt'
+    return save_checkpoint(path, model, variant='seed_small', model_kwargs=kwargs,
+                           max_depth=MAX_DEPTH, input_height=64, input_width=0)
+
+
+def _config(weights: Path, **overrides) -> EngineConfig:
+    values = {'weights': str(weights), 'device': 'cpu', 'input_height': 64}
+    values.update(overrides)
+    return EngineConfig(**values)
+
+
+def test_auto_and_torch_pick_torch(weights: Path) -> None:
+    for backend in ('auto', 'torch'):
+        engine = DepthEngine(_config(weights, backend=backend))
+        assert engine.backend == 'torch' and engine.backend_error is None
+
+
+def test_onnxruntime_backend_is_checked_and_matches_torch(weights: Path) -> None:
+    pytest.importorskip('onnxruntime')
+    ort_engine = DepthEngine(_config(weights, backend='onnxruntime'))
+    torch_engine = DepthEngine(_config(weights, backend='torch'))
+    assert ort_engine.backend == 'onnxruntime'
+    assert ort_engine.backend_error is not None and ort_engine.backend_error <= 1e-3
+    # Exported at 64x64, checked at 64x128, used here at a third size (dynamic axes).
+    rgb, sparse = _frame(70, 200, seed=4)
+    got, expected = ort_engine.infer(rgb, sparse), torch_engine.infer(rgb, sparse)
+    assert ort_engine.network_input_size(70, 200) == (64, 192)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-3 * MAX_DEPTH)
+
+
+def test_onnxruntime_needs_cpu_fp32(weights: Path) -> None:
+    with pytest.raises(ConfigError, match="'backend' is 'onnxruntime', which runs fp32 on the "
+                                          'CPU; got device cpu precision bf16'):
+        DepthEngine(_config(weights, backend='onnxruntime', precision='bf16'))
+
+
+def test_onnxruntime_missing_is_a_config_error(weights: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import now raises ImportError
+    with pytest.raises(ConfigError, match='onnxruntime package is not installed'):
+        DepthEngine(_config(weights, backend='onnxruntime'))
+
+
+def test_backend_setting_is_validated(weights: Path) -> None:
+    with pytest.raises(ConfigError, match="parameter 'backend' must be one of auto, torch, "
+                                          "onnxruntime; got 'tensorrt'"):
+        _config(weights, backend='tensorrt')
+    with pytest.raises(ConfigError, match="parameter 'cuda_graph' must be true or false"):
+        _config(weights, cuda_graph='yes')
+
+
+def test_parity_check_refuses_a_backend_that_differs() -> None:
+    """A wrong backend (here: the network's output shifted by 1 %) is refused before use."""
+    model = create_model('seed_small').eval()
+    inputs = (torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64), torch.ones(1, 1, 64, 64))
+    assert check_against_module(model, model, inputs) == 0.0
+    with pytest.raises(ConfigError, match=r'differs from the plain network by 0\.01 .*allowed '
+                                          r'0\.001'):
+        check_against_module(lambda *x: model(*x) + 0.01, model, inputs)
+    with pytest.raises(ConfigError, match=r'backend output shape \(1, 1, 32, 64\)'):
+        check_against_module(lambda *x: model(*x)[..., :32, :], model, inputs)
+
+
+def test_onnxruntime_backend_alone_matches_the_module() -> None:
+    pytest.importorskip('onnxruntime')
+    torch.manual_seed(2)
+    model = _with_alphas(create_model('seed_small')).eval()
+    example = (torch.rand(1, 3, 64, 64), torch.rand(1, 1, 64, 64), torch.ones(1, 1, 64, 64))
+    backend = OnnxRuntimeBackend(model, example, num_threads=1)
+    other = (torch.rand(2, 3, 128, 64), torch.rand(2, 1, 128, 64), torch.ones(2, 1, 128, 64))
+    assert check_against_module(backend, model, other) < 1e-4
+
+
+def test_camera_size_image_is_area_resized_and_depth_upsampled(weights: Path) -> None:
+    """``infer`` on a camera-size image = the network on the uint8 area resize, upsampled
+    bilinearly; and an image already at the network size with ``out_hw`` gives the same."""
+    engine = DepthEngine(_config(weights, upsample='bilinear'))
+    rgb, sparse = _frame(96, 200, seed=6)
+    h, w = engine.network_input_size(96, 200)
+    small = area_resize(rgb, (h, w))
+    from g2mono_ros.models.engine import resize_sparse_depth
+
+    sparse_net = resize_sparse_depth(sparse, (h, w))
+    rgb_t = torch.from_numpy(small).permute(2, 0, 1)[None]
+    net = engine.infer_tensors(rgb_t, torch.from_numpy(sparse_net)[None, None])[0, 0].numpy()
+    expected = cv2.resize(net, (200, 96), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(engine.infer(rgb, sparse), expected)
+    np.testing.assert_array_equal(
+        engine.infer(small, sparse_net, out_hw=(96, 200), sparse_clean=True), expected)
+    # Same arithmetic as F.interpolate(bilinear, align_corners=False), within float rounding.
+    torch_up = torch.nn.functional.interpolate(torch.from_numpy(net)[None, None], size=(96, 200),
+                                               mode='bilinear', align_corners=False)[0, 0]
+    np.testing.assert_allclose(expected, torch_up.numpy(), rtol=0, atol=1e-4)
+
+
+def test_edge_aware_upsampling_takes_the_camera_image_as_guide(weights: Path) -> None:
+    """Network-size rgb + camera-size guide = the camera-size call; no guide is an error."""
+    engine = DepthEngine(_config(weights, upsample='edge_aware'))
+    rgb, sparse = _frame(96, 200, seed=8)
+    h, w = engine.network_input_size(96, 200)
+    from g2mono_ros.models.engine import resize_sparse_depth
+
+    sparse_net = resize_sparse_depth(sparse, (h, w))
+    expected = engine.infer(rgb, sparse_net)
+    got = engine.infer(area_resize(rgb, (h, w)), sparse_net, out_hw=(96, 200), guide=rgb)
+    np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ShapeError, match='upsample edge_aware needs the camera-size image'):
+        engine.infer(area_resize(rgb, (h, w)), sparse_net, out_hw=(96, 200))
+
+
+@needs_cuda
+@pytest.mark.parametrize('precision', ['fp16', 'bf16'])
+def test_cuda_weights_converted_once_and_close_to_cpu(weights: Path, precision: str) -> None:
+    gpu = DepthEngine(_config(weights, device='cuda', precision=precision))
+    assert next(gpu.model.parameters()).dtype == {'fp16': torch.float16,
+                                                  'bf16': torch.bfloat16}[precision]
+    assert torch.backends.cudnn.benchmark
+    cpu = DepthEngine(_config(weights))
+    for seed in (1, 2):  # two frames in a row: pinned buffers reused safely
+        rgb, sparse = _frame(70, 130, seed=seed)
+        assert np.abs(gpu.infer(rgb, sparse) - cpu.infer(rgb, sparse)).max() < 0.05 * MAX_DEPTH
+
+
+@needs_cuda
+def test_cuda_graph_replay_matches_eager(weights: Path) -> None:
+    eager = DepthEngine(_config(weights, device='cuda', input_width=128))
+    graph = DepthEngine(_config(weights, device='cuda', input_width=128, cuda_graph=True))
+    assert graph.backend == 'torch+cuda_graph' and eager.backend == 'torch'
+    for seed in (3, 4):
+        rgb, sparse = _frame(64, 128, seed=seed)
+        np.testing.assert_allclose(graph.infer(rgb, sparse), eager.infer(rgb, sparse),
+                                   rtol=0, atol=1e-3 * MAX_DEPTH)
+
+
+@needs_cuda
+def test_cuda_full_path_with_device_projection(weights: Path) -> None:
+    """process_pair on CUDA: projection on the device, sparse map downloaded with the depth."""
+    from g2mono_ros.fusion.camera import CameraModel
+    from g2mono_ros.fusion.pipeline import PairInputs, process_pair
+    from g2mono_ros.fusion.projection import project_points_to_depth
+    from g2mono_ros.fusion.sparse import SparseProjector
+
+    gpu = DepthEngine(_config(weights, device='cuda'))
+    camera = CameraModel(width=128, height=64, K=np.array([[60.0, 0, 64], [0, 60.0, 32],
+                                                          [0, 0, 1]]),
+                         D=np.zeros(0), distortion_model='none')
+    rng = np.random.default_rng(3)
+    points = np.stack([rng.uniform(-4, 4, 3000), rng.uniform(-2, 2, 3000),
+                       rng.uniform(2, 15, 3000)], axis=1).astype(np.float32)
+    rgb = rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)
+    projector = SparseProjector(gpu.device)
+    for _ in range(2):
+        work = process_pair(gpu, PairInputs(rgb, points, camera), np.eye(4), min_range=0.5,
+                            max_range=100.0, want_sparse=True, want_colorized=False,
+                            projector=projector)
+        expected, _ = project_points_to_depth(points, np.eye(4), camera)
+        np.testing.assert_array_equal(work.sparse_m, expected)
+        assert work.depth_m.shape == (64, 128) and np.isfinite(work.depth_m).all()
