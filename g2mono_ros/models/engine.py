@@ -484,6 +484,8 @@ class DepthEngine:
                     depth = self._to_camera_size(depth, (height, width), rgb_t,
                                                  rgb_full if edge_aware else None,
                                                  sparse_depth if pin_full else None)
+                    # Interpolation weights may not sum to exactly 1: stay inside the range.
+                    depth = depth.clamp_(0.0, self._max_depth)
                 if stream is None:
                     return np.ascontiguousarray(depth[0, 0].numpy())
                 host = self._pinned_buffer('depth', (height, width), torch.float32)
@@ -515,11 +517,12 @@ class DepthEngine:
             depth = pin_to_points(depth, sparse[None, None].clamp(0.0, self._max_depth))
         return depth
 
-    @staticmethod
-    def _upsample_on_host(depth: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    def _upsample_on_host(self, depth: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
         """Bilinear, pixel centres aligned (as ``F.interpolate(align_corners=False)``)."""
         if depth.shape == tuple(out_hw):
             return np.ascontiguousarray(depth)
         import cv2
 
-        return cv2.resize(depth, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
+        out = cv2.resize(depth, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
+        # Interpolation weights may not sum to exactly 1: stay inside [0, max depth].
+        return np.clip(out, 0.0, self._max_depth, out=out)
