@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                         choices=list(QUALITY_REGIMES))
     parser.add_argument('--no-real', action='store_true', help='skip the real image')
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--modes', nargs='+', default=['bilinear', 'edge_aware', 'prefill_guided'],
+                        choices=['bilinear', 'edge_aware', 'prefill_guided'],
+                        help='engine upsampling modes to score (each a row)')
     args = parser.parse_args(argv)
 
     import torch
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     engines: dict[str, DepthEngine] = {}
     for path in weights:
         label = Path(path).stem
-        for mode in ('bilinear', 'edge_aware'):
+        for mode in args.modes:
             config = EngineConfig(weights=path, device='cpu', input_height=args.input_height,
                                   input_width=args.input_width, upsample=mode)
             engines[f'{label} ({mode})'] = DepthEngine(config)

@@ -96,7 +96,9 @@ class EngineConfig:
         cuda_graph: CUDA with a fixed input size (``input_width`` > 0): capture the network
             once as a CUDA graph and replay it every frame.
         upsample: network output -> camera size: ``edge_aware`` (no blending across depth
-            edges, guided by the image; ``models.upsample``) or ``bilinear``.
+            edges, guided by the image; ``models.upsample``), ``bilinear``, or
+            ``prefill_guided`` (nearest-pre-fill residual networks: their correction applied to
+            the nearest fill of the points at the camera size; else as ``edge_aware``).
     """
 
     weights: str = ''
@@ -140,7 +142,7 @@ class EngineConfig:
         if not isinstance(self.cuda_graph, bool):
             msg = f"parameter 'cuda_graph' must be true or false; got {self.cuda_graph!r}"
             raise ConfigError(msg)
-        _require_choice('upsample', self.upsample, ('edge_aware', 'bilinear'))
+        _require_choice('upsample', self.upsample, ('edge_aware', 'bilinear', 'prefill_guided'))
 
 
 @dataclass(frozen=True)

@@ -456,14 +456,21 @@ class DepthEngine:
             if sparse_depth.shape != (h, w) or not sparse_clean:
                 sparse_in = resize_sparse_depth(sparse_depth, (h, w))  # same size: cleans only
         rgb_full = rgb if rgb.shape[:2] == (height, width) else guide
-        edge_aware = self.config.upsample == 'edge_aware' and (height, width) != (h, w)
+        # prefill_guided falls back to edge_aware where its conditions do not hold.
+        edge_aware = (self.config.upsample in ('edge_aware', 'prefill_guided')
+                      and (height, width) != (h, w))
         if edge_aware and (rgb_full is None or rgb_full.shape != (height, width, 3)):
             msg = (f'upsample edge_aware needs the camera-size image ({height}, {width}, 3) as '
                    'rgb or guide; got none')
             raise ShapeError(msg)
-        pin_full = (getattr(self.loaded.model, 'pin_points', False)
-                    and not isinstance(sparse_depth, Tensor)
-                    and sparse_depth.shape == (height, width) and (height, width) != (h, w))
+        model = self.loaded.model
+        sparse_at_camera_size = (not isinstance(sparse_depth, Tensor)
+                                 and sparse_depth.shape == (height, width)
+                                 and (height, width) != (h, w))
+        pin_full = getattr(model, 'pin_points', False) and sparse_at_camera_size
+        prefill_guided = (self.config.upsample == 'prefill_guided' and sparse_at_camera_size
+                          and getattr(model, 'residual', False)
+                          and getattr(model, 'prefill_kind', '') == 'nearest')
         if rgb.shape[:2] != (h, w):
             rgb = area_resize(rgb, (h, w))
 
@@ -479,13 +486,14 @@ class DepthEngine:
                             else self._to_device(sparse_in, 'sparse'))[None, None]
                 depth = self.infer_tensors(rgb_t, sparse_t)
                 if stream is None and not (edge_aware or pin_full):
-                    return self._upsample_on_host(depth[0, 0].numpy(), (height, width))
+                    host_depth = self._upsample_on_host(depth[0, 0].numpy(), (height, width))
+                    # Bilinear weights summing to 1 - ulp can overshoot max_depth by a step.
+                    return np.clip(host_depth, 0.0, self._max_depth, out=host_depth)
                 if (height, width) != (h, w):
-                    depth = self._to_camera_size(depth, (height, width), rgb_t,
-                                                 rgb_full if edge_aware else None,
-                                                 sparse_depth if pin_full else None)
-                    # Interpolation weights may not sum to exactly 1: stay inside the range.
-                    depth = depth.clamp_(0.0, self._max_depth)
+                    depth = self._to_camera_size(
+                        depth, (height, width), rgb_t, rgb_full if edge_aware else None,
+                        sparse_depth if (pin_full or prefill_guided) else None,
+                        sparse_t if prefill_guided else None)
                 if stream is None:
                     return np.ascontiguousarray(depth[0, 0].numpy())
                 host = self._pinned_buffer('depth', (height, width), torch.float32)
@@ -500,21 +508,34 @@ class DepthEngine:
             raise
 
     def _to_camera_size(self, depth: Tensor, size: tuple[int, int], rgb_net: Tensor,
-                        rgb_full: np.ndarray | None, sparse_full: np.ndarray | None) -> Tensor:
+                        rgb_full: np.ndarray | None, sparse_full: np.ndarray | None,
+                        sparse_net: Tensor | None = None) -> Tensor:
         """(1, 1, h, w) -> (1, 1, H, W) on the device: edge-aware when ``rgb_full`` (H, W, 3)
-        is given, else bilinear; for networks that pin their points, pinned again at the camera
-        size when ``sparse_full`` (H, W) is given."""
-        from g2mono_ros.models.upsample import pin_to_points, upsample_depth
+        is given, else bilinear; ``prefill_guided`` (a nearest-pre-fill residual network) when
+        ``sparse_net`` (1, 1, h, w) and ``sparse_full`` (H, W) are given too; for networks that
+        pin their points, pinned again at the camera size when ``sparse_full`` is given."""
+        from g2mono_ros.models.upsample import (pin_to_points, prefill_guided_upsample,
+                                                upsample_depth)
 
-        if rgb_full is not None:
-            guide_hr = self._to_device(rgb_full, 'rgb_full').permute(2, 0, 1)[None].float()
-            depth = upsample_depth(depth, size, mode='edge_aware',
-                                   guide_lr=rgb_net.float() / 255.0, guide_hr=guide_hr / 255.0)
-        else:
-            depth = F.interpolate(depth, size=size, mode='bilinear', align_corners=False)
+        sparse = None
         if sparse_full is not None:
             sparse = self._to_device(np.asarray(sparse_full, np.float32), 'sparse_full')
-            depth = pin_to_points(depth, sparse[None, None].clamp(0.0, self._max_depth))
+            sparse = sparse[None, None].clamp(0.0, self._max_depth)
+        if rgb_full is not None:
+            guide_hr = self._to_device(rgb_full, 'rgb_full').permute(2, 0, 1)[None].float() / 255.0
+            guide_lr = rgb_net.float() / 255.0
+            if sparse_net is not None and sparse is not None:
+                depth = prefill_guided_upsample(depth, sparse_net.float(), sparse, guide_lr,
+                                                guide_hr)
+            else:
+                depth = upsample_depth(depth, size, mode='edge_aware', guide_lr=guide_lr,
+                                       guide_hr=guide_hr)
+        else:
+            depth = F.interpolate(depth, size=size, mode='bilinear', align_corners=False)
+        # Interpolation weights summing to 1 - ulp can overshoot max_depth by a rounding step.
+        depth = depth.clamp_(0.0, self._max_depth)
+        if sparse is not None and getattr(self.loaded.model, 'pin_points', False):
+            depth = pin_to_points(depth, sparse)
         return depth
 
     def _upsample_on_host(self, depth: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:

@@ -16,10 +16,10 @@ from torch import Tensor
 from g2mono_ros.errors import ShapeError
 
 __all__ = ['UPSAMPLE_MODES', 'UpsampleMode', 'edge_aware_upsample', 'pin_to_points',
-           'upsample_depth']
+           'prefill_guided_upsample', 'upsample_depth']
 
-UpsampleMode = Literal['bilinear', 'edge_aware']
-UPSAMPLE_MODES: tuple[str, ...] = ('bilinear', 'edge_aware')
+UpsampleMode = Literal['bilinear', 'edge_aware', 'prefill_guided']
+UPSAMPLE_MODES: tuple[str, ...] = ('bilinear', 'edge_aware', 'prefill_guided')
 
 
 def _source_coords(out_size: int, in_size: int, device: torch.device
@@ -109,6 +109,40 @@ def upsample_depth(depth: Tensor, size: tuple[int, int], *, mode: str = 'bilinea
         msg = f"upsample mode must be 'bilinear' or 'edge_aware' (with guides); got {mode!r}"
         raise ShapeError(msg)
     return edge_aware_upsample(depth, guide_lr, guide_hr)
+
+
+def prefill_guided_upsample(depth: Tensor, sparse_lr: Tensor, sparse_hr: Tensor,
+                            guide_lr: Tensor, guide_hr: Tensor) -> Tensor:
+    """Upsample the network's correction, not its depth, for nearest-pre-fill residual networks.
+
+    Such a network outputs ``nearest_fill(points) * correction``. The correction (output /
+    nearest fill at the network size) is upsampled edge-aware and applied to the nearest fill of
+    the points at the camera size, which keeps the detail of a scan denser than the network's
+    grid. Pixels whose camera-size fill is empty take the edge-aware upsampled depth.
+
+    Args:
+        depth: (B, 1, h, w) network output, metres.
+        sparse_lr: (B, 1, h, w) the points the network saw, metres (0 = none).
+        sparse_hr: (B, 1, H, W) the points at the camera size, metres (0 = none).
+        guide_lr, guide_hr: as for :func:`edge_aware_upsample`.
+
+    Returns:
+        (B, 1, H, W) metres.
+    """
+    from g2mono_ros.models.prefill import nearest_point_fill
+
+    if sparse_lr.shape != depth.shape or sparse_hr.shape[-2:] != guide_hr.shape[-2:]:
+        msg = (f'sparse_lr must be {tuple(depth.shape)} and sparse_hr (B, 1, '
+               f'{tuple(guide_hr.shape[-2:])}); got {tuple(sparse_lr.shape)}, {tuple(sparse_hr.shape)}')
+        raise ShapeError(msg)
+    valid_lr = torch.isfinite(sparse_lr) & (sparse_lr > 0)
+    valid_hr = torch.isfinite(sparse_hr) & (sparse_hr > 0)
+    base_lr = nearest_point_fill(torch.where(valid_lr, sparse_lr, 0.0), valid_lr.float())
+    ratio = torch.where(base_lr > 0, depth / base_lr.clamp_min(1e-6), torch.ones_like(depth))
+    ratio_hr = edge_aware_upsample(ratio, guide_lr, guide_hr)
+    base_hr = nearest_point_fill(torch.where(valid_hr, sparse_hr, 0.0).float(), valid_hr.float())
+    plain = edge_aware_upsample(depth, guide_lr, guide_hr)
+    return torch.where(base_hr > 0, base_hr * ratio_hr, plain)
 
 
 def pin_to_points(depth: Tensor, sparse: Tensor) -> Tensor:

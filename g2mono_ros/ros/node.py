@@ -99,7 +99,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'cuda_graph': ParameterSpec(_D['cuda_graph'], 'CUDA with a fixed input_width: capture the '
                                 'network as a CUDA graph and replay it per frame.'),
     'upsample': ParameterSpec(_D['upsample'], 'Network output -> camera size: edge_aware (no '
-                              'blending across depth edges) | bilinear.'),
+                              'blending across depth edges) | bilinear | prefill_guided '
+                              '(residual nearest-fill networks: keeps a dense scan\'s detail).'),
     'min_range': ParameterSpec(_D['min_range'], 'LiDAR points nearer than this (m, camera depth) '
                                'are ignored.', True),
     'max_range': ParameterSpec(_D['max_range'], 'LiDAR points farther than this (m) are ignored.',
@@ -876,7 +877,7 @@ class DepthNodePhases:
 
         t0 = time.perf_counter()
         net_hw = self.engine.network_input_size(model.height, model.width)
-        want_full = (self.engine.config.upsample == 'edge_aware'
+        want_full = (self.engine.config.upsample in ('edge_aware', 'prefill_guided')
                      or self._pub_points is not None)
         try:
             if rgb_full is None and want_full:
