@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - tuned_at) / 60
     after = holdout_scores(eval_bag, result.weights_path)
 
-    print(f'\nFine-tuned {result.step} steps (batch 4) in {minutes:.1f} min of one core; '
+    print(f'\nFine-tuned {result.step} steps (batch 4) in {minutes:.1f} min (wall clock, 1 thread); '
           f'hold-out scores on {eval_bag.name} (never trained on):\n')
     print('| weights | hold-out RMSE [m] | MAE [m] | AbsRel | d<1.25 |\n|---|---:|---:|---:|---:|')
     rows = [('shipped (before)', before['model']), ('fine-tuned (after)', after['model']),

@@ -1,12 +1,17 @@
-"""The shipped demo weights: ``seed_small`` trained on the synthetic generator (see README.md).
+"""The shipped weights: ``seed_small`` trained on the synthetic generator (see README.md).
 
 ``DEMO_WEIGHTS`` is the checkpoint ``g2mono demo`` uses by default; load it with
-``g2mono_ros.models.checkpoint.load_checkpoint``.
+``g2mono_ros.models.checkpoint.load_checkpoint``. ``V1_WEIGHTS`` are the first demo weights,
+kept for comparisons (``benchmarks/bench_quality.py``).
 """
 
 from pathlib import Path
 
-__all__ = ['DEMO_WEIGHTS']
+__all__ = ['DEMO_WEIGHTS', 'V1_WEIGHTS']
 
-#: our checkpoint format; variant seed_small, network input 128 x 192, max_depth 80 m.
-DEMO_WEIGHTS = Path(__file__).resolve().parent / 'g2mono_seed_small_synth.pt'
+_HERE = Path(__file__).resolve().parent
+#: variant seed_small (log depth scale per image, pre-fill input, residual head, pinning),
+#: network input 128 x 192, max_depth 200 m (the output clamp only).
+DEMO_WEIGHTS = _HERE / 'g2mono_seed_small_v2.pt'
+#: the first demo weights: plain G2 formulation, depth / 80 m, 128 x 192.
+V1_WEIGHTS = _HERE / 'g2mono_seed_small_synth.pt'
