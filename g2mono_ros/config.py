@@ -90,9 +90,9 @@ class EngineConfig:
             recorded in the checkpoint.
         num_threads: torch intra-op threads on CPU (process-wide); 0 keeps torch's default.
             On a small, busy CPU one thread can beat several (they spin-wait on each other).
-        backend: ``auto`` = ``torch`` (measured fastest on CPU here) | ``onnxruntime`` (CPU
-            fp32: the network exported once and checked against torch at start-up; an error
-            if it cannot run).
+        backend: ``auto`` (CPU fp32: ONNX Runtime for the official network, torch for the
+            seed; chosen by measurement) | ``torch`` | ``onnxruntime`` (CPU fp32: the network
+            exported once and checked against torch at start-up; an error if it cannot run).
         cuda_graph: CUDA with a fixed input size (``input_width`` > 0): capture the network
             once as a CUDA graph and replay it every frame.
         upsample: network output -> camera size: ``edge_aware`` (no blending across depth

@@ -41,7 +41,7 @@ def _config(weights: Path, **overrides) -> EngineConfig:
     return EngineConfig(**values)
 
 
-def test_auto_and_torch_pick_torch(weights: Path) -> None:
+def test_auto_and_torch_pick_torch_for_the_seed(weights: Path) -> None:
     for backend in ('auto', 'torch'):
         engine = DepthEngine(_config(weights, backend=backend))
         assert engine.backend == 'torch' and engine.backend_error is None
@@ -58,6 +58,36 @@ def test_onnxruntime_backend_is_checked_and_matches_torch(weights: Path) -> None
     got, expected = ort_engine.infer(rgb, sparse), torch_engine.infer(rgb, sparse)
     assert ort_engine.network_input_size(70, 200) == (64, 192)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-3 * MAX_DEPTH)
+
+
+def _official_weights(tmp_path: Path) -> Path:
+    small = {'widths': [8, 16, 16, 32, 32, 32, 32], 'num_bottle': 1}
+    torch.manual_seed(1)
+    return save_checkpoint(tmp_path / 'official_small.pt',
+                           _with_alphas(create_model('official', **small)), variant='official',
+                           model_kwargs=small, max_depth=MAX_DEPTH, input_height=64,
+                           input_width=0)
+
+
+def test_auto_picks_onnxruntime_for_the_official_network(tmp_path: Path) -> None:
+    pytest.importorskip('onnxruntime')
+    path = _official_weights(tmp_path)
+    auto = DepthEngine(_config(path))
+    assert auto.backend == 'onnxruntime' and auto.backend_note == ''
+    assert not auto.fused and auto.backend_error <= 1e-3
+    fused = DepthEngine(_config(path, backend='torch'))
+    assert fused.backend == 'torch' and fused.fused
+    rgb, sparse = _frame(70, 130, seed=9)
+    np.testing.assert_allclose(auto.infer(rgb, sparse), fused.infer(rgb, sparse), rtol=0,
+                               atol=1e-3 * MAX_DEPTH)
+
+
+def test_auto_falls_back_to_torch_without_onnxruntime(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import now raises ImportError
+    engine = DepthEngine(_config(_official_weights(tmp_path)))
+    assert engine.backend == 'torch' and engine.fused
+    assert 'ONNX Runtime not used' in engine.backend_note
+    assert 'onnxruntime package is not installed' in engine.backend_note
 
 
 def test_onnxruntime_needs_cpu_fp32(weights: Path) -> None:

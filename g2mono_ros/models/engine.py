@@ -27,6 +27,12 @@ from g2mono_ros.models.checkpoint import LoadedModel, load_checkpoint, resolve_i
 __all__ = ['DepthEngine', 'resize_sparse_depth', 'resolve_device', 'tune_cpu_allocator']
 
 _DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
+# Variants that ``backend: auto`` runs in ONNX Runtime on the CPU (fp32, weights loaded by the
+# engine): measured on the benchmark CPU, the official network at 256x512 ran 2.27x eager in
+# ONNX Runtime vs 1.67x for the fused torch copy (median 2.4 s vs 4.0 s); for the seed network
+# ONNX Runtime was not reliably faster than torch (0.4x-1.6x eager across runs), so it stays on
+# torch.
+_ONNXRUNTIME_BY_DEFAULT = frozenset({'official'})
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
 _ALLOCATOR_TUNED: bool | None = None
@@ -130,11 +136,13 @@ class DepthEngine:
 
     How the network runs is settled once, at construction:
 
-    - CPU, fp32: ``backend`` ``auto`` and ``torch`` run torch (channels_last, the fused copy
-      for the official network): measured faster on the benchmark CPU than ONNX Runtime for the
-      seed network (``benchmarks/bench_model.py --backends``). ``onnxruntime`` exports the
-      network once and checks the session against the plain network on random inputs before
-      using it (the path to ONNX Runtime's CUDA/TensorRT providers on a Jetson).
+    - CPU, fp32: ``onnxruntime`` exports the network once and checks the session against the
+      plain network on random inputs before using it (also the path to ONNX Runtime's
+      CUDA/TensorRT providers on a Jetson). ``auto`` does that for the official network (faster
+      there, ``benchmarks/bench_model.py --backends``) when the engine loaded the weights, and
+      falls back to torch, saying why in :attr:`backend_note`, if onnxruntime is missing or the
+      check fails; the seed network runs torch (channels_last). ``torch``: always torch (the
+      fused copy for the official network).
     - CUDA: weights converted once to fp16/bf16 (no per-frame autocast), ``cudnn.benchmark``,
       a warm-up at the configured size when it is fixed (``input_width`` > 0) and, with
       ``cuda_graph``, a captured graph replayed for that size. One host synchronisation per
@@ -150,6 +158,7 @@ class DepthEngine:
         backend: ``'onnxruntime'``, ``'torch'`` or ``'torch+cuda_graph'``.
         backend_error: the ONNX Runtime session's largest difference from the plain network
             at start-up (normalised depth), or None.
+        backend_note: why ``auto`` did not use ONNX Runtime where it would have ('' otherwise).
 
     Args:
         config: weights path, variant, device, precision, input size, max depth, backend.
@@ -212,6 +221,7 @@ class DepthEngine:
         self.fused = False
         self.backend = 'torch'
         self.backend_error: float | None = None
+        self.backend_note = ''
         self._forward: Any = self.model
         self._graph: CudaGraphRunner | None = None
         self._pinned: dict[tuple[str, tuple[int, ...], torch.dtype], Tensor] = {}
@@ -225,6 +235,12 @@ class DepthEngine:
             raise ConfigError(msg)
         if wanted == 'onnxruntime':
             self._use_onnxruntime()
+        elif (wanted == 'auto' and cpu_fp32 and own_weights
+              and loaded.variant in _ONNXRUNTIME_BY_DEFAULT):
+            try:
+                self._use_onnxruntime()
+            except ConfigError as exc:  # not installed, export failed, or it differs
+                self.backend_note = f'ONNX Runtime not used: {exc}'
         if self.backend == 'torch' and fuse_cpu and cpu_fp32:
             self._use_fused_copy()
         if cuda:
@@ -538,11 +554,12 @@ class DepthEngine:
             depth = pin_to_points(depth, sparse)
         return depth
 
-    @staticmethod
-    def _upsample_on_host(depth: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    def _upsample_on_host(self, depth: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
         """Bilinear, pixel centres aligned (as ``F.interpolate(align_corners=False)``)."""
         if depth.shape == tuple(out_hw):
             return np.ascontiguousarray(depth)
         import cv2
 
-        return cv2.resize(depth, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
+        out = cv2.resize(depth, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
+        # Interpolation weights may not sum to exactly 1: stay inside [0, max depth].
+        return np.clip(out, 0.0, self._max_depth, out=out)

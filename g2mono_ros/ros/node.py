@@ -94,7 +94,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
                                "checkpoint's value.", True),
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
                                  "torch's default (one per core)."),
-    'backend': ParameterSpec(_D['backend'], 'auto (= torch) | torch | onnxruntime (CPU fp32: '
+    'backend': ParameterSpec(_D['backend'], 'auto (CPU fp32: onnxruntime for the official '
+                             'network, torch for the seed) | torch | onnxruntime (CPU fp32: '
                              'exported once, checked against torch at start-up).'),
     'cuda_graph': ParameterSpec(_D['cuda_graph'], 'CUDA with a fixed input_width: capture the '
                                 'network as a CUDA graph and replay it per frame.'),
