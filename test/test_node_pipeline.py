@@ -9,7 +9,7 @@ import pytest
 
 from g2mono_ros.errors import MessageError, ShapeError
 from g2mono_ros.fusion.pipeline import (FaultLog, LatestSlot, PairInputs, RateMeter, StageStats,
-                                      StampGuard, classify_image_error, process_pair)
+                                      classify_image_error, process_pair)
 
 
 class FakeClock:
@@ -94,17 +94,6 @@ def test_stage_stats_percentiles_in_ms():
     assert p50 == pytest.approx(50.5)
     assert p95 == pytest.approx(95.05)
     assert worst == pytest.approx(100.0)
-
-
-def test_stamp_guard_flags_a_jump_back_and_reanchors():
-    guard = StampGuard(tolerance_ns=10)
-    assert guard.check(1000) is False
-    assert guard.check(995) is False, 'reordering within the tolerance is fine'
-    assert guard.check(2000) is False
-    assert guard.check(100) is True
-    assert guard.check(200) is False, 're-anchored on the new timeline'
-    guard.reset()
-    assert guard.check(0) is False
 
 
 def test_classify_image_error():

@@ -25,7 +25,6 @@ __all__ = [
     'PairWork',
     'RateMeter',
     'StageStats',
-    'StampGuard',
     'classify_image_error',
     'process_pair',
     'sparse_at_network_size',
@@ -190,28 +189,6 @@ class StageStats:
             copies = {k: np.asarray(v, dtype=np.float64) for k, v in self._values.items() if v}
         return {k: (float(np.percentile(v, 50)) * 1e3, float(np.percentile(v, 95)) * 1e3,
                     float(v.max()) * 1e3) for k, v in copies.items()}
-
-
-class StampGuard:
-    """Detects time jumping back on one input stream (a bag loop, a clock reset, a driver bug).
-
-    ``check(stamp_ns)`` returns True when ``stamp_ns`` is older than the newest seen by more
-    than ``tolerance_ns``; it then re-anchors on the new stamp so the stream can go on.
-    Repeated stamps and small reorderings within the tolerance are fine.
-    """
-
-    def __init__(self, tolerance_ns: int = 0) -> None:
-        self._tolerance_ns = tolerance_ns
-        self._newest: int | None = None
-
-    def check(self, stamp_ns: int) -> bool:
-        jumped = self._newest is not None and stamp_ns < self._newest - self._tolerance_ns
-        if jumped or self._newest is None or stamp_ns > self._newest:
-            self._newest = stamp_ns
-        return jumped
-
-    def reset(self) -> None:
-        self._newest = None
 
 
 class PairWork(NamedTuple):
