@@ -50,3 +50,16 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     model_kwargs=default_model_kwargs('seed_small'), max_depth=80.0,
                     input_height=64, input_width=0)
     return path
+
+
+@pytest.fixture(scope='session')
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real seed_small checkpoint for the DDS node tests (random weights, input 64 x 128,
+    max depth 20 m)."""
+    from g2mono_ros.models import create_model
+    from g2mono_ros.models.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp('weights') / 'seed_small.pt'
+    save_checkpoint(path, create_model('seed_small'), variant='seed_small', model_kwargs={},
+                    max_depth=20.0, input_height=64, input_width=128)
+    return path

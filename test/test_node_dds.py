@@ -27,10 +27,8 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from g2mono_ros.models.checkpoint import save_checkpoint  # noqa: E402
 from g2mono_ros.ros.codecs import (camera_info_to_model, image_to_numpy, numpy_to_image,  # noqa: E402
                                xyz_to_pointcloud2)
-from g2mono_ros.models import create_model  # noqa: E402
 from g2mono_ros.fusion.projection import project_points_to_depth  # noqa: E402
 from g2mono_ros.fusion.transforms import transform_from_translation_quaternion  # noqa: E402
 
@@ -206,14 +204,6 @@ class Sink:
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp('weights') / 'seed_small.pt'
-    save_checkpoint(path, create_model('seed_small'), variant='seed_small', model_kwargs={},
-                    max_depth=20.0, input_height=64, input_width=128)
-    return path
-
-
-@pytest.fixture(scope='module')
 def graph():
     """A test node in its own rclpy context, spun by a background executor."""
     context = rclpy.Context()
@@ -248,22 +238,32 @@ def node_command(repo_root: Path, checkpoint: Path, *extra: str, topics=TOPICS,
             '-r', f'/lidar/points:={topics["points"]}', *extra]
 
 
-@pytest.fixture(scope='module')
-def depth_node(repo_root, checkpoint, graph, tmp_path_factory):
-    log_path = tmp_path_factory.mktemp('node') / 'depth_node.log'
+def start_node_process(command: list[str], log_path: Path) -> subprocess.Popen:
+    """The node as a child process (one OpenMP thread), its output in ``log_path``."""
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     with open(log_path, 'w') as log:
-        proc = subprocess.Popen(node_command(repo_root, checkpoint), stdout=log,
-                                stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     proc.log_path = log_path  # type: ignore[attr-defined]
-    yield proc
+    return proc
+
+
+def stop_node_process(proc: subprocess.Popen, wait_s: float = 15.0) -> None:
+    """SIGINT (the node's clean exit), then kill after ``wait_s``."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(10)
+            proc.wait(wait_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope='module')
+def depth_node(repo_root, checkpoint, graph, tmp_path_factory):
+    proc = start_node_process(node_command(repo_root, checkpoint),
+                              tmp_path_factory.mktemp('node') / 'depth_node.log')
+    yield proc
+    stop_node_process(proc, wait_s=10)
 
 
 def assert_alive(proc: subprocess.Popen) -> None:

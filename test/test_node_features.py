@@ -7,9 +7,6 @@ runs on ``use_sim_time`` with a ``/clock`` the test publishes, as ``ros2 bag pla
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -32,8 +29,8 @@ from g2mono_ros.ros.codecs import (camera_info_to_model, image_to_numpy,  # noqa
 from g2mono_ros.ros.compressed import to_compressed_image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_node_dds import (FRAME_ID, Feeder, Sink, make_camera_info, make_header,  # noqa: E402
-                           node_command, stamp_ns)
+from test_node_dds import (FRAME_ID, Feeder, Sink, assert_alive, make_camera_info, make_header,  # noqa: E402
+                           node_command, stamp_ns, start_node_process, stop_node_process)
 
 TOPICS = {'image': '/feat/cam/image', 'camera_info': '/feat/cam/info', 'points': '/feat/lidar'}
 NODE = 'depth_node_feat'
@@ -96,38 +93,6 @@ class Graph:
         return self.call(SetParameters, f'/{node_name}/set_parameters', request).results
 
 
-def _start(command: list[str], log_path: Path) -> subprocess.Popen:
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    with open(log_path, 'w') as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    proc.log_path = log_path  # type: ignore[attr-defined]
-    return proc
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _assert_alive(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        pytest.fail(f'node exited with {proc.returncode}:\n{proc.log_path.read_text()}')
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory) -> Path:
-    from g2mono_ros.models import create_model
-    from g2mono_ros.models.checkpoint import save_checkpoint
-
-    path = tmp_path_factory.mktemp('weights') / 'seed_small.pt'
-    save_checkpoint(path, create_model('seed_small'), variant='seed_small', model_kwargs={},
-                    max_depth=20.0, input_height=64, input_width=128)
-    return path
 
 
 @pytest.fixture(scope='module')
@@ -150,16 +115,16 @@ def feature_node(repo_root, tmp_path_factory):
                            '-p', 'image_transport:=compressed', '-p', 'publish_points:=true',
                            '-p', 'publish_colorized:=false', '-p', 'points_decimation:=2',
                            '-r', f'__node:={NODE}', topics=TOPICS)
-    proc = _start(command, tmp_path_factory.mktemp('feat') / 'node.log')
+    proc = start_node_process(command, tmp_path_factory.mktemp('feat') / 'node.log')
     yield proc, graph, outputs, diagnostics, watcher
-    _stop(proc)
+    stop_node_process(proc)
     graph.close()
 
 
 def test_compressed_input_gives_depth_stamped_like_the_image(feature_node):
     proc, graph, outputs, _, _ = feature_node
     outputs.wait_for(lambda s: len(s.depth) >= 3, 90, 'depth from compressed images')
-    _assert_alive(proc)
+    assert_alive(proc)
     with outputs.lock:
         msg = outputs.depth[-1]
     assert stamp_ns(msg.header) in graph.feeder.sent_images and msg.header.frame_id == FRAME_ID
@@ -232,7 +197,7 @@ def test_live_parameters_reject_bad_values_with_the_reason(feature_node, values,
     assert reason in result.reason
     after = graph.call(GetParameters, f'/{NODE}/get_parameters', request).values
     assert after == before, 'a refused value must not be kept'
-    _assert_alive(proc)
+    assert_alive(proc)
 
 
 def test_read_only_parameters_say_why_in_their_descriptor(feature_node):
@@ -269,7 +234,7 @@ def test_lazy_mode_skips_inference_without_subscribers_and_says_so(feature_node)
     while len(depth) < 2:
         assert time.monotonic() < deadline, 'no depth after a subscriber came back'
         time.sleep(0.1)
-    _assert_alive(proc)
+    assert_alive(proc)
 
 
 def test_replayed_stamps_do_not_make_latency_absurd(feature_node):
@@ -283,7 +248,7 @@ def test_replayed_stamps_do_not_make_latency_absurd(feature_node):
     assert 'stamp_to_publish not measured' in latest['stamps']
     assert float(latest['stamp_to_publish_ms_max']) < 10_000  # only the live ones were kept
     assert float(latest['total_ms_p50']) > 0
-    _assert_alive(proc)
+    assert_alive(proc)
 
 
 # --- use_sim_time with /clock ------------------------------------------------------------------
@@ -316,7 +281,7 @@ def test_sim_time_follows_clock_and_latency_is_measured_on_it(repo_root, checkpo
     command = node_command(repo_root, checkpoint, '-p', 'depth_topic:=/sim/depth',
                            '-p', 'use_sim_time:=true', '-r', f'__node:={SIM_NODE}',
                            topics=SIM_TOPICS)
-    proc = _start(command, tmp_path / 'sim.log')
+    proc = start_node_process(command, tmp_path / 'sim.log')
     stamps: list[int] = []
 
     def on_diag(msg) -> None:
@@ -335,9 +300,9 @@ def test_sim_time_follows_clock_and_latency_is_measured_on_it(repo_root, checkpo
         assert 0 < float(latest['stamp_to_publish_ms_p50']) < 10_000
         # diagnostics are stamped on the sim clock, not the wall clock
         assert stamps and abs(stamps[-1] - (time.time_ns() + offset)) < 5_000_000_000
-        _assert_alive(proc)
+        assert_alive(proc)
     finally:
         stop.set()
-        _stop(proc)
+        stop_node_process(proc)
         clock_thread.join(2.0)
         graph.close()

@@ -6,7 +6,6 @@ The node runs as ``python -m g2mono_ros node --lifecycle`` in a subprocess; a te
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -26,23 +25,13 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_node_dds import Feeder, Sink, node_command  # noqa: E402
+from test_node_dds import (Feeder, Sink, assert_alive, node_command,  # noqa: E402
+                           start_node_process, stop_node_process)
 
 TOPICS = {'image': '/lc/cam/image', 'camera_info': '/lc/cam/info', 'points': '/lc/lidar'}
 NODE = 'depth_node_lc'
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.dds]
-
-
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory) -> Path:
-    from g2mono_ros.models import create_model
-    from g2mono_ros.models.checkpoint import save_checkpoint
-
-    path = tmp_path_factory.mktemp('weights') / 'seed_small.pt'
-    save_checkpoint(path, create_model('seed_small'), variant='seed_small', model_kwargs={},
-                    max_depth=20.0, input_height=64, input_width=128)
-    return path
 
 
 @pytest.fixture(scope='module')
@@ -70,28 +59,14 @@ def _start(repo_root: Path, checkpoint: Path, log_path: Path, *extra: str) -> su
     command = node_command(repo_root, checkpoint, '-p', 'depth_topic:=/lc/depth',
                            '-r', f'__node:={NODE}', *extra, topics=TOPICS,
                            executable=(sys.executable, '-m', 'g2mono_ros', 'node', '--lifecycle'))
-    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    with open(log_path, 'w') as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    proc.log_path = log_path  # type: ignore[attr-defined]
-    return proc
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return start_node_process(command, log_path)
 
 
 @pytest.fixture(scope='module')
 def lifecycle_node(repo_root, checkpoint, graph, tmp_path_factory):
     proc = _start(repo_root, checkpoint, tmp_path_factory.mktemp('lc') / 'node.log')
     yield proc
-    _stop(proc)
+    stop_node_process(proc)
 
 
 class Lifecycle:
@@ -120,9 +95,6 @@ class Lifecycle:
         return self._call(self.change, request).success
 
 
-def _assert_alive(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        pytest.fail(f'node exited with {proc.returncode}:\n{proc.log_path.read_text()}')
 
 
 def _assert_quiet(sink: Sink, seconds: float) -> None:
@@ -171,7 +143,7 @@ def test_walks_configure_activate_deactivate_activate_cleanup(lifecycle_node, gr
     while test_node.get_publishers_info_by_topic('/lc/depth'):
         assert time.monotonic() < deadline, 'depth publisher still there after cleanup'
         time.sleep(0.1)
-    _assert_alive(lifecycle_node)
+    assert_alive(lifecycle_node)
 
     # A live parameter set while unconfigured is used by the next configure.
     request = SetParameters.Request()
@@ -209,7 +181,7 @@ def test_a_missing_checkpoint_fails_configure_and_the_node_stays_unconfigured(
         assert lc.state() == 'unconfigured'
         assert not lc.transition(Transition.TRANSITION_CONFIGURE)
         assert lc.state() == 'unconfigured'
-        _assert_alive(proc)
+        assert_alive(proc)
         assert "parameter 'weights': no checkpoint file" in proc.log_path.read_text()
     finally:
-        _stop(proc)
+        stop_node_process(proc)

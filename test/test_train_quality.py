@@ -12,7 +12,7 @@ from g2mono_ros.errors import ConfigError
 from g2mono_ros.models import create_model
 from g2mono_ros.models.checkpoint import load_checkpoint
 from g2mono_ros.training.config import config_from_mapping
-from g2mono_ros.training.datasets import TrainingDataset, build_source, collate_samples
+from g2mono_ros.training.datasets import TrainingDataset, build_source
 from g2mono_ros.training.trainer import train, train_step
 
 OPTIONS = {'depth_norm': 'log', 'prefill_input': True, 'residual': True, 'pin_points': True}
