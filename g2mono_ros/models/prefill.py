@@ -14,12 +14,15 @@ from torch import Tensor
 
 from g2mono_ros.errors import ShapeError
 
-__all__ = ['DEPTH_NORMS', 'DepthNorm', 'push_pull_fill', 'sparse_median']
+__all__ = ['DEPTH_NORMS', 'PREFILL_KINDS', 'DepthNorm', 'nearest_point_fill', 'push_pull_fill',
+           'scanline_fill', 'sparse_median']
 
 DepthNorm = Literal['fixed', 'median', 'log']
 #: ``fixed``: depth / max_depth as the release; ``median``: depth / per-image median of the
 #: points; ``log``: log(depth / median).
 DEPTH_NORMS: tuple[str, ...] = ('fixed', 'median', 'log')
+#: classical fills a seed network can start from (``G2Seed(prefill_kind=...)``).
+PREFILL_KINDS: tuple[str, ...] = ('push_pull', 'nearest', 'scanline')
 #: scale used for an image without any point (normalised units), so the network still runs.
 EMPTY_SCALE = 0.1
 
@@ -137,3 +140,70 @@ def nearest_point_fill(values: Tensor, mask: Tensor) -> Tensor:
                 seed_x = torch.where(better, cand_x, seed_x)
                 best = torch.where(better, cand_v, best)
     return best
+
+
+def _fill_short_row_gaps(values: Tensor, valid: Tensor, max_gap: int) -> tuple[Tensor, Tensor]:
+    """Close gaps of up to ``max_gap`` pixels along rows with the nearer end's value.
+
+    A scan line crossing the image is a chain of points a pixel or two apart along the row;
+    closing those gaps gives the vertical interpolation a point in every column the line
+    crosses. Gaps wider than ``max_gap`` (a line ending, a missing sector) stay open.
+    """
+    filled, has = values, valid
+    for dist in range(1, max_gap + 1):
+        for dx in (-dist, dist):
+            cand = _shift(values, 0, dx, 0.0)
+            cand_ok = _shift(valid.to(values.dtype), 0, dx, 0.0) > 0.5
+            take = cand_ok & ~has
+            filled = torch.where(take, cand, filled)
+            has = has | take
+    return filled, has
+
+
+def scanline_fill(depth: Tensor, mask: Tensor, *, max_row_gap: int = 1,
+                  edge_ratio: float = 1.25) -> Tensor:
+    """Interpolate inverse depth down each column between scan lines; nearest fill elsewhere.
+
+    For a plane, inverse depth is an affine function of the pixel coordinates, so linear
+    interpolation of ``1 / depth`` between the point above and the point below a pixel is exact
+    on floors, walls and roads, where nearest fill leaves a staircase. Where the two points
+    differ by more than ``edge_ratio`` (a depth edge between the lines), the pixel takes the
+    nearer one instead, so no ramp is drawn across free space; pixels without a point both above
+    and below in their column (top, bottom, missing sectors) take the nearest-point fill.
+
+    Args:
+        depth: (B, 1, H, W) positive depth in any unit (scale-free: only ratios matter),
+            ignored where mask is 0.
+        mask: (B, 1, H, W) 1 where a point exists.
+        max_row_gap: row gaps (pixels) between points of one line closed before interpolating.
+        edge_ratio: > 1; larger ratios between the two points are treated as an edge.
+
+    Returns:
+        (B, 1, H, W) depth; the input where the mask is set; 0 for an image without points.
+    """
+    _check('depth', depth)
+    _check('mask', mask)
+    height = depth.shape[-2]
+    valid = (mask > 0.5) & (depth > 0)
+    nearest = nearest_point_fill(torch.where(valid, depth, torch.zeros_like(depth)),
+                                 valid.to(depth.dtype))
+    row_filled, has = _fill_short_row_gaps(torch.where(valid, depth, torch.zeros_like(depth)),
+                                           valid, max_row_gap)
+    rows = torch.arange(height, device=depth.device).view(1, 1, -1, 1).expand_as(has)
+    # Row index of the last point at or above each pixel (-1: none), and of the first at or
+    # below (height: none), by running max / min down and up the column.
+    above = torch.where(has, rows, torch.full_like(rows, -1)).cummax(dim=2).values
+    below = torch.where(has, rows, torch.full_like(rows, height)).flip(2).cummin(dim=2).values.flip(2)
+    both = (above >= 0) & (below < height)
+    value_above = row_filled.gather(2, above.clamp(0, height - 1))
+    value_below = row_filled.gather(2, below.clamp(0, height - 1))
+    span = (below - above).clamp_min(1).to(depth.dtype)
+    t = (rows - above).to(depth.dtype) / span
+    inv = (1 - t) / value_above.clamp_min(1e-12) + t / value_below.clamp_min(1e-12)
+    interpolated = 1.0 / inv.clamp_min(1e-12)
+    ratio = torch.maximum(value_above, value_below) / torch.minimum(value_above, value_below
+                                                                     ).clamp_min(1e-12)
+    nearer = torch.where(t <= 0.5, value_above, value_below)
+    lines = torch.where(ratio > edge_ratio, nearer, interpolated)
+    out = torch.where(both, lines, nearest)
+    return torch.where(valid, depth, out)
