@@ -222,8 +222,27 @@ def test_scanline_fill_is_exact_on_a_plane_where_nearest_fill_is_not() -> None:
     t = torch.from_numpy(sparse)[None, None]
     nearest = nearest_point_fill(t, (t > 0).float())[0, 0].numpy()
     assert np.abs(nearest[inner] - truth[inner]).max() > 0.1
-    # Above the first and below the last line: the nearest point (in the same column here).
+    # Below the last line the plane comes nearer: continued exactly. Above the first line it
+    # recedes (a plane seen towards its horizon): the nearest point, in the same column here.
+    np.testing.assert_allclose(out[39], truth[39], rtol=1e-5)
     np.testing.assert_array_equal(out[:3], np.repeat(truth[3:4], 3, axis=0))
+
+
+def test_scanline_fill_continues_a_floor_below_the_lowest_line_by_hand() -> None:
+    """Lowest points 4 m (row 2) and 2 m (row 6): inverse depth 0.25 -> 0.5, +1/16 per row;
+    row 8 gets 1 / 0.625 = 1.6 m. ``min_fraction`` 0.7 stops it at 1.4 m (rows >= 9)."""
+    depth = np.zeros((12, 1), np.float32)
+    depth[2, 0], depth[6, 0] = 4.0, 2.0
+    out = _fill(depth, edge_ratio=3.0)[:, 0]
+    np.testing.assert_allclose(out[7:], 1.0 / (0.5 + np.arange(1, 6) / 16.0), rtol=1e-6)
+    capped = _fill(depth, edge_ratio=3.0, min_fraction=0.7)[:, 0]
+    np.testing.assert_allclose(capped[7:], np.maximum(1.0 / (0.5 + np.arange(1, 6) / 16.0), 1.4),
+                               rtol=1e-6)
+    # Two lowest points on different surfaces (ratio 2 > edge_ratio 1.25): the nearest point.
+    np.testing.assert_array_equal(_fill(depth)[7:, 0], [2.0] * 5)
+    # A surface that recedes downwards (a table top seen from below): the nearest point too.
+    depth[2, 0], depth[6, 0] = 2.0, 2.2
+    np.testing.assert_array_equal(_fill(depth)[7:, 0], np.float32([2.2] * 5))
 
 
 def test_scanline_fill_keeps_points_falls_back_to_nearest_and_is_scale_free() -> None:
