@@ -29,6 +29,7 @@ __all__ = [
     'FirstModule',
     'FusedSeedBottleneck',
     'FusedSeedStage',
+    'FusedSingleOutputConv3x3',
     'G2Seed',
     'LayerNorm2d',
     'SeedBottleneck',
@@ -243,10 +244,21 @@ class FusedSeedBottleneck(nn.Module):
         return _norm_gelu(_conv(x, self.conv_expand), self.norm1, self.unit_hidden)
 
     def finish(self, x: Tensor, expanded: Tensor) -> Tensor:
-        """The rest of the block from its input ``x`` and ``expand(x)``, both (B, *, H, W)."""
+        """The rest of the block from its input ``x`` (B, C, H, W) and ``expand(x)``.
+
+        ``x`` may also be (B, C, H/2, W/2), the input before a nearest x2 upsampling: it is
+        then added to each 2x2 cell without being upsampled first.
+        """
         branch = _norm_gelu(_conv(expanded, self.conv_dw), self.norm2, self.unit_hidden)
         out = _channel_norm(_conv(branch, self.conv_project), self.norm3_weight,
-                            self.norm3_bias, self.norm3_eps).add_(x)
+                            self.norm3_bias, self.norm3_eps)
+        if x.shape[-2:] == out.shape[-2:]:
+            out.add_(x)
+        else:
+            # The norm's output is contiguous channels-last: (B, H, 2, W, 2, C) as a view.
+            batch, channels, height, width = x.shape
+            cells = out.permute(0, 2, 3, 1).view(batch, height, 2, width, 2, channels)
+            cells.add_(x.permute(0, 2, 3, 1).reshape(batch, height, 1, width, 1, channels))
         return _gelu(out, self.unit_out) if self.act_out else out
 
     def forward(self, x: Tensor) -> Tensor:
@@ -272,7 +284,8 @@ class FusedSeedStage(nn.Module):
 
     In an ``up`` stage the first block's per-pixel part (Conv1x1, LN, GELU) commutes with the
     nearest upsampling before it, so it runs at a quarter of the pixels and is upsampled
-    instead: the same values, and that block's widest GEMM and norm cost a quarter.
+    instead: the same values, and that block's widest GEMM and norm cost a quarter. Its
+    residual is added without upsampling it first.
     """
 
     def __init__(self, stage: UNetModule) -> None:
@@ -288,12 +301,47 @@ class FusedSeedStage(nn.Module):
             if blocks:
                 first = blocks.pop(0)
                 expanded = F.interpolate(first.expand(x), scale_factor=2.0, mode='nearest')
-                x = first.finish(F.interpolate(x, scale_factor=2.0, mode='nearest'), expanded)
+                x = first.finish(x, expanded)
             else:
                 x = F.interpolate(x, scale_factor=2.0, mode='nearest')
         for block in blocks:
             x = block(x)
         return x
+
+
+class FusedSingleOutputConv3x3(nn.Conv2d):
+    """Inference-only CPU form of a 3x3, stride 1, padding 1 convolution to one channel (the
+    head): a GEMM gives each tap's response (B, H+2, W+2, 9), then nine shifted adds.
+
+    oneDNN runs a one-channel 3x3 convolution far below its GEMM speed (2x slower at 256x512).
+    A ``Conv2d`` holding the same weight and bias Parameters as ``conv``, read at each call, so
+    it follows changes to them (``head.weight`` works as before).
+    """
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        shape_ok = (conv.out_channels == 1 and conv.kernel_size == (3, 3) and conv.groups == 1
+                    and conv.stride == (1, 1) and conv.padding == (1, 1)
+                    and conv.dilation == (1, 1) and conv.bias is not None)
+        if not shape_ok:
+            msg = f'the fused head knows a 3x3 convolution to one channel with a bias; got {conv}'
+            raise RuntimeError(msg)
+        super().__init__(conv.in_channels, 1, 3, padding=1)
+        self.weight = conv.weight
+        self.bias = conv.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, channels, height, width = x.shape
+        # (9, C, 1, 1): tap k = 3 * dy + dx. Padding 1 on a 1x1 convolution gives the
+        # zero border the shifted windows read.
+        taps_weight = self.weight[0].permute(1, 2, 0).reshape(9, channels, 1, 1)
+        taps = torch.ops.mkldnn._convolution_pointwise(
+            x, taps_weight.contiguous(), None, [1, 1], [1, 1], [1, 1], 1, 'none', [], '')
+        taps = taps.permute(0, 2, 3, 1)  # (B, H + 2, W + 2, 9)
+        out = self.bias.view(1, 1, 1).expand(batch, height, width).clone()
+        for k in range(9):
+            dy, dx = divmod(k, 3)
+            out += taps[:, dy:dy + height, dx:dx + width, k]
+        return out[:, None].contiguous(memory_format=torch.channels_last)
 
 
 # --------------------------------------------------------------------------- network
@@ -393,6 +441,7 @@ class G2Seed(nn.Module):
         for name in ('encoders', 'decoders'):
             fused._modules[name] = nn.ModuleList(FusedSeedStage(stage)
                                                  for stage in getattr(self, name))
+        fused._modules['head'] = FusedSingleOutputConv3x3(self.head)
         fused.training = False
         return fused
 
