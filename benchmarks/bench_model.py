@@ -7,6 +7,9 @@ autocast, and on glibc the allocator tuning of ``tune_cpu_allocator``), and repo
 speed-up and the abs depth difference to the baseline as % of max depth. The two sides run in
 two processes (the allocator setting is process-wide), called alternately round by round.
 "best within 1%" is the fastest engine setting whose max error stays under 1% of max depth.
+Where the engine runs the network's fused fp32 copy, the plain network in the engine is a row
+too (what the fusion gains). Beside wall time, each call's process CPU time: on a machine
+shared with other jobs it is the steadier figure.
 
 Weights are random (the init scheme), with non-zero ReZero scalars and the head conv rescaled so
 the outputs fall inside (0, 1) — otherwise random outputs clip and hide precision errors. Real
