@@ -330,7 +330,8 @@ SEED_OPTION_SETS = [
                          ids=lambda o: '-'.join(f'{k}={v}' for k, v in o.items()) or 'plain')
 def test_fused_seed_copy_matches_plain_network(options: dict) -> None:
     """The fused CPU copy of the seed network equals the plain one to float32 rounding, at two
-    sizes, with and without the pre-fill/residual/pinning options, channels_last or not."""
+    sizes (the second with a batch of two), with and without the pre-fill/residual/pinning
+    options, channels_last or not."""
     torch.manual_seed(4)
     model = create_model('seed_small', **options).eval()
     _set_alphas(model, low=-0.5, high=0.5)
@@ -338,8 +339,8 @@ def test_fused_seed_copy_matches_plain_network(options: dict) -> None:
     fused = model.fused_for_cpu_inference()
     assert type(fused.decoders[0].blocks[0]).__name__ == 'FusedSeedBottleneck'
     assert type(model.decoders[0].blocks[0]).__name__ == 'SeedBottleneck'  # original untouched
-    for seed, (height, width) in enumerate(((64, 64), (128, 192))):
-        inputs = _inputs(height=height, width=width, seed=10 + seed)
+    for seed, (batch, height, width) in enumerate(((1, 64, 64), (2, 128, 192))):
+        inputs = _inputs(batch=batch, height=height, width=width, seed=10 + seed)
         with torch.inference_mode():
             expected = model(*inputs)
             got = fused(*[t.contiguous(memory_format=torch.channels_last) for t in inputs])
