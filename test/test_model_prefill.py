@@ -271,3 +271,23 @@ def test_scanline_prefill_kind_starts_at_the_scanline_fill(norm: str) -> None:
     with torch.no_grad():
         out = model(torch.rand(2, 3, 64, 128), sparse, mask)
     torch.testing.assert_close(out, scanline_fill(sparse, mask), rtol=1e-5, atol=1e-7)
+
+
+def test_residual_shrink_drops_small_corrections_and_reduces_large_ones() -> None:
+    """Head bias set to a log-correction of 0.03 (below the 0.05 threshold): the output is the
+    fill; at 0.25 the fill times exp(0.25 - 0.05). Recorded as a constructor option."""
+    torch.manual_seed(0)
+    model = create_model('seed_small', depth_norm='log', prefill_input=True, residual=True,
+                         prefill_kind='scanline', residual_shrink=0.05).eval()
+    sparse = _sparse(8)
+    mask = (sparse > 0).float()
+    fill = scanline_fill(sparse, mask)
+    with torch.no_grad():
+        model.head.bias.fill_(0.03)
+        small = model(torch.rand(2, 3, 64, 128), sparse, mask)
+        model.head.bias.fill_(0.25)
+        large = model(torch.rand(2, 3, 64, 128), sparse, mask)
+    torch.testing.assert_close(small, fill, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(large, fill * float(np.exp(0.20)), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ConfigError, match='residual_shrink must be in'):
+        create_model('seed_small', residual_shrink=0.05)  # no residual head
