@@ -412,6 +412,24 @@ def _as_byte_array(arr: np.ndarray) -> pyarray.array:
     return data
 
 
+def _message_pixels(out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Give the message ``out`` a ``data`` buffer for ``shape`` x ``dtype`` and return a
+    writable view of it, so that the pixels are written once, straight into the message.
+
+    Every distro's generated setter takes an ``array('B')`` without a per-element check
+    (Humble adopts it, Jazzy/Kilted copy it); one byte goes through the setter and the
+    message's own array is grown in place, so no full-size copy is made.
+    """
+    out.data = pyarray.array('B', [0])
+    data = out.data  # the message's own array (the getter returns it, on every distro)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if nbytes == 0:
+        del data[:]
+        return np.zeros(shape, dtype)
+    data *= nbytes  # zeros
+    return np.frombuffer(data, dtype).reshape(shape)
+
+
 def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
     """Encode an array as a sensor_msgs/msg/Image (native byte order, unpadded rows).
 
@@ -424,8 +442,6 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
         MessageError: unknown encoding.
         ShapeError: shape or dtype that does not match the encoding.
     """
-    from sensor_msgs.msg import Image
-
     spec = _encoding(encoding)
     arr = np.asarray(array)
     expected_dtype = np.dtype(spec.dtype)
@@ -438,15 +454,25 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
     if arr.dtype.newbyteorder('=') != expected_dtype.newbyteorder('='):
         msg = f'encoding {encoding!r} expects dtype {expected_dtype}; got {arr.dtype}'
         raise ShapeError(msg)
-    arr = arr.astype(expected_dtype.newbyteorder('='), copy=False)
+    out, pixels = _new_image(arr.shape, expected_dtype, encoding, header)
+    np.copyto(pixels, arr)  # the one copy, into the message (native byte order)
+    return out
+
+
+def _new_image(shape: tuple[int, ...], dtype: np.dtype, encoding: str,
+               header: Any) -> tuple[Any, np.ndarray]:
+    """An Image of (H, W, C) ``shape`` in native byte order and a writable view of its pixels
+    (valid while the caller builds the message; see ``_message_pixels``)."""
+    from sensor_msgs.msg import Image
+
+    native = dtype.newbyteorder('=')
     out = Image()
     out.header = _new_header(header)
-    out.height, out.width = int(arr.shape[0]), int(arr.shape[1])
+    out.height, out.width = int(shape[0]), int(shape[1])
     out.encoding = encoding
-    out.is_bigendian = 1 if _NATIVE_BIG and arr.dtype.itemsize > 1 else 0
-    out.step = int(arr.shape[1] * spec.channels * arr.dtype.itemsize)
-    out.data = _as_byte_array(arr)
-    return out
+    out.is_bigendian = 1 if _NATIVE_BIG and native.itemsize > 1 else 0
+    out.step = int(shape[1] * shape[2] * native.itemsize)
+    return out, _message_pixels(out, tuple(shape), native)
 
 
 def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32FC1', *,
@@ -480,11 +506,18 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
     depth = depth.astype(np.float32, copy=False)
     if clean:
         if encoding == '32FC1':
-            return numpy_to_image(np.where(depth > 0, depth, np.float32(np.nan)), '32FC1',
-                                  header)
-        millimetres = np.rint(depth * np.float32(1000.0))
+            # NaN for no data, written once into the message (no temporary, no second copy).
+            out, pixels = _new_image((*depth.shape, 1), np.dtype(np.float32), '32FC1', header)
+            pixels = pixels[:, :, 0]
+            pixels.fill(np.float32(np.nan))
+            np.copyto(pixels, depth, where=depth > 0)
+            return out
+        millimetres = np.multiply(depth, np.float32(1000.0))
+        np.rint(millimetres, out=millimetres)
         millimetres[millimetres > _UINT16_MAX] = 0.0
-        return numpy_to_image(millimetres.astype(np.uint16), '16UC1', header)
+        out, pixels = _new_image((*depth.shape, 1), np.dtype(np.uint16), '16UC1', header)
+        np.copyto(pixels[:, :, 0], millimetres, casting='unsafe')
+        return out
     with np.errstate(invalid='ignore'):
         invalid = ~(np.isfinite(depth) & (depth > 0))
     if encoding == '32FC1':
