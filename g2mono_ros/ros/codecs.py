@@ -412,22 +412,47 @@ def _as_byte_array(arr: np.ndarray) -> pyarray.array:
     return data
 
 
-def _message_pixels(out: Any, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def _message_pixels(out: Any, shape: tuple[int, ...], dtype: np.dtype, *,
+                    source: np.ndarray | None = None, fill: Any = 0) -> np.ndarray:
     """Give the message ``out`` a ``data`` buffer for ``shape`` x ``dtype`` and return a
     writable view of it, so that the pixels are written once, straight into the message.
 
     Every distro's generated setter takes an ``array('B')`` without a per-element check
-    (Humble adopts it, Jazzy/Kilted copy it); one byte goes through the setter and the
-    message's own array is grown in place, so no full-size copy is made.
+    (Humble adopts it, Jazzy/Kilted copy it); an empty one goes through the setter and the
+    message's own array is filled in place, so no full-size copy is made.
+
+    Args:
+        source: an array of ``shape`` copied in (the one copy; byte order converted);
+            None: every pixel starts as ``fill``.
     """
-    out.data = pyarray.array('B', [0])
+    out.data = pyarray.array('B')
     data = out.data  # the message's own array (the getter returns it, on every distro)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    if nbytes == 0:
-        del data[:]
+    count = int(np.prod(shape))
+    if count == 0:
         return np.zeros(shape, dtype)
-    data *= nbytes  # zeros
+    if source is not None:
+        data.frombytes(np.ascontiguousarray(source, dtype).reshape(-1).view(np.uint8))
+    else:
+        data.frombytes(np.full(1, fill, dtype).view(np.uint8))
+        data *= count
     return np.frombuffer(data, dtype).reshape(shape)
+
+
+def _new_image(shape: tuple[int, ...], dtype: np.dtype, encoding: str, header: Any, *,
+               source: np.ndarray | None = None, fill: Any = 0) -> tuple[Any, np.ndarray]:
+    """An Image of (H, W, C) ``shape`` in native byte order and a writable view of its pixels
+    (valid while the caller builds the message; ``source``, ``fill``: see
+    ``_message_pixels``)."""
+    from sensor_msgs.msg import Image
+
+    native = dtype.newbyteorder('=')
+    out = Image()
+    out.header = _new_header(header)
+    out.height, out.width = int(shape[0]), int(shape[1])
+    out.encoding = encoding
+    out.is_bigendian = 1 if _NATIVE_BIG and native.itemsize > 1 else 0
+    out.step = int(shape[1] * shape[2] * native.itemsize)
+    return out, _message_pixels(out, tuple(shape), native, source=source, fill=fill)
 
 
 def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
@@ -454,25 +479,8 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
     if arr.dtype.newbyteorder('=') != expected_dtype.newbyteorder('='):
         msg = f'encoding {encoding!r} expects dtype {expected_dtype}; got {arr.dtype}'
         raise ShapeError(msg)
-    out, pixels = _new_image(arr.shape, expected_dtype, encoding, header)
-    np.copyto(pixels, arr)  # the one copy, into the message (native byte order)
+    out, _ = _new_image(arr.shape, expected_dtype, encoding, header, source=arr)
     return out
-
-
-def _new_image(shape: tuple[int, ...], dtype: np.dtype, encoding: str,
-               header: Any) -> tuple[Any, np.ndarray]:
-    """An Image of (H, W, C) ``shape`` in native byte order and a writable view of its pixels
-    (valid while the caller builds the message; see ``_message_pixels``)."""
-    from sensor_msgs.msg import Image
-
-    native = dtype.newbyteorder('=')
-    out = Image()
-    out.header = _new_header(header)
-    out.height, out.width = int(shape[0]), int(shape[1])
-    out.encoding = encoding
-    out.is_bigendian = 1 if _NATIVE_BIG and native.itemsize > 1 else 0
-    out.step = int(shape[1] * shape[2] * native.itemsize)
-    return out, _message_pixels(out, tuple(shape), native)
 
 
 def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32FC1', *,
@@ -507,16 +515,15 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
     if clean:
         if encoding == '32FC1':
             # NaN for no data, written once into the message (no temporary, no second copy).
-            out, pixels = _new_image((*depth.shape, 1), np.dtype(np.float32), '32FC1', header)
-            pixels = pixels[:, :, 0]
-            nan = np.float32(np.nan)
+            shape, f32, nan = (*depth.shape, 1), np.dtype(np.float32), np.float32(np.nan)
             sample = depth[::32, ::32]
             if 2 * np.count_nonzero(sample) > sample.size:  # dense (the engine's output)
-                np.copyto(pixels, depth)  # a masked copy is twice as slow as copy + holes
-                pixels[depth <= 0] = nan
-            else:  # sparse (a projection)
-                pixels.fill(nan)
-                np.copyto(pixels, depth, where=depth > 0)
+                # Copied in, then the few holes: a masked copy is twice as slow.
+                out, pixels = _new_image(shape, f32, '32FC1', header, source=depth[:, :, None])
+                pixels[:, :, 0][depth <= 0] = nan
+            else:  # sparse (a projection): NaN everywhere, then the points
+                out, pixels = _new_image(shape, f32, '32FC1', header, fill=nan)
+                np.copyto(pixels[:, :, 0], depth, where=depth > 0)
             return out
         millimetres = np.multiply(depth, np.float32(1000.0))
         np.rint(millimetres, out=millimetres)
