@@ -199,7 +199,8 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
                             max_range=100.0, want_sparse=True, want_colorized=False,
                             projector=projector)
         codecs.depth_to_image(work.depth_m, header, '32FC1', clean=True)
-        codecs.depth_to_image(work.sparse_m, header, '32FC1', clean=True)
+        codecs.depth_to_image(work.sparse_m, header, '32FC1', clean=True,
+                              pixels=work.sparse_pixels)
         out[key].append(time.perf_counter() - t0 - timed.seconds)
 
     def torch_upsampling_pair() -> None:

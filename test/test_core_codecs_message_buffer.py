@@ -54,3 +54,21 @@ def test_numpy_to_image_writes_native_order_once() -> None:
     np.testing.assert_array_equal(image_to_numpy(numpy_to_image(rgb, 'rgb8')), rgb)
     empty = numpy_to_image(np.zeros((0, 4, 3), np.uint8), 'rgb8')
     assert len(empty.data) == 0 and empty.step == 12
+
+
+def test_sparse_depth_from_its_pixel_indices_equals_the_full_scan() -> None:
+    from g2mono_ros.fusion.camera import CameraModel
+    from g2mono_ros.fusion.sparse import SparseProjector
+
+    rng = np.random.default_rng(3)
+    z = rng.uniform(0.2, 40.0, 5000)
+    points = np.stack([rng.uniform(-0.6, 0.6, 5000) * z, rng.uniform(-0.4, 0.4, 5000) * z, z],
+                      axis=1).astype(np.float32)
+    camera = CameraModel(width=96, height=54, K=np.array([[80.0, 0, 48], [0, 80.0, 27], [0, 0, 1]]),
+                         D=np.zeros(5), distortion_model='plumb_bob')
+    maps = SparseProjector().project(points, np.eye(4), camera, (32, 64), min_range=0.5,
+                                     max_range=30.0, want_full=True)
+    from_pixels = depth_to_image(maps.full, None, '32FC1', clean=True, pixels=maps.full_pixels)
+    scanned = depth_to_image(maps.full, None, '32FC1', clean=True)
+    assert bytes(from_pixels.data) == bytes(scanned.data)
+    assert bytes(from_pixels.data) == _previous_clean_encoding(maps.full, '32FC1')

@@ -484,7 +484,7 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
 
 
 def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32FC1', *,
-                   clean: bool = False) -> Any:
+                   clean: bool = False, pixels: np.ndarray | None = None) -> Any:
     """Encode metric depth as a sensor_msgs/msg/Image following REP 118.
 
     REP 118 (and depth_image_proc) read 0.0 in a float image as a point at the camera centre,
@@ -499,6 +499,8 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
             the nearest, no estimate and depths above 65.535 m = 0.
         clean: the caller guarantees float32 values that are finite and >= 0 (the engine's
             output, a projection): the finiteness pass is skipped; only 0 (no data) is mapped.
+        pixels: with ``clean`` and ``32FC1``: flat indices (repeats allowed) outside which
+            ``depth_m`` is 0, e.g. ``SparseMaps.full_pixels``; only they are read.
 
     Raises:
         ShapeError: ``depth_m`` is not 2-D.
@@ -516,14 +518,19 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
         if encoding == '32FC1':
             # NaN for no data, written once into the message (no temporary, no second copy).
             shape, f32, nan = (*depth.shape, 1), np.dtype(np.float32), np.float32(np.nan)
+            if pixels is not None:  # a projection that says where its points are
+                out, image = _new_image(shape, f32, '32FC1', header, fill=nan)
+                values = depth.reshape(-1)[pixels]
+                image.reshape(-1)[pixels] = np.where(values > 0, values, nan)
+                return out
             sample = depth[::32, ::32]
             if 2 * np.count_nonzero(sample) > sample.size:  # dense (the engine's output)
                 # Copied in, then the few holes: a masked copy is twice as slow.
-                out, pixels = _new_image(shape, f32, '32FC1', header, source=depth[:, :, None])
-                pixels[:, :, 0][depth <= 0] = nan
+                out, image = _new_image(shape, f32, '32FC1', header, source=depth[:, :, None])
+                image[:, :, 0][depth <= 0] = nan
             else:  # sparse (a projection): NaN everywhere, then the points
-                out, pixels = _new_image(shape, f32, '32FC1', header, fill=nan)
-                np.copyto(pixels[:, :, 0], depth, where=depth > 0)
+                out, image = _new_image(shape, f32, '32FC1', header, fill=nan)
+                np.copyto(image[:, :, 0], depth, where=depth > 0)
             return out
         millimetres = np.multiply(depth, np.float32(1000.0))
         np.rint(millimetres, out=millimetres)

@@ -919,7 +919,8 @@ class DepthNodePhases:
         codecs = self._codecs
         if self._pub_sparse is not None and work.sparse_m is not None:
             self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header,
-                                                           encoding='32FC1', clean=True))
+                                                           encoding='32FC1', clean=True,
+                                                           pixels=work.sparse_pixels))
         if self._pub_color is not None:
             from g2mono_ros.visualize import colorize_depth
 
