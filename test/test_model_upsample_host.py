@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from g2mono_ros.errors import ShapeError
 from g2mono_ros.models import upsample
 from g2mono_ros.models.upsample import edge_aware_upsample
-from g2mono_ros.models.upsample_host import _axis, edge_aware_upsample_host, unit_guide_lut
+from g2mono_ros.models.upsample_host import _axis, _unit, edge_aware_upsample_host
 
 SIZES = [((8, 12), (32, 48)), ((6, 10), (15, 23)), ((32, 64), (107, 250)), ((20, 30), (20, 30)),
          ((16, 24), (9, 13))]
@@ -51,9 +51,9 @@ def test_axis_is_the_torch_source_coordinates_to_the_bit(out_size, in_size):
                                       np.arange(axis.start[cell], axis.stop[cell]))
 
 
-def test_guide_lut_is_torch_scaling():
+def test_uint8_guides_are_scaled_as_torch_scales_them():
     values = torch.arange(256, dtype=torch.uint8)
-    np.testing.assert_array_equal(unit_guide_lut(), (values.float() / 255.0).numpy())
+    np.testing.assert_array_equal(_unit(values.numpy()), (values.float() / 255.0).numpy())
 
 
 @pytest.mark.parametrize(('low_hw', 'high_hw'), SIZES)
@@ -75,9 +75,8 @@ def test_host_chooses_the_same_neighbour_as_torch(low_hw, high_hw):
 def test_float_and_uint8_guides_and_strided_views_agree():
     depth, guide_lr, guide_hr = _scene(12, 20, 37, 61, seed=3)
     from_uint8 = edge_aware_upsample_host(depth, guide_lr, guide_hr)
-    lut = unit_guide_lut()
-    np.testing.assert_array_equal(edge_aware_upsample_host(depth, lut[guide_lr], lut[guide_hr]),
-                                  from_uint8)
+    np.testing.assert_array_equal(
+        edge_aware_upsample_host(depth, _unit(guide_lr), _unit(guide_hr)), from_uint8)
     # Channel-first storage seen as (H, W, C): the engine's permuted tensors.
     planar_lr = np.ascontiguousarray(guide_lr.transpose(2, 0, 1)).transpose(1, 2, 0)
     planar_hr = np.ascontiguousarray(guide_hr.transpose(2, 0, 1)).transpose(1, 2, 0)

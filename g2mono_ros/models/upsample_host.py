@@ -16,7 +16,7 @@ import numpy as np
 
 from g2mono_ros.errors import ShapeError
 
-__all__ = ['edge_aware_upsample_host', 'unit_guide_lut']
+__all__ = ['edge_aware_upsample_host']
 
 
 class _Axis(NamedTuple):
@@ -47,20 +47,11 @@ def _axis(out_size: int, in_size: int) -> _Axis:
     return _Axis(low, high, frac, start, stop)
 
 
-@functools.lru_cache(maxsize=1)
-def unit_guide_lut() -> np.ndarray:
-    """(256,) float32: uint8 guide value -> [0, 1], exactly as torch's ``u8.float() / 255.0``."""
-    import torch
-
-    lut = (torch.arange(256, dtype=torch.uint8).float() / 255.0).numpy()
-    lut.flags.writeable = False
-    return lut
-
-
 def _unit(colours: np.ndarray) -> np.ndarray:
-    """uint8 guide values -> float32 [0, 1]; float guides pass through as float32."""
+    """uint8 guide values -> float32 [0, 1] exactly as torch's ``u8.float() / 255.0`` (a true
+    division, checked in the tests); float guides pass through as float32."""
     if colours.dtype == np.uint8:
-        return unit_guide_lut()[colours]
+        return colours.astype(np.float32) / np.float32(255.0)
     return colours.astype(np.float32, copy=False)
 
 
@@ -102,7 +93,6 @@ def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: 
         msg = f'guide_hr must be (H, W, {guide_lr.shape[2]}); got {guide_hr.shape}'
         raise ShapeError(msg)
     height, width = guide_hr.shape[:2]
-    channels = guide_lr.shape[2]
     out = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
     ay, ax = _axis(height, h), _axis(width, w)
 
@@ -115,32 +105,59 @@ def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: 
     if cells.size == 0:
         return out
     cell_i, cell_j = np.divmod(cells, w)
-    below_i, right_j = np.minimum(cell_i + 1, h - 1), np.minimum(cell_j + 1, w - 1)
-    corners = (cells, cell_i * w + right_j, below_i * w + cell_j, below_i * w + right_j)
-    corner_depth = depth.reshape(-1).take(corners)  # (4, K)
-    lr_flat = _rows(guide_lr)
-    corner_colour = [_unit(lr_flat.take(corner, axis=0)).T for corner in corners]  # (C, K)
-
-    # The output pixels of every edge cell, as (offset in the cell, cell): a cell covers
-    # at most ceil(H / h) x ceil(W / w) pixels; offsets beyond a smaller cell are masked.
     rows = ay.stop[cell_i] - ay.start[cell_i]
     cols = ax.stop[cell_j] - ax.start[cell_j]
-    dy, dx = np.divmod(np.arange(int(rows.max()) * int(cols.max())), int(cols.max()))
-    inside = (dy[:, None] < rows) & (dx[:, None] < cols)  # (S, K)
-    y = np.minimum(ay.start[cell_i] + dy[:, None], height - 1)
-    x = np.minimum(ax.start[cell_j] + dx[:, None], width - 1)
-    pixel = y * width + x
-    colour_hr = _rows(guide_hr).take(pixel, axis=0)  # (S, K, C)
+    # Inner cells cover at most ~ceil(H / h) x ceil(W / w) output pixels, border cells (the
+    # clamped first and last) a few more: each kind as (pixel in the cell, cell) arrays padded
+    # to its largest cell, so that the cells' colours broadcast (no per-pixel gathers) and few
+    # numpy calls run; the padding is masked out.
+    inner_rows, inner_cols = int(ay.stop[h // 2] - ay.start[h // 2]) + 1, \
+        int(ax.stop[w // 2] - ax.start[w // 2]) + 1
+    inner = (rows <= inner_rows) & (cols <= inner_cols)
+    flat_out = out.reshape(-1)
+    lr_rows, hr_rows = _rows(guide_lr), _rows(guide_hr)
+    for group in (np.flatnonzero(inner), np.flatnonzero(~inner)):
+        if group.size == 0:
+            continue
+        g_rows, g_cols = rows[group], cols[group]
+        n_rows, n_cols = int(g_rows.max()), int(g_cols.max())
+        if n_rows == 0 or n_cols == 0:
+            continue  # shrinking: no output pixel has these lower neighbours
+        gi, gj = cell_i[group], cell_j[group]
+        dy, dx = np.divmod(np.arange(n_rows * n_cols), n_cols)
+        y = np.minimum(ay.start[gi] + dy[:, None], height - 1)  # (S, K)
+        x = np.minimum(ax.start[gj] + dx[:, None], width - 1)
+        pixel = y * width + x
+        chosen = _choose(depth, lr_rows, hr_rows.take(pixel, axis=0), gi, gj,
+                         ay.frac.take(y), ax.frac.take(x), distance_weight)
+        valid = (dy[:, None] < g_rows) & (dx[:, None] < g_cols)
+        if valid.all():
+            flat_out[pixel] = chosen
+        else:
+            flat_out[pixel[valid]] = chosen[valid]
+    return out
 
-    fy, fx = ay.frac.take(y), ax.frac.take(x)
+
+def _choose(depth: np.ndarray, lr_rows: np.ndarray, colour_hr: np.ndarray, cell_i: np.ndarray,
+            cell_j: np.ndarray, fy: np.ndarray, fx: np.ndarray,
+            distance_weight: float) -> np.ndarray:
+    """The chosen neighbour's depth for (S, K) output pixels of K cells: ``colour_hr``
+    (S, K, C), ``fy``/``fx`` (S, K) upper-neighbour weights, cells (K,) at (i, j)."""
+    h, w = depth.shape
+    below_i, right_j = np.minimum(cell_i + 1, h - 1), np.minimum(cell_j + 1, w - 1)
+    corners = (cell_i * w + cell_j, cell_i * w + right_j, below_i * w + cell_j,
+               below_i * w + right_j)
+    corner_depth = depth.reshape(-1).take(corners)  # (4, K)
+    channels = colour_hr.shape[2]
+    hr = _unit(np.ascontiguousarray(np.moveaxis(colour_hr, 2, 0)))  # (C, S, K)
     one = np.float32(1.0)
     gy, gx = one - fy, one - fx
     weights = (gy * gx, gy * fx, fy * gx, fy * fx)
     dw = np.float32(distance_weight)
-    hr = [_unit(colour_hr[..., c]) for c in range(channels)]
-    best_cost = np.full(pixel.shape, np.inf, np.float32)
-    best_corner = np.zeros(pixel.shape, np.uint8)
-    for index, (colour, weight) in enumerate(zip(corner_colour, weights)):
+    best_cost = np.full(fy.shape, np.inf, np.float32)
+    best_corner = np.zeros(fy.shape, np.uint8)
+    for index, (corner, weight) in enumerate(zip(corners, weights)):
+        colour = _unit(lr_rows.take(corner, axis=0)).T  # (C, K)
         cost = np.abs(hr[0] - colour[0])
         for c in range(1, channels):  # torch sums the channels in order
             cost += np.abs(hr[c] - colour[c])
@@ -150,21 +167,23 @@ def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: 
         # Branch-free select (a masked write is ~10x slower on random masks): a later
         # corner's index is larger than any earlier one.
         np.maximum(best_corner, better.view(np.uint8) * np.uint8(index), out=best_corner)
-    chosen = corner_depth.reshape(-1).take(best_corner.astype(np.intp) * cells.size
-                                           + np.arange(cells.size))
-    out.reshape(-1)[pixel[inside]] = chosen[inside]
-    return out
+    return corner_depth.reshape(-1).take(best_corner.astype(np.intp) * corner_depth.shape[1]
+                                         + np.arange(corner_depth.shape[1]))
 
 
 def _pair_extrema(values: np.ndarray, *, axis: int) -> tuple[np.ndarray, np.ndarray]:
     """Element-wise min and max of each entry and its next one along ``axis`` (the last
     entry pairs with itself, as the clamped upper neighbour does)."""
-    following = np.empty_like(values)
+    low, high = np.empty_like(values), np.empty_like(values)
     if axis == 0:
-        following[:-1], following[-1] = values[1:], values[-1]
+        np.minimum(values[:-1], values[1:], out=low[:-1])
+        np.maximum(values[:-1], values[1:], out=high[:-1])
+        low[-1] = high[-1] = values[-1]
     else:
-        following[:, :-1], following[:, -1] = values[:, 1:], values[:, -1]
-    return np.minimum(values, following), np.maximum(values, following)
+        np.minimum(values[:, :-1], values[:, 1:], out=low[:, :-1])
+        np.maximum(values[:, :-1], values[:, 1:], out=high[:, :-1])
+        low[:, -1] = high[:, -1] = values[:, -1]
+    return low, high
 
 
 def _rows(guide: np.ndarray) -> np.ndarray:
