@@ -21,7 +21,8 @@ Run: ``.venv/bin/python benchmarks/bench_node.py [--variant seed_small] [--secon
 
 ``--frame-path``: instead, the per-frame path at camera resolution (1920x1080 bgr8 and yuyv,
 640x480 rgb8, 128k points), old code path against new in one process: callback-thread busy
-share and everything-except-the-model p50/p95 (``benchmarks/frame_path.py``).
+share and everything-except-the-model p50/p95, bilinear and edge-aware upsampling
+(``benchmarks/frame_path.py``; ``--weights``, default the shipped ones).
 """
 
 from __future__ import annotations
@@ -292,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.frame_path:
         from frame_path import report
 
-        return report('<random seed_small>', args.frames)
+        from g2mono_ros.weights import DEMO_WEIGHTS
+
+        return report(args.weights or str(DEMO_WEIGHTS), args.frames)
     rgb, xyz = synthetic_inputs(np.random.default_rng(0))
     with tempfile.TemporaryDirectory(prefix='g2mono_bench_') as tmp:
         weights = Path(args.weights) if args.weights else save_checkpoint(

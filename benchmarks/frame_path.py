@@ -16,12 +16,18 @@ Used by ``bench_node.py --frame-path``. For each case (1920x1080 bgr8 and yuyv, 
   timed inside and subtracted (both paths call the same engine).
 
 The old worker path is kept here, callable, so the comparison is always made in the same run.
+
+Edge-aware cases (``upsample: edge_aware``, the node's default): the new worker path as the
+node runs it (camera-size image decoded too, as the guide), once with the torch upsampler that
+computes all four neighbours at every pixel (``torch``, the path before
+``models.upsample_host``) and once as the node runs now (``new``).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +38,8 @@ N_POINTS = 131_072
 ROTATION = [0.5, -0.5, 0.5, 0.5]  # REP 103 LiDAR -> camera optical
 CASES = (('1920x1080 bgr8', 1080, 1920, 'bgr8'), ('1920x1080 yuyv', 1080, 1920, 'yuyv'),
          ('640x480 rgb8', 480, 640, 'rgb8'))
+#: (label, height, width, encoding): the node's default edge-aware upsampling, torch vs new.
+EDGE_AWARE_CASES = (('1080p bgr8 edge', 1080, 1920, 'bgr8'), ('480p rgb8 edge', 480, 640, 'rgb8'))
 
 
 def _image_pixels(height: int, width: int, encoding: str, rng: np.random.Generator) -> np.ndarray:
@@ -53,10 +61,19 @@ def _image_pixels(height: int, width: int, encoding: str, rng: np.random.Generat
 
 
 def _cloud(rng: np.random.Generator) -> np.ndarray:
-    """128 rings x 1024 azimuths over 360 degrees, 3-40 m; about a quarter in front."""
+    """128 rings x 1024 azimuths over 360 degrees; about a quarter in front.
+
+    A scene, not noise (the edge-aware upsampler's work grows with the depth edges): ground
+    1.8 m below the sensor, a wall at 30 m, two boxes at 6 and 12 m, 2 cm range noise.
+    """
     ring = np.repeat(np.linspace(-0.39, 0.26, 128), 1024)
     azimuth = np.tile(np.linspace(-np.pi, np.pi, 1024, endpoint=False), 128)
-    distance = rng.uniform(3.0, 40.0, N_POINTS)
+    below = np.minimum(ring, -1e-3)
+    distance = np.where(ring < -0.06, np.minimum(1.8 / np.sin(-below), 30.0), 30.0)
+    for centre, half_width, top, box_m in ((0.3, 0.15, 0.1, 6.0), (-0.4, 0.1, 0.05, 12.0)):
+        box = (np.abs(azimuth - centre) < half_width) & (ring < top)
+        distance = np.where(box, np.minimum(distance, box_m), distance)
+    distance = distance + rng.normal(0.0, 0.02, N_POINTS)
     return np.stack([distance * np.cos(ring) * np.cos(azimuth),
                      distance * np.cos(ring) * np.sin(azimuth),
                      distance * np.sin(ring)], axis=1).astype(np.float32)
@@ -121,6 +138,7 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
     from g2mono_ros.fusion.projection import project_points_to_depth
     from g2mono_ros.fusion.sparse import SparseProjector
     from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+    from g2mono_ros.imaging import area_resize
     from g2mono_ros.ros import codecs
 
     header = Header(frame_id='camera_optical')
@@ -166,69 +184,99 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
         old_depth_to_image(sparse_full, header)
         out['old_pair'].append(time.perf_counter() - t0 - timed.seconds)
 
-    def new_pair() -> None:
+    def new_pair(key: str = 'new_pair') -> None:
         new_callbacks()
         timed.seconds = 0.0
         t0 = time.perf_counter()
-        rgb = codecs.rgb_from_image(image_msg, out_hw=net_hw)
+        guide = None
+        if engine.config.upsample == 'bilinear':
+            rgb = codecs.rgb_from_image(image_msg, out_hw=net_hw)
+        else:  # as the node's worker: the camera-size image is the guide
+            guide = codecs.rgb_from_image(image_msg)
+            rgb = area_resize(guide, net_hw)
         xyz, _ = codecs.pointcloud2_to_xyz(cloud_msg)
-        work = process_pair(engine, PairInputs(rgb, xyz, camera), T, min_range=0.5,
+        work = process_pair(engine, PairInputs(rgb, xyz, camera, guide=guide), T, min_range=0.5,
                             max_range=100.0, want_sparse=True, want_colorized=False,
                             projector=projector)
         codecs.depth_to_image(work.depth_m, header, '32FC1', clean=True)
-        codecs.depth_to_image(work.sparse_m, header, '32FC1', clean=True)
-        out['new_pair'].append(time.perf_counter() - t0 - timed.seconds)
+        codecs.depth_to_image(work.sparse_m, header, '32FC1', clean=True,
+                              pixels=work.sparse_pixels)
+        out[key].append(time.perf_counter() - t0 - timed.seconds)
 
+    def torch_upsampling_pair() -> None:
+        from g2mono_ros.models import upsample
+
+        host_path, upsample._host_path = upsample._host_path, lambda *tensors: False
+        try:
+            new_pair('old_pair')
+        finally:
+            upsample._host_path = host_path
+
+    first = old_pair if engine.config.upsample == 'bilinear' else torch_upsampling_pair
+    if first is torch_upsampling_pair:  # same callbacks in both: the new ones
+        out['old_image_cb'], out['old_cloud_cb'] = out['new_image_cb'], out['new_cloud_cb']
     try:
-        old_pair()  # warm-up of both paths, not recorded
+        first()  # warm-up of both paths, not recorded
         new_pair()
         for values in out.values():
             values.clear()
         for _ in range(frames):  # interleaved: load drift hits both alike
-            old_pair()
+            first()
             new_pair()
     finally:
         engine._forward = timed.forward
     return out
 
 
-def report(engine_label: str, frames: int, seed: int = 0) -> int:
-    """Run every case and print the table; 0 when the new path meets every target."""
+def report(weights: str, frames: int, seed: int = 0) -> int:
+    """Run every case and print the table; 0 when the new path meets every target.
+
+    ``weights``: a checkpoint; its forward pass is subtracted, but edge-aware upsampling needs
+    an output that looks like depth (a random network's is noise: edges everywhere).
+    """
     import os
     import platform
 
     from g2mono_ros.config import EngineConfig
-    from g2mono_ros.models import create_model
+    from g2mono_ros.models.checkpoint import load_checkpoint
     from g2mono_ros.models.engine import DepthEngine
 
-    model = create_model('seed_small')
-    # Bilinear upsampling in both paths: the old path had nothing else (edge-aware upsampling,
-    # newer, is the quality benchmark's subject).
-    engine = DepthEngine(EngineConfig(weights=engine_label, device='cpu', input_height=320,
-                                      max_depth=80.0, upsample='bilinear'), model=model)
+    loaded = load_checkpoint(weights)
+
+    def make_engine(upsample: str) -> Any:
+        return DepthEngine(EngineConfig(weights=weights, device='cpu', input_height=320,
+                                        max_depth=80.0, upsample=upsample), model=loaded)
+
     rng = np.random.default_rng(seed)
     cpu = _cpu_model() or platform.processor() or 'unknown CPU'
     print(f'per-frame path, old vs new, same run: {cpu}; {os.cpu_count()} CPUs; load average '
           f'{os.getloadavg()[0]:.1f}; {frames} frames per case (interleaved); network '
-          f'seed_small at input height 320 (its forward pass is subtracted)')
-    print(f'{"case":<16}{"path":<5}{"image cb ms":>12}{"cloud cb ms":>12}{"cb busy %":>10}'
+          f'{loaded.variant} ({Path(weights).name}) at input height 320 (its forward pass is '
+          'subtracted)')
+    print(f'{"case":<16}{"path":<6}{"image cb ms":>12}{"cloud cb ms":>12}{"cb busy %":>10}'
           f'{"non-model p50":>14}{"p95 ms":>8}')
     ok = True
-    for label, height, width, encoding in CASES:
-        t = run_case(engine, height, width, encoding, frames, rng)
-        target_ms = 15.0 if height >= 1080 else 10.0
-        for path in ('old', 'new'):
-            image_ms = float(np.median(t[f'{path}_image_cb'])) * 1e3
-            cloud_ms = float(np.median(t[f'{path}_cloud_cb'])) * 1e3
-            busy = (CAMERA_HZ * image_ms + LIDAR_HZ * cloud_ms) / 10.0  # ms per s -> %
-            pair = np.asarray(t[f'{path}_pair']) * 1e3
-            p50, p95 = float(np.percentile(pair, 50)), float(np.percentile(pair, 95))
-            print(f'{label:<16}{path:<5}{image_ms:>12.3f}{cloud_ms:>12.3f}{busy:>10.2f}'
-                  f'{p50:>14.2f}{p95:>8.2f}')
-            if path == 'new':
-                ok = ok and busy < 10.0 and p95 < target_ms
-        print(f'{"":<16}targets: callback thread < 10 % busy; non-model p95 < '
-              f'{target_ms:g} ms')
+    # Bilinear upsampling in both paths: the old path had nothing else. Then the default
+    # edge-aware upsampling, the torch upsampler against the node's path now.
+    runs = [(make_engine('bilinear'), CASES, 'old'),
+            (make_engine('edge_aware'), EDGE_AWARE_CASES, 'torch')]
+    for engine, cases, old_name in runs:
+        for label, height, width, encoding in cases:
+            t = run_case(engine, height, width, encoding, frames, rng)
+            target_ms = 15.0 if height >= 1080 else 10.0
+            for path in ('old', 'new'):
+                image_ms = float(np.median(t[f'{path}_image_cb'])) * 1e3
+                cloud_ms = float(np.median(t[f'{path}_cloud_cb'])) * 1e3
+                busy = (CAMERA_HZ * image_ms + LIDAR_HZ * cloud_ms) / 10.0  # ms per s -> %
+                pair = np.asarray(t[f'{path}_pair']) * 1e3
+                p50, p95 = float(np.percentile(pair, 50)), float(np.percentile(pair, 95))
+                name = old_name if path == 'old' else path
+                print(f'{label:<16}{name:<6}{image_ms:>12.3f}{cloud_ms:>12.3f}{busy:>10.2f}'
+                      f'{p50:>14.2f}{p95:>8.2f}')
+                if path == 'new':
+                    ok = ok and busy < 10.0 and p95 < target_ms
+            print(f'{"":<16}targets: callback thread < 10 % busy; non-model p95 < '
+                  f'{target_ms:g} ms')
     print('cb busy % = (30 Hz x image callback + 10 Hz x cloud callback) time per second. '
           'non-model = decode, resize, projection(s), up-sampling, depth message(s); '
           'publish_sparse on.')

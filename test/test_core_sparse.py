@@ -143,3 +143,15 @@ def test_torch_projector_matches_numpy_on_cpu_tensors() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 def test_torch_projector_matches_numpy_on_cuda() -> None:
     _torch_matches_numpy('cuda')
+
+
+def test_full_pixels_cover_every_point_of_the_image_size_map() -> None:
+    camera, points = _camera(), _points(seed=4)
+    projector = SparseProjector()
+    for seed in (4, 5):  # the reused buffer: the second scan's pixels, not the first's
+        maps = projector.project(_points(seed=seed), T_IDENTITY, camera, (64, 128),
+                                 min_range=0.5, max_range=50.0, want_full=True)
+        assert maps.full_pixels is not None and maps.full_pixels.dtype == np.int64
+        assert set(np.flatnonzero(maps.full)) == set(maps.full_pixels.tolist())
+    assert projector.project(points, T_IDENTITY, camera, (64, 128), min_range=0.5,
+                             max_range=50.0, want_full=False).full_pixels is None

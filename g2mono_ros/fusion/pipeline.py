@@ -199,12 +199,15 @@ class PairWork(NamedTuple):
         sparse_m: (H, W) float32 metres, the projected LiDAR input at image size, or None.
         colorized: (H, W, 3) uint8 rendering of ``depth_m``, or None.
         timings_s: stage -> seconds (``pre``, ``model``, ``post``).
+        sparse_pixels: (M,) flat indices into ``sparse_m`` outside which it is 0 (for
+            ``codecs.depth_to_image(..., pixels=)``), or None.
     """
 
     depth_m: np.ndarray
     sparse_m: np.ndarray | None
     colorized: np.ndarray | None
     timings_s: dict[str, float]
+    sparse_pixels: np.ndarray | None = None
 
 
 def sparse_at_network_size(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: Any,
@@ -313,7 +316,7 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
         raise ShapeError(msg)
     t3 = clock()
     return PairWork(depth, sparse_full, colorized,
-                    {'pre': t1 - t0, 'model': t2 - t1, 'post': t3 - t2})
+                    {'pre': t1 - t0, 'model': t2 - t1, 'post': t3 - t2}, maps.full_pixels)
 
 
 def classify_image_error(exc: Exception, encoding: str, supported: frozenset[str]) -> str:

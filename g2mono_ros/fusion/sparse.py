@@ -25,10 +25,14 @@ class SparseMaps(NamedTuple):
     Attributes:
         net: (h, w) float32 metres at the network input size, 0 = no point (finite, >= 0).
         full: (H, W) float32 metres at the image size, or None when not asked for.
+        full_pixels: (M,) int64 flat indices into ``full`` outside which it is 0 (repeats
+            possible), so an encoder need not scan the whole map; None on a device or
+            without ``full``.
     """
 
     net: Any
     full: Any | None
+    full_pixels: np.ndarray | None = None
 
 
 def network_pixel_index(index: Any, in_size: int, out_size: int) -> Any:
@@ -133,14 +137,15 @@ class SparseProjector:
         hit = project_points(points_lidar, T_cam_lidar, camera, min_range=min_range,
                              max_range=max_range)
         H, W = camera.height, camera.width
-        full = None
+        full = full_pixels = None
         if want_full:
-            full = self._render('full', H * W, hit.row * W + hit.col, hit.depth).reshape(H, W)
+            full_pixels = hit.row * W + hit.col
+            full = self._render('full', H * W, full_pixels, hit.depth).reshape(H, W)
         if (h, w) == (H, W) and full is not None:
-            return SparseMaps(full, full)
+            return SparseMaps(full, full, full_pixels)
         lin = (network_pixel_index(hit.row, H, h) * w + network_pixel_index(hit.col, W, w))
         net = self._render('net', h * w, lin, hit.depth).reshape(h, w)
-        return SparseMaps(net, full)
+        return SparseMaps(net, full, full_pixels)
 
     def _render(self, role: str, size: int, lin: np.ndarray, depths: np.ndarray) -> np.ndarray:
         if not self._reuse:

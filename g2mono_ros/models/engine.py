@@ -508,9 +508,8 @@ class DepthEngine:
                             else self._to_device(sparse_in, 'sparse'))[None, None]
                 depth = self.infer_tensors(rgb_t, sparse_t)
                 if stream is None and not (edge_aware or pin_full):
-                    host_depth = self._upsample_on_host(depth[0, 0].numpy(), (height, width))
-                    # Bilinear weights summing to 1 - ulp can overshoot max_depth by a step.
-                    return np.clip(host_depth, 0.0, self._max_depth, out=host_depth)
+                    # Clipped there: bilinear weights summing to 1 - ulp can overshoot max_depth.
+                    return self._upsample_on_host(depth[0, 0].numpy(), (height, width))
                 if (height, width) != (h, w):
                     depth = self._to_camera_size(
                         depth, (height, width), rgb_t, rgb_full if edge_aware else None,
@@ -544,8 +543,9 @@ class DepthEngine:
             sparse = self._to_device(np.asarray(sparse_full, np.float32), 'sparse_full')
             sparse = sparse[None, None].clamp(0.0, self._max_depth)
         if rgb_full is not None:
-            guide_hr = self._to_device(rgb_full, 'rgb_full').permute(2, 0, 1)[None].float() / 255.0
-            guide_lr = rgb_net.float() / 255.0
+            # uint8 guides: models.upsample scales them (on CPU only at the edge pixels).
+            guide_hr = self._to_device(rgb_full, 'rgb_full').permute(2, 0, 1)[None]
+            guide_lr = rgb_net
             if sparse_net is not None and sparse is not None:
                 depth = prefill_guided_upsample(depth, sparse_net.float(), sparse, guide_lr,
                                                 guide_hr, kind=self.loaded.model.prefill_kind)

@@ -45,8 +45,9 @@ def edge_aware_upsample(depth: Tensor, guide_lr: Tensor, guide_hr: Tensor, *,
 
     Args:
         depth: (B, 1, h, w) depth, any unit (0 = none).
-        guide_lr: (B, C, h, w) guide image at the depth's size (the network's RGB input), [0, 1].
-        guide_hr: (B, C, H, W) the guide at the output size, [0, 1].
+        guide_lr: (B, C, h, w) guide image at the depth's size (the network's RGB input), float
+            [0, 1] or uint8 0..255 (scaled by 1/255 here).
+        guide_hr: (B, C, H, W) the guide at the output size, the same kind.
         edge_ratio: > 1.
         distance_weight: how strongly nearer neighbours win colour ties.
 
@@ -66,6 +67,18 @@ def edge_aware_upsample(depth: Tensor, guide_lr: Tensor, guide_hr: Tensor, *,
     if guide_hr.ndim != 4 or guide_hr.shape[:2] != guide_lr.shape[:2]:
         msg = f'guide_hr must be (B, {guide_lr.shape[1]}, H, W); got {tuple(guide_hr.shape)}'
         raise ShapeError(msg)
+    if _host_path(depth, guide_lr, guide_hr):
+        # One CPU image: the host version decides colours at the edge pixels only (~60x
+        # faster at 1080p, the same result but float rounding off the edges).
+        from g2mono_ros.models.upsample_host import edge_aware_upsample_host
+
+        out = edge_aware_upsample_host(depth[0, 0].float().numpy(),
+                                       guide_lr[0].permute(1, 2, 0).numpy(),
+                                       guide_hr[0].permute(1, 2, 0).numpy(),
+                                       edge_ratio=edge_ratio, distance_weight=distance_weight)
+        return torch.from_numpy(out)[None, None]
+    guide_lr, guide_hr = (g.float() / 255.0 if g.dtype == torch.uint8 else g
+                          for g in (guide_lr, guide_hr))
     height, width = guide_hr.shape[-2:]
     device = depth.device
     y0, y1, fy = _source_coords(height, h, device)
@@ -94,6 +107,14 @@ def edge_aware_upsample(depth: Tensor, guide_lr: Tensor, guide_hr: Tensor, *,
         best_depth = torch.where(better, value, best_depth)
     edge = high > edge_ratio * low
     return torch.where(edge, best_depth, bilinear)
+
+
+def _host_path(depth: Tensor, *guides: Tensor) -> bool:
+    """One CPU image without autograd, guides uint8 or float32: ``upsample_host`` runs it."""
+    tensors = (depth, *guides)
+    return (depth.shape[0] == 1 and all(t.device.type == 'cpu' for t in tensors)
+            and all(g.dtype in (torch.uint8, torch.float32) for g in guides)
+            and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)))
 
 
 def upsample_depth(depth: Tensor, size: tuple[int, int], *, mode: str = 'bilinear',

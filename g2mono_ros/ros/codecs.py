@@ -412,6 +412,49 @@ def _as_byte_array(arr: np.ndarray) -> pyarray.array:
     return data
 
 
+def _message_pixels(out: Any, shape: tuple[int, ...], dtype: np.dtype, *,
+                    source: np.ndarray | None = None, fill: Any = 0) -> np.ndarray:
+    """Give the message ``out`` a ``data`` buffer for ``shape`` x ``dtype`` and return a
+    writable view of it, so that the pixels are written once, straight into the message.
+
+    Every distro's generated setter takes an ``array('B')`` without a per-element check
+    (Humble adopts it, Jazzy/Kilted copy it); an empty one goes through the setter and the
+    message's own array is filled in place, so no full-size copy is made.
+
+    Args:
+        source: an array of ``shape`` copied in (the one copy; byte order converted);
+            None: every pixel starts as ``fill``.
+    """
+    out.data = pyarray.array('B')
+    data = out.data  # the message's own array (the getter returns it, on every distro)
+    count = int(np.prod(shape))
+    if count == 0:
+        return np.zeros(shape, dtype)
+    if source is not None:
+        data.frombytes(np.ascontiguousarray(source, dtype).reshape(-1).view(np.uint8))
+    else:
+        data.frombytes(np.full(1, fill, dtype).view(np.uint8))
+        data *= count
+    return np.frombuffer(data, dtype).reshape(shape)
+
+
+def _new_image(shape: tuple[int, ...], dtype: np.dtype, encoding: str, header: Any, *,
+               source: np.ndarray | None = None, fill: Any = 0) -> tuple[Any, np.ndarray]:
+    """An Image of (H, W, C) ``shape`` in native byte order and a writable view of its pixels
+    (valid while the caller builds the message; ``source``, ``fill``: see
+    ``_message_pixels``)."""
+    from sensor_msgs.msg import Image
+
+    native = dtype.newbyteorder('=')
+    out = Image()
+    out.header = _new_header(header)
+    out.height, out.width = int(shape[0]), int(shape[1])
+    out.encoding = encoding
+    out.is_bigendian = 1 if _NATIVE_BIG and native.itemsize > 1 else 0
+    out.step = int(shape[1] * shape[2] * native.itemsize)
+    return out, _message_pixels(out, tuple(shape), native, source=source, fill=fill)
+
+
 def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
     """Encode an array as a sensor_msgs/msg/Image (native byte order, unpadded rows).
 
@@ -424,8 +467,6 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
         MessageError: unknown encoding.
         ShapeError: shape or dtype that does not match the encoding.
     """
-    from sensor_msgs.msg import Image
-
     spec = _encoding(encoding)
     arr = np.asarray(array)
     expected_dtype = np.dtype(spec.dtype)
@@ -438,19 +479,12 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None) -> Any:
     if arr.dtype.newbyteorder('=') != expected_dtype.newbyteorder('='):
         msg = f'encoding {encoding!r} expects dtype {expected_dtype}; got {arr.dtype}'
         raise ShapeError(msg)
-    arr = arr.astype(expected_dtype.newbyteorder('='), copy=False)
-    out = Image()
-    out.header = _new_header(header)
-    out.height, out.width = int(arr.shape[0]), int(arr.shape[1])
-    out.encoding = encoding
-    out.is_bigendian = 1 if _NATIVE_BIG and arr.dtype.itemsize > 1 else 0
-    out.step = int(arr.shape[1] * spec.channels * arr.dtype.itemsize)
-    out.data = _as_byte_array(arr)
+    out, _ = _new_image(arr.shape, expected_dtype, encoding, header, source=arr)
     return out
 
 
 def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32FC1', *,
-                   clean: bool = False) -> Any:
+                   clean: bool = False, pixels: np.ndarray | None = None) -> Any:
     """Encode metric depth as a sensor_msgs/msg/Image following REP 118.
 
     REP 118 (and depth_image_proc) read 0.0 in a float image as a point at the camera centre,
@@ -465,6 +499,8 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
             the nearest, no estimate and depths above 65.535 m = 0.
         clean: the caller guarantees float32 values that are finite and >= 0 (the engine's
             output, a projection): the finiteness pass is skipped; only 0 (no data) is mapped.
+        pixels: with ``clean`` and ``32FC1``: flat indices (repeats allowed) outside which
+            ``depth_m`` is 0, e.g. ``SparseMaps.full_pixels``; only they are read.
 
     Raises:
         ShapeError: ``depth_m`` is not 2-D.
@@ -480,11 +516,28 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
     depth = depth.astype(np.float32, copy=False)
     if clean:
         if encoding == '32FC1':
-            return numpy_to_image(np.where(depth > 0, depth, np.float32(np.nan)), '32FC1',
-                                  header)
-        millimetres = np.rint(depth * np.float32(1000.0))
+            # NaN for no data, written once into the message (no temporary, no second copy).
+            shape, f32, nan = (*depth.shape, 1), np.dtype(np.float32), np.float32(np.nan)
+            if pixels is not None:  # a projection that says where its points are
+                out, image = _new_image(shape, f32, '32FC1', header, fill=nan)
+                values = depth.reshape(-1)[pixels]
+                image.reshape(-1)[pixels] = np.where(values > 0, values, nan)
+                return out
+            sample = depth[::32, ::32]
+            if 2 * np.count_nonzero(sample) > sample.size:  # dense (the engine's output)
+                # Copied in, then the few holes: a masked copy is twice as slow.
+                out, image = _new_image(shape, f32, '32FC1', header, source=depth[:, :, None])
+                image[:, :, 0][depth <= 0] = nan
+            else:  # sparse (a projection): NaN everywhere, then the points
+                out, image = _new_image(shape, f32, '32FC1', header, fill=nan)
+                np.copyto(image[:, :, 0], depth, where=depth > 0)
+            return out
+        millimetres = np.multiply(depth, np.float32(1000.0))
+        np.rint(millimetres, out=millimetres)
         millimetres[millimetres > _UINT16_MAX] = 0.0
-        return numpy_to_image(millimetres.astype(np.uint16), '16UC1', header)
+        out, pixels = _new_image((*depth.shape, 1), np.dtype(np.uint16), '16UC1', header)
+        np.copyto(pixels[:, :, 0], millimetres, casting='unsafe')
+        return out
     with np.errstate(invalid='ignore'):
         invalid = ~(np.isfinite(depth) & (depth > 0))
     if encoding == '32FC1':

@@ -814,9 +814,12 @@ class DepthNodePhases:
                                          cloud_frame=scan.frame_id, image_frame=image_frame)
         if suspect:
             self._log_fault('extrinsic_suspect', suspect)
+        # Lazy, as image_transport publishes: no image-size map nobody subscribed to.
+        pub_sparse = self._pub_sparse
+        want_sparse = pub_sparse is not None and pub_sparse.get_subscription_count() > 0
         work = process_pair(self.engine, PairInputs(rgb, points, model, guide=rgb_full),
                             T_cam_lidar, min_range=proj.min_range, max_range=proj.max_range,
-                            want_sparse=self._pub_sparse is not None, want_colorized=False,
+                            want_sparse=want_sparse, want_colorized=False,
                             projector=self._projector)
         if self._queue.closed:  # shutting down: the publishers may already be gone
             return
@@ -916,7 +919,8 @@ class DepthNodePhases:
         codecs = self._codecs
         if self._pub_sparse is not None and work.sparse_m is not None:
             self._pub_sparse.publish(codecs.depth_to_image(work.sparse_m, header,
-                                                           encoding='32FC1', clean=True))
+                                                           encoding='32FC1', clean=True,
+                                                           pixels=work.sparse_pixels))
         if self._pub_color is not None:
             from g2mono_ros.visualize import colorize_depth
 

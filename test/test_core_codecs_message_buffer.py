@@ -1,0 +1,74 @@
+"""Images encoded straight into the message's own buffer: the bytes of the previous encoders
+(a temporary array, then a copy into an ``array('B')``), and a buffer the message owns."""
+
+from __future__ import annotations
+
+import array
+
+import numpy as np
+import pytest
+
+from g2mono_ros.ros.codecs import depth_to_image, image_to_numpy, numpy_to_image
+
+_UINT16_MAX = 65535
+
+
+def _previous_clean_encoding(depth: np.ndarray, encoding: str) -> bytes:
+    """What ``depth_to_image(..., clean=True)`` produced before it wrote into the message."""
+    if encoding == '32FC1':
+        return np.where(depth > 0, depth, np.float32(np.nan)).tobytes()
+    millimetres = np.rint(depth * np.float32(1000.0))
+    millimetres[millimetres > _UINT16_MAX] = 0.0
+    return millimetres.astype(np.uint16).tobytes()
+
+
+@pytest.mark.parametrize('encoding', ['32FC1', '16UC1'])
+@pytest.mark.parametrize('density', [1.0, 0.02])
+def test_clean_depth_bytes_equal_the_previous_encoder(encoding: str, density: float) -> None:
+    rng = np.random.default_rng(7)
+    depth = rng.uniform(0.01, 90.0, (37, 53)).astype(np.float32)
+    depth[rng.random(depth.shape) >= density] = 0.0  # dense engine output / sparse projection
+    depth[0, :3] = (0.0, 70.0, 65.535)  # no data, too far for 16 bits, the last that fits
+    msg = depth_to_image(depth, None, encoding, clean=True)
+    assert isinstance(msg.data, array.array) and msg.data.typecode == 'B'
+    assert len(msg.data) == msg.step * msg.height
+    assert bytes(msg.data) == _previous_clean_encoding(depth, encoding)  # NaN bits included
+
+
+def test_the_message_owns_its_buffer_and_nothing_holds_it() -> None:
+    depth = np.full((4, 5), 3.0, np.float32)
+    msg = depth_to_image(depth, None, '32FC1', clean=True)
+    depth[:] = 9.0  # the message is not a view of the input
+    assert (image_to_numpy(msg) == 3.0).all()
+    msg.data.append(0)  # resizable: no numpy view still exports the buffer
+    msg.data.pop()
+    assert len(msg.data) == 4 * 5 * 4
+
+
+def test_numpy_to_image_writes_native_order_once() -> None:
+    big = np.arange(12, dtype='>u2').reshape(3, 4)
+    msg = numpy_to_image(big, '16UC1')
+    assert msg.is_bigendian == (0 if np.little_endian else 1)
+    np.testing.assert_array_equal(image_to_numpy(msg), big)
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)[:, ::-1]  # not contiguous
+    np.testing.assert_array_equal(image_to_numpy(numpy_to_image(rgb, 'rgb8')), rgb)
+    empty = numpy_to_image(np.zeros((0, 4, 3), np.uint8), 'rgb8')
+    assert len(empty.data) == 0 and empty.step == 12
+
+
+def test_sparse_depth_from_its_pixel_indices_equals_the_full_scan() -> None:
+    from g2mono_ros.fusion.camera import CameraModel
+    from g2mono_ros.fusion.sparse import SparseProjector
+
+    rng = np.random.default_rng(3)
+    z = rng.uniform(0.2, 40.0, 5000)
+    points = np.stack([rng.uniform(-0.6, 0.6, 5000) * z, rng.uniform(-0.4, 0.4, 5000) * z, z],
+                      axis=1).astype(np.float32)
+    camera = CameraModel(width=96, height=54, K=np.array([[80.0, 0, 48], [0, 80.0, 27], [0, 0, 1]]),
+                         D=np.zeros(5), distortion_model='plumb_bob')
+    maps = SparseProjector().project(points, np.eye(4), camera, (32, 64), min_range=0.5,
+                                     max_range=30.0, want_full=True)
+    from_pixels = depth_to_image(maps.full, None, '32FC1', clean=True, pixels=maps.full_pixels)
+    scanned = depth_to_image(maps.full, None, '32FC1', clean=True)
+    assert bytes(from_pixels.data) == bytes(scanned.data)
+    assert bytes(from_pixels.data) == _previous_clean_encoding(maps.full, '32FC1')

@@ -1,0 +1,135 @@
+"""The host (numpy + OpenCV) edge-aware upsampler against the torch one it replaces on the CPU:
+the same neighbour chosen at every edge pixel, float rounding elsewhere; dispatch and guides."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from g2mono_ros.errors import ShapeError
+from g2mono_ros.models import upsample
+from g2mono_ros.models.upsample import edge_aware_upsample
+from g2mono_ros.models.upsample_host import _axis, _unit, edge_aware_upsample_host
+
+SIZES = [((8, 12), (32, 48)), ((6, 10), (15, 23)), ((32, 64), (107, 250)), ((20, 30), (20, 30)),
+         ((16, 24), (9, 13))]
+
+
+def _scene(h: int, w: int, height: int, width: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Depth with many ratios near the 1.1 edge threshold, random uint8 guides (worst case)."""
+    rng = np.random.default_rng(seed)
+    depth = (rng.random((h, w), dtype=np.float32) * 4 + 1).astype(np.float32)
+    depth[rng.random((h, w)) < 0.2] *= np.float32(1.1)
+    depth[rng.random((h, w)) < 0.05] = 0.0
+    guide_lr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    guide_hr = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return depth, guide_lr, guide_hr
+
+
+def _torch_reference(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: np.ndarray) -> np.ndarray:
+    """The torch version: a batch of two never takes the host path."""
+    d = torch.from_numpy(depth)[None, None].repeat(2, 1, 1, 1)
+    lr = (torch.from_numpy(guide_lr).permute(2, 0, 1)[None].float() / 255.0).repeat(2, 1, 1, 1)
+    hr = (torch.from_numpy(guide_hr).permute(2, 0, 1)[None].float() / 255.0).repeat(2, 1, 1, 1)
+    return edge_aware_upsample(d, lr, hr)[0, 0].numpy()
+
+
+@pytest.mark.parametrize(('out_size', 'in_size'), [(15, 6), (1080, 320), (1920, 576), (9, 16),
+                                                    (7, 7), (1, 3)])
+def test_axis_is_the_torch_source_coordinates_to_the_bit(out_size, in_size):
+    low, high, frac = (t.numpy() for t in upsample._source_coords(out_size, in_size,
+                                                                   torch.device('cpu')))
+    axis = _axis(out_size, in_size)
+    np.testing.assert_array_equal(axis.low, low)
+    np.testing.assert_array_equal(axis.high, high)
+    assert axis.frac.dtype == np.float32
+    np.testing.assert_array_equal(axis.frac.view(np.uint32), frac.view(np.uint32))
+    for cell in range(in_size):  # the output range of each lower neighbour
+        np.testing.assert_array_equal(np.flatnonzero(low == cell),
+                                      np.arange(axis.start[cell], axis.stop[cell]))
+
+
+def test_uint8_guides_are_scaled_as_torch_scales_them():
+    values = torch.arange(256, dtype=torch.uint8)
+    np.testing.assert_array_equal(_unit(values.numpy()), (values.float() / 255.0).numpy())
+
+
+@pytest.mark.parametrize(('low_hw', 'high_hw'), SIZES)
+def test_host_chooses_the_same_neighbour_as_torch(low_hw, high_hw):
+    depth, guide_lr, guide_hr = _scene(*low_hw, *high_hw)
+    expected = _torch_reference(depth, guide_lr, guide_hr)
+    got = edge_aware_upsample_host(depth, guide_lr, guide_hr)
+    assert got.shape == high_hw and got.dtype == np.float32
+    # Pixels decided by colour are a neighbour's depth: identical. Elsewhere bilinear
+    # (OpenCV vs torch): float rounding, far below the 10 % a wrong neighbour would differ by.
+    bilinear = F.interpolate(torch.from_numpy(depth)[None, None], size=high_hw,
+                             mode='bilinear', align_corners=False)[0, 0].numpy()
+    chosen = np.abs(expected - bilinear) > 1e-3 * np.maximum(bilinear, 1e-3)
+    assert chosen.sum() > 0.05 * chosen.size  # the scene exercises the colour choice
+    np.testing.assert_array_equal(got[chosen], expected[chosen])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_float_and_uint8_guides_and_strided_views_agree():
+    depth, guide_lr, guide_hr = _scene(12, 20, 37, 61, seed=3)
+    from_uint8 = edge_aware_upsample_host(depth, guide_lr, guide_hr)
+    np.testing.assert_array_equal(
+        edge_aware_upsample_host(depth, _unit(guide_lr), _unit(guide_hr)), from_uint8)
+    # Channel-first storage seen as (H, W, C): the engine's permuted tensors.
+    planar_lr = np.ascontiguousarray(guide_lr.transpose(2, 0, 1)).transpose(1, 2, 0)
+    planar_hr = np.ascontiguousarray(guide_hr.transpose(2, 0, 1)).transpose(1, 2, 0)
+    np.testing.assert_array_equal(edge_aware_upsample_host(depth, planar_lr, planar_hr),
+                                  from_uint8)
+
+
+def test_smooth_depth_is_opencv_bilinear_and_a_step_follows_the_colour():
+    import cv2
+
+    rng = np.random.default_rng(1)
+    smooth = (5.0 + 0.02 * rng.random((6, 10))).astype(np.float32)
+    guide_lr = rng.integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    guide_hr = rng.integers(0, 256, (15, 23, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(edge_aware_upsample_host(smooth, guide_lr, guide_hr),
+                                  cv2.resize(smooth, (23, 15), interpolation=cv2.INTER_LINEAR))
+    # A near object (2 m, red) left of a far wall (10 m, blue), 4x: every pixel on one side.
+    depth = np.full((8, 12), 10.0, np.float32)
+    depth[:, :5] = 2.0
+    guide_hr = np.zeros((32, 48, 3), np.uint8)
+    guide_hr[..., 2] = 255
+    guide_hr[:, :20] = (255, 0, 0)
+    guide_lr = cv2.resize(guide_hr, (12, 8), interpolation=cv2.INTER_AREA)
+    out = edge_aware_upsample_host(depth, guide_lr, guide_hr)
+    assert set(np.unique(out)) == {2.0, 10.0}
+    np.testing.assert_array_equal(out == 2.0, guide_hr[..., 0] > 127)
+
+
+def test_edge_aware_upsample_dispatches_one_cpu_image_to_the_host():
+    depth, guide_lr, guide_hr = _scene(8, 12, 30, 41, seed=2)
+    d = torch.from_numpy(depth)[None, None]
+    lr = torch.from_numpy(guide_lr).permute(2, 0, 1)[None]
+    hr = torch.from_numpy(guide_hr).permute(2, 0, 1)[None]
+    host = edge_aware_upsample_host(depth, guide_lr, guide_hr)
+    np.testing.assert_array_equal(edge_aware_upsample(d, lr, hr)[0, 0].numpy(), host)
+    np.testing.assert_array_equal(  # float guides in [0, 1]: the same
+        edge_aware_upsample(d, lr.float() / 255.0, hr.float() / 255.0)[0, 0].numpy(), host)
+    # uint8 guides on the torch path (a batch) are scaled like float ones.
+    batch = [t.repeat(2, 1, 1, 1) for t in (d, lr, hr)]
+    np.testing.assert_array_equal(edge_aware_upsample(*batch)[1, 0].numpy(),
+                                  _torch_reference(depth, guide_lr, guide_hr))
+    # Autograd keeps the torch path (the host one has no gradient).
+    d_grad = d.clone().requires_grad_(True)
+    out = edge_aware_upsample(d_grad, lr.float() / 255.0, hr.float() / 255.0)
+    out.sum().backward()
+    assert d_grad.grad is not None and d_grad.grad.abs().sum() > 0
+
+
+def test_host_checks_shapes():
+    depth, guide_lr, guide_hr = _scene(8, 12, 16, 24)
+    with pytest.raises(ShapeError, match=r'depth must be \(h, w\)'):
+        edge_aware_upsample_host(depth[None], guide_lr, guide_hr)
+    with pytest.raises(ShapeError, match=r'guide_lr must be \(8, 12, C\)'):
+        edge_aware_upsample_host(depth, guide_lr[:, :-1], guide_hr)
+    with pytest.raises(ShapeError, match=r'guide_hr must be \(H, W, 3\)'):
+        edge_aware_upsample_host(depth, guide_lr, guide_hr[..., :2])
