@@ -321,6 +321,8 @@ SEED_OPTION_SETS = [
     {'depth_norm': 'log', 'prefill_input': True, 'residual': True, 'pin_points': True,
      'prefill_kind': 'nearest'},
     {'depth_norm': 'median', 'residual': True},
+    {'depth_norm': 'log', 'prefill_input': True, 'residual': True, 'residual_shrink': 0.05,
+     'pin_points': True, 'prefill_kind': 'scanline'},
     *({'depth_norm': 'log', 'prefill_input': True, 'prefill_kind': kind}
       for kind in PREFILL_KINDS),
 ]
