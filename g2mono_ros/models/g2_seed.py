@@ -431,7 +431,9 @@ class G2Seed(nn.Module):
 
         Only the UNet's modules are swapped: pre- and post-processing (depth scaling, pre-fill,
         residual, pinning) are this class's own code, so the copy follows every option.
-        Shares the weights with this model; alphas are folded at call time.
+        Shares the weights with this model; alphas are folded at call time. Measured with
+        ``benchmarks/bench_model.py`` (seed, 256x512, one thread, busy 2-core machine): the
+        engine ran 1.83-1.89x eager fp32 with this copy, 1.55-1.60x without (CPU time).
 
         Raises:
             RuntimeError: this PyTorch build has no oneDNN (``torch.ops.mkldnn``) convolution,
