@@ -25,7 +25,7 @@ for _path in (ROOT, ROOT / 'benchmarks'):  # the package, and bench_quality besi
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench_quality import cpu_model, motorcycle_frames  # noqa: E402
+from bench_quality import cpu_model, motorcycle_frames, scanline_method  # noqa: E402
 from g2mono_ros.config import EngineConfig  # noqa: E402
 from g2mono_ros.evaluation.baselines import morphological_fill, nearest_fill  # noqa: E402
 from g2mono_ros.evaluation.quality import QUALITY_REGIMES, regime_frames, score_methods  # noqa: E402
@@ -45,6 +45,9 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     'log + nearest pre-fill + residual + pin': ({'depth_norm': 'log', 'prefill_input': True,
                                                  'residual': True, 'pin_points': True,
                                                  'prefill_kind': 'nearest'}, {}, {}),
+    'log + scan-line pre-fill + residual + pin': ({'depth_norm': 'log', 'prefill_input': True,
+                                                   'residual': True, 'pin_points': True,
+                                                   'prefill_kind': 'scanline'}, {}, {}),
 }
 
 
@@ -72,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     real = motorcycle_frames((16, 64)) or []
     frames.update({name: [frame] for name, frame in real})
     fills = {'nearest fill': lambda f: nearest_fill(f.sparse_m),
-             'morphological': lambda f: morphological_fill(f.sparse_m, 100.0)}
+             'morphological': lambda f: morphological_fill(f.sparse_m, 100.0),
+             'scan-line fill (alone)': scanline_method}
     table: dict[str, dict[str, dict[str, float]]] = {}
     for name, suite in frames.items():
         for method, metrics in score_methods(suite, fills).items():

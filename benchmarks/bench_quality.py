@@ -76,6 +76,17 @@ def motorcycle_frames(beams_list: tuple[int, ...]) -> list[tuple[str, QualityFra
             for beams in beams_list]
 
 
+def scanline_method(frame: QualityFrame) -> np.ndarray:
+    """The scan-line fill of the v3 weights' pre-fill (``models.prefill.scanline_fill``), alone,
+    at the camera size: shows what the classical part gives and what the network adds."""
+    import torch
+
+    from g2mono_ros.models.prefill import scanline_fill
+
+    sparse = torch.from_numpy(np.ascontiguousarray(frame.sparse_m, np.float32))[None, None]
+    return scanline_fill(sparse, (sparse > 0).float())[0, 0].numpy()
+
+
 def engine_method(engine: DepthEngine):
     return lambda frame: engine.infer(frame.rgb, frame.sparse_m)
 
@@ -121,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = {
         'nearest fill': lambda f: nearest_fill(f.sparse_m),
         'morphological (IP-Basic)': lambda f: morphological_fill(f.sparse_m, 100.0),
+        'scan-line fill (v3 pre-fill alone)': scanline_method,
     }
     methods.update({name: engine_method(engine) for name, engine in engines.items()})
 

@@ -12,7 +12,8 @@ import torch
 from g2mono_ros.errors import ConfigError, ShapeError
 from g2mono_ros.models import create_model
 from g2mono_ros.models.checkpoint import load_checkpoint, save_checkpoint
-from g2mono_ros.models.prefill import nearest_point_fill, push_pull_fill, sparse_median
+from g2mono_ros.models.prefill import (nearest_point_fill, push_pull_fill, scanline_fill,
+                                       sparse_median)
 
 OPTIONS = {'depth_norm': 'log', 'prefill_input': True, 'residual': True, 'pin_points': True}
 
@@ -182,5 +183,91 @@ def test_nearest_prefill_kind_starts_at_the_nearest_fill() -> None:
     with torch.no_grad():
         out = model(torch.rand(2, 3, 64, 128), sparse, mask)
     torch.testing.assert_close(out, nearest_point_fill(sparse, mask))
-    with pytest.raises(ConfigError, match='prefill_kind must be push_pull or nearest'):
+    with pytest.raises(ConfigError, match='prefill_kind must be one of push_pull, nearest, scanline'):
         create_model('seed_small', prefill_kind='bilateral')
+
+
+def _fill(depth: np.ndarray, **kwargs) -> np.ndarray:
+    t = torch.from_numpy(np.asarray(depth, np.float32))[None, None]
+    return scanline_fill(t, (t > 0).float(), **kwargs)[0, 0].numpy()
+
+
+def test_scanline_fill_interpolates_inverse_depth_between_lines_by_hand() -> None:
+    """Points at rows 0 and 4 of a column, 2 m and 4 m: row 2 is halfway in inverse depth,
+    1 / (0.5 / 2 + 0.5 / 4) = 8/3 m (a plane's depth there), not the 3 m of depth itself."""
+    depth = np.zeros((5, 1), np.float32)
+    depth[0, 0], depth[4, 0] = 2.0, 4.0
+    out = _fill(depth, edge_ratio=3.0)[:, 0]
+    expected = [2.0, 1 / (0.75 / 2 + 0.25 / 4), 8 / 3, 1 / (0.25 / 2 + 0.75 / 4), 4.0]
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_scanline_fill_takes_the_nearer_line_at_a_depth_edge() -> None:
+    """2 m above, 10 m below (ratio 5 > edge_ratio): no ramp through free space."""
+    depth = np.zeros((5, 1), np.float32)
+    depth[0, 0], depth[4, 0] = 2.0, 10.0
+    np.testing.assert_array_equal(_fill(depth)[:, 0], [2.0, 2.0, 2.0, 10.0, 10.0])
+
+
+def test_scanline_fill_is_exact_on_a_plane_where_nearest_fill_is_not() -> None:
+    """A tilted plane (inverse depth affine in the pixel coordinates) seen by 6 scan lines:
+    every pixel between the first and last line is exact; nearest fill leaves a staircase."""
+    rows, cols = np.mgrid[0:40, 0:30].astype(np.float64)
+    truth = (1.0 / (0.1 + 0.004 * rows + 0.002 * cols)).astype(np.float32)
+    sparse = np.zeros_like(truth)
+    sparse[3:40:7] = truth[3:40:7]
+    out = _fill(sparse)
+    inner = slice(3, 39)
+    np.testing.assert_allclose(out[inner], truth[inner], rtol=1e-5)
+    t = torch.from_numpy(sparse)[None, None]
+    nearest = nearest_point_fill(t, (t > 0).float())[0, 0].numpy()
+    assert np.abs(nearest[inner] - truth[inner]).max() > 0.1
+    # Below the last line the plane comes nearer: continued exactly. Above the first line it
+    # recedes (a plane seen towards its horizon): the nearest point, in the same column here.
+    np.testing.assert_allclose(out[39], truth[39], rtol=1e-5)
+    np.testing.assert_array_equal(out[:3], np.repeat(truth[3:4], 3, axis=0))
+
+
+def test_scanline_fill_continues_a_floor_below_the_lowest_line_by_hand() -> None:
+    """Lowest points 4 m (row 2) and 2 m (row 6): inverse depth 0.25 -> 0.5, +1/16 per row;
+    row 8 gets 1 / 0.625 = 1.6 m. ``min_fraction`` 0.7 stops it at 1.4 m (rows >= 9)."""
+    depth = np.zeros((12, 1), np.float32)
+    depth[2, 0], depth[6, 0] = 4.0, 2.0
+    out = _fill(depth, edge_ratio=3.0)[:, 0]
+    np.testing.assert_allclose(out[7:], 1.0 / (0.5 + np.arange(1, 6) / 16.0), rtol=1e-6)
+    capped = _fill(depth, edge_ratio=3.0, min_fraction=0.7)[:, 0]
+    np.testing.assert_allclose(capped[7:], np.maximum(1.0 / (0.5 + np.arange(1, 6) / 16.0), 1.4),
+                               rtol=1e-6)
+    # Two lowest points on different surfaces (ratio 2 > edge_ratio 1.25): the nearest point.
+    np.testing.assert_array_equal(_fill(depth)[7:, 0], [2.0] * 5)
+    # A surface that recedes downwards (a table top seen from below): the nearest point too.
+    depth[2, 0], depth[6, 0] = 2.0, 2.2
+    np.testing.assert_array_equal(_fill(depth)[7:, 0], np.float32([2.2] * 5))
+
+
+def test_scanline_fill_keeps_points_falls_back_to_nearest_and_is_scale_free() -> None:
+    rng = np.random.default_rng(4)
+    sparse = np.zeros((24, 32), np.float32)
+    sparse[2:24:5, 4:20] = rng.uniform(1.0, 5.0, sparse[2:24:5, 4:20].shape)
+    out = _fill(sparse)
+    np.testing.assert_array_equal(out[sparse > 0], sparse[sparse > 0])
+    t = torch.from_numpy(sparse)[None, None]
+    nearest = nearest_point_fill(t, (t > 0).float())[0, 0].numpy()
+    # Columns 20.. have no point at all: the nearest-point fill, one column more than the
+    # closed row gap (max_row_gap=1 extends each line by one pixel).
+    np.testing.assert_array_equal(out[:, 21:], nearest[:, 21:])
+    np.testing.assert_allclose(_fill(sparse * 7.5), out * 7.5, rtol=1e-5)
+    assert np.all(out > 0)
+    assert not _fill(np.zeros((4, 4), np.float32)).any()
+
+
+@pytest.mark.parametrize('norm', ['median', 'log'])
+def test_scanline_prefill_kind_starts_at_the_scanline_fill(norm: str) -> None:
+    torch.manual_seed(0)
+    model = create_model('seed_small', depth_norm=norm, prefill_input=True, residual=True,
+                         prefill_kind='scanline').eval()
+    sparse = _sparse(7)
+    mask = (sparse > 0).float()
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 64, 128), sparse, mask)
+    torch.testing.assert_close(out, scanline_fill(sparse, mask), rtol=1e-5, atol=1e-7)

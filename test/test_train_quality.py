@@ -81,6 +81,15 @@ def test_training_writes_loadable_weights_with_every_state(tmp_path: Path) -> No
     assert latest.model_kwargs['depth_norm'] == 'log' and latest.model.pin_points
 
 
+def test_photo_textures_are_a_validated_data_key(tmp_path: Path) -> None:
+    config = quality_config(tmp_path)
+    config['train_data']['photo_textures'] = 1.5
+    with pytest.raises(ConfigError, match='train_data.photo_textures'):
+        config_from_mapping(config)
+    config['train_data']['photo_textures'] = 0.5
+    assert config_from_mapping(config).train_data.photo_textures == 0.5
+
+
 def test_loss_scale_is_validated(tmp_path: Path) -> None:
     mapping = quality_config(tmp_path, loss_scale='relative')
     with pytest.raises(ConfigError, match="'optim.loss_scale' must be global or per_image"):

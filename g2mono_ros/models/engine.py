@@ -486,7 +486,7 @@ class DepthEngine:
         pin_full = getattr(model, 'pin_points', False) and sparse_at_camera_size
         prefill_guided = (self.config.upsample == 'prefill_guided' and sparse_at_camera_size
                           and getattr(model, 'residual', False)
-                          and getattr(model, 'prefill_kind', '') == 'nearest')
+                          and getattr(model, 'prefill_kind', '') in ('nearest', 'scanline'))
         if rgb.shape[:2] != (h, w):
             rgb = area_resize(rgb, (h, w))
 
@@ -542,7 +542,7 @@ class DepthEngine:
             guide_lr = rgb_net
             if sparse_net is not None and sparse is not None:
                 depth = prefill_guided_upsample(depth, sparse_net.float(), sparse, guide_lr,
-                                                guide_hr)
+                                                guide_hr, kind=self.loaded.model.prefill_kind)
             else:
                 depth = upsample_depth(depth, size, mode='edge_aware', guide_lr=guide_lr,
                                        guide_hr=guide_hr)

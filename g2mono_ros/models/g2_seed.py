@@ -16,8 +16,10 @@ from torch import Tensor, nn
 from g2mono_ros.errors import ShapeError
 from g2mono_ros.models.prefill import (
     DEPTH_NORMS,
+    PREFILL_KINDS,
     nearest_point_fill,
     push_pull_fill,
+    scanline_fill,
     sparse_median,
 )
 
@@ -178,8 +180,10 @@ class G2Seed(nn.Module):
         prefill_input: add a classical fill of the (scaled) points as an input channel.
         residual: the head predicts a correction to that fill; the head starts at zero, so a
             fresh network outputs the fill.
-        prefill_kind: ``push_pull`` (smooth masked-average pyramid) or ``nearest`` (each pixel
-            the nearest point's value: sharp edges, the strongest classical fill on MAE).
+        prefill_kind: ``push_pull`` (smooth masked-average pyramid), ``nearest`` (each pixel
+            the nearest point's value: sharp edges) or ``scanline`` (inverse depth interpolated
+            down each column between scan lines, nearest at edges and outside the lines: exact
+            on planes; ``models.prefill.scanline_fill``).
         pin_points: output the measured depth itself where a point exists.
     """
 
@@ -195,8 +199,8 @@ class G2Seed(nn.Module):
         if depth_norm not in DEPTH_NORMS:
             msg = f'depth_norm must be one of {", ".join(DEPTH_NORMS)}; got {depth_norm!r}'
             raise ValueError(msg)
-        if prefill_kind not in ('push_pull', 'nearest'):
-            msg = f'prefill_kind must be push_pull or nearest; got {prefill_kind!r}'
+        if prefill_kind not in PREFILL_KINDS:
+            msg = f'prefill_kind must be one of {", ".join(PREFILL_KINDS)}; got {prefill_kind!r}'
             raise ValueError(msg)
         self.depth_norm = depth_norm
         self.prefill_kind = prefill_kind
@@ -236,6 +240,24 @@ class G2Seed(nn.Module):
             x = self.decoders[level - 1](x) + features[level - 1]
         return self.head(x)
 
+    def _prefill(self, scaled: Tensor, positive: Tensor, mask: Tensor) -> Tensor:
+        """The classical fill in the network's depth units (``scaled``: log ratio for ``log``).
+
+        ``positive`` is the same depth before any log (ratio to the median, or the fixed-scale
+        depth): the scan-line fill interpolates inverse depth, which needs positive values.
+        """
+        if self.prefill_kind == 'nearest':
+            return nearest_point_fill(scaled, mask)
+        if self.prefill_kind == 'push_pull':
+            return push_pull_fill(scaled, mask)
+        filled = scanline_fill(torch.where(mask > 0.5, positive, torch.zeros_like(positive)),
+                               mask)
+        if self.depth_norm == 'log':
+            # An image without points fills 0: log of the floor, as the other fills' 0 input.
+            return torch.where(filled > 0, torch.log(filled.clamp_min(1e-6)),
+                               torch.zeros_like(filled))
+        return filled
+
     def forward(self, rgb: Tensor, point: Tensor, hole_point: Tensor) -> Tensor:
         """Normalised depth (B,1,H,W) from rgb (B,3,H,W) [0,1], point (B,1,H,W) [0,1], mask {0,1}."""
         check_network_inputs(rgb, point, hole_point, self.input_multiple)
@@ -245,18 +267,18 @@ class G2Seed(nn.Module):
         mask = valid.to(point.dtype)
         if self.depth_norm == 'fixed':
             scale = torch.ones_like(point[:, :, :1, :1])
-            scaled = point * mask
+            positive = scaled = point * mask
         else:
             scale = sparse_median(point, mask)
-            ratio = point / scale
+            positive = torch.where(valid, point / scale, torch.zeros_like(point))
+            scaled = positive
             if self.depth_norm == 'log':
-                ratio = torch.log(ratio.clamp_min(1e-6))
-            scaled = torch.where(valid, ratio, torch.zeros_like(ratio))
+                scaled = torch.where(valid, torch.log(positive.clamp_min(1e-6)),
+                                     torch.zeros_like(positive))
         channels = [rgb, scaled, mask]
         base = None
         if self.prefill_input or self.residual:
-            fill = nearest_point_fill if self.prefill_kind == 'nearest' else push_pull_fill
-            base = fill(scaled, mask)
+            base = self._prefill(scaled, positive, mask)
         if self.prefill_input:
             channels.append(base)
         out = self._unet(torch.cat(channels, dim=1))

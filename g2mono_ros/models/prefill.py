@@ -14,12 +14,15 @@ from torch import Tensor
 
 from g2mono_ros.errors import ShapeError
 
-__all__ = ['DEPTH_NORMS', 'DepthNorm', 'push_pull_fill', 'sparse_median']
+__all__ = ['DEPTH_NORMS', 'PREFILL_KINDS', 'DepthNorm', 'nearest_point_fill', 'push_pull_fill',
+           'scanline_fill', 'sparse_median']
 
 DepthNorm = Literal['fixed', 'median', 'log']
 #: ``fixed``: depth / max_depth as the release; ``median``: depth / per-image median of the
 #: points; ``log``: log(depth / median).
 DEPTH_NORMS: tuple[str, ...] = ('fixed', 'median', 'log')
+#: classical fills a seed network can start from (``G2Seed(prefill_kind=...)``).
+PREFILL_KINDS: tuple[str, ...] = ('push_pull', 'nearest', 'scanline')
 #: scale used for an image without any point (normalised units), so the network still runs.
 EMPTY_SCALE = 0.1
 
@@ -137,3 +140,113 @@ def nearest_point_fill(values: Tensor, mask: Tensor) -> Tensor:
                 seed_x = torch.where(better, cand_x, seed_x)
                 best = torch.where(better, cand_v, best)
     return best
+
+
+def _fill_short_row_gaps(values: Tensor, valid: Tensor, max_gap: int) -> tuple[Tensor, Tensor]:
+    """Close gaps of up to ``max_gap`` pixels along rows with the nearer end's value.
+
+    A scan line crossing the image is a chain of points a pixel or two apart along the row;
+    closing those gaps gives the vertical interpolation a point in every column the line
+    crosses. Gaps wider than ``max_gap`` (a line ending, a missing sector) stay open.
+    """
+    filled, has = values, valid
+    for dist in range(1, max_gap + 1):
+        for dx in (-dist, dist):
+            cand = _shift(values, 0, dx, 0.0)
+            cand_ok = _shift(valid.to(values.dtype), 0, dx, 0.0) > 0.5
+            take = cand_ok & ~has
+            filled = torch.where(take, cand, filled)
+            has = has | take
+    return filled, has
+
+
+def _last_point_at_or_above(has: Tensor) -> Tensor:
+    """(B, 1, H, W) row index of the last ``has`` pixel at or above each pixel (-1: none)."""
+    rows = torch.arange(has.shape[-2], device=has.device).view(1, 1, -1, 1).expand_as(has)
+    return torch.where(has, rows, torch.full_like(rows, -1)).cummax(dim=2).values
+
+
+def _extrapolate_down(values: Tensor, has: Tensor, above: Tensor, edge_ratio: float,
+                      min_fraction: float) -> tuple[Tensor, Tensor]:
+    """Continue inverse depth linearly below the lowest point of each column.
+
+    Uses the column's two lowest points (rows L > P): only where they lie on one surface
+    (depth ratio <= ``edge_ratio``) that comes nearer downwards (a floor, a road), the case in
+    which a plane's inverse depth keeps growing linearly; never nearer than ``min_fraction`` of
+    the lowest point's depth.
+
+    Returns:
+        (depth, usable) for every pixel, meaningful below the lowest point.
+    """
+    height = values.shape[-2]
+    rows = torch.arange(height, device=values.device).view(1, 1, -1, 1)
+    previous = torch.cat([torch.full_like(above[:, :, :1], -1), _last_point_at_or_above(has)[:, :, :-1]],
+                         dim=2)  # last point strictly above each row
+    low_row = above.clamp(0, height - 1)
+    prev_row = previous.gather(2, low_row)
+    low = values.gather(2, low_row)
+    prev = values.gather(2, prev_row.clamp(0, height - 1))
+    slope = ((1.0 / low.clamp_min(1e-12) - 1.0 / prev.clamp_min(1e-12))
+             / (low_row - prev_row).clamp_min(1).to(values.dtype))
+    ratio = torch.maximum(low, prev) / torch.minimum(low, prev).clamp_min(1e-12)
+    usable = (above >= 0) & (prev_row >= 0) & (ratio <= edge_ratio) & (slope > 0)
+    inverse = 1.0 / low.clamp_min(1e-12) + slope * (rows - low_row).to(values.dtype)
+    depth = torch.maximum(1.0 / inverse.clamp_min(1e-12), min_fraction * low)
+    return depth, usable
+
+
+def scanline_fill(depth: Tensor, mask: Tensor, *, max_row_gap: int = 1,
+                  edge_ratio: float = 1.25, min_fraction: float = 0.2) -> Tensor:
+    """Inverse depth interpolated down each column between scan lines, and continued beyond.
+
+    For a plane, inverse depth is an affine function of the pixel coordinates, so linear
+    interpolation of ``1 / depth`` between the point above and the point below a pixel is exact
+    on floors, walls and roads, where nearest fill leaves a staircase. Where the two points
+    differ by more than ``edge_ratio`` (a depth edge between the lines) the pixel takes the
+    nearer one, so no ramp is drawn through free space. Below the lowest point of a column
+    (the floor or road in front of a robot, under a LiDAR's lowest beam) and above the highest
+    (a ceiling), the two outermost points' plane is continued when they lie on one surface that
+    approaches the camera (``_extrapolate_down``). Every other pixel (columns without points,
+    solid-state patterns' gaps) takes the nearest-point fill.
+
+    Args:
+        depth: (B, 1, H, W) positive depth in any unit (scale-free: only ratios matter),
+            ignored where mask is 0.
+        mask: (B, 1, H, W) 1 where a point exists.
+        max_row_gap: row gaps (pixels) between points of one line closed before interpolating.
+        edge_ratio: > 1; larger depth ratios between two points are treated as an edge.
+        min_fraction: a continued plane never comes nearer than this fraction of the
+            outermost point's depth.
+
+    Returns:
+        (B, 1, H, W) depth; the input where the mask is set; 0 for an image without points.
+    """
+    _check('depth', depth)
+    _check('mask', mask)
+    height = depth.shape[-2]
+    valid = (mask > 0.5) & (depth > 0)
+    zero = torch.zeros_like(depth)
+    points = torch.where(valid, depth, zero)
+    out = nearest_point_fill(points, valid.to(depth.dtype))
+    values, has = _fill_short_row_gaps(points, valid, max_row_gap)
+    above = _last_point_at_or_above(has)
+    below = height - 1 - _last_point_at_or_above(has.flip(2)).flip(2)  # first at or below
+    both = (above >= 0) & (below < height)
+    value_above = values.gather(2, above.clamp(0, height - 1))
+    value_below = values.gather(2, below.clamp(0, height - 1))
+    rows = torch.arange(height, device=depth.device).view(1, 1, -1, 1)
+    t = (rows - above).to(depth.dtype) / (below - above).clamp_min(1).to(depth.dtype)
+    inverse = (1 - t) / value_above.clamp_min(1e-12) + t / value_below.clamp_min(1e-12)
+    ratio = (torch.maximum(value_above, value_below)
+             / torch.minimum(value_above, value_below).clamp_min(1e-12))
+    between = torch.where(ratio > edge_ratio, torch.where(t <= 0.5, value_above, value_below),
+                          1.0 / inverse.clamp_min(1e-12))
+    out = torch.where(both, between, out)
+    down, down_ok = _extrapolate_down(values, has, above, edge_ratio, min_fraction)
+    out = torch.where((above >= 0) & (below >= height) & down_ok, down, out)
+    # Above the highest point: the same, on the image turned upside down.
+    up, up_ok = _extrapolate_down(values.flip(2), has.flip(2), (height - 1 - below).flip(2)
+                                  .masked_fill((below >= height).flip(2), -1),
+                                  edge_ratio, min_fraction)
+    out = torch.where(((above < 0) & (below < height)) & up_ok.flip(2), up.flip(2), out)
+    return torch.where(valid, depth, out)

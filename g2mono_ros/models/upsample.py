@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from g2mono_ros.errors import ShapeError
+from g2mono_ros.errors import ConfigError, ShapeError
 
 __all__ = ['UPSAMPLE_MODES', 'UpsampleMode', 'edge_aware_upsample', 'pin_to_points',
            'prefill_guided_upsample', 'upsample_depth']
@@ -133,13 +133,15 @@ def upsample_depth(depth: Tensor, size: tuple[int, int], *, mode: str = 'bilinea
 
 
 def prefill_guided_upsample(depth: Tensor, sparse_lr: Tensor, sparse_hr: Tensor,
-                            guide_lr: Tensor, guide_hr: Tensor) -> Tensor:
-    """Upsample the network's correction, not its depth, for nearest-pre-fill residual networks.
+                            guide_lr: Tensor, guide_hr: Tensor, *,
+                            kind: str = 'nearest') -> Tensor:
+    """Upsample the network's correction, not its depth, for pre-fill residual networks.
 
-    Such a network outputs ``nearest_fill(points) * correction``. The correction (output /
-    nearest fill at the network size) is upsampled edge-aware and applied to the nearest fill of
-    the points at the camera size, which keeps the detail of a scan denser than the network's
-    grid. Pixels whose camera-size fill is empty take the edge-aware upsampled depth.
+    Such a network outputs ``fill(points) * correction`` (``kind``: ``nearest`` or
+    ``scanline``, ``models.prefill``). The correction (output / fill at the network size) is
+    upsampled edge-aware and applied to the same fill of the points at the camera size, which
+    keeps the detail of a scan denser than the network's grid. Pixels whose camera-size fill is
+    empty take the edge-aware upsampled depth.
 
     Args:
         depth: (B, 1, h, w) network output, metres.
@@ -150,18 +152,23 @@ def prefill_guided_upsample(depth: Tensor, sparse_lr: Tensor, sparse_hr: Tensor,
     Returns:
         (B, 1, H, W) metres.
     """
-    from g2mono_ros.models.prefill import nearest_point_fill
+    from g2mono_ros.models.prefill import nearest_point_fill, scanline_fill
 
+    fills = {'nearest': nearest_point_fill, 'scanline': scanline_fill}
+    if kind not in fills:
+        msg = f'prefill_guided kind must be one of {", ".join(fills)}; got {kind!r}'
+        raise ConfigError(msg)
+    fill = fills[kind]
     if sparse_lr.shape != depth.shape or sparse_hr.shape[-2:] != guide_hr.shape[-2:]:
         msg = (f'sparse_lr must be {tuple(depth.shape)} and sparse_hr (B, 1, '
                f'{tuple(guide_hr.shape[-2:])}); got {tuple(sparse_lr.shape)}, {tuple(sparse_hr.shape)}')
         raise ShapeError(msg)
     valid_lr = torch.isfinite(sparse_lr) & (sparse_lr > 0)
     valid_hr = torch.isfinite(sparse_hr) & (sparse_hr > 0)
-    base_lr = nearest_point_fill(torch.where(valid_lr, sparse_lr, 0.0), valid_lr.float())
+    base_lr = fill(torch.where(valid_lr, sparse_lr, 0.0), valid_lr.float())
     ratio = torch.where(base_lr > 0, depth / base_lr.clamp_min(1e-6), torch.ones_like(depth))
     ratio_hr = edge_aware_upsample(ratio, guide_lr, guide_hr)
-    base_hr = nearest_point_fill(torch.where(valid_hr, sparse_hr, 0.0).float(), valid_hr.float())
+    base_hr = fill(torch.where(valid_hr, sparse_hr, 0.0).float(), valid_hr.float())
     plain = edge_aware_upsample(depth, guide_lr, guide_hr)
     return torch.where(base_hr > 0, base_hr * ratio_hr, plain)
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from g2mono_ros.synth.textures import TEXTURE_KINDS, TextureKind, texture_mix
+from g2mono_ros.synth.textures import TEXTURE_KINDS, TextureKind, photo_albedo, texture_mix
 
 __all__ = ['Material', 'RayHits', 'Scene', 'make_scene']
 
@@ -29,9 +29,10 @@ class Material:
 
     Attributes:
         color_a, color_b: RGB in [0, 1].
-        texture: pattern name (``checker``, ``stripes``, ``noise``, ``plain``).
+        texture: pattern name (``checker``, ``stripes``, ``noise``, ``plain``, ``photo``).
         scale_m: pattern period in metres.
         reflectivity: LiDAR return strength in [0, 1].
+        photo: which photograph a ``photo`` texture shows (``textures.PHOTO_NAMES``, modulo).
     """
 
     color_a: tuple[float, float, float]
@@ -39,6 +40,7 @@ class Material:
     texture: TextureKind
     scale_m: float
     reflectivity: float
+    photo: int = 0
 
 
 class RayHits(NamedTuple):
@@ -313,6 +315,12 @@ class Scene:
         for obj in np.unique(hits.object_id[hits.object_id >= 0]):
             sel = hits.object_id == obj
             mat = self.materials[obj]
+            if mat.texture == 'photo':
+                # The photo's own colours, tinted by the material's colour a little.
+                photo = photo_albedo(hits.local_point[sel], hits.normal[sel], mat.scale_m,
+                                     mat.photo)
+                albedo[sel] = photo * (0.6 + 0.4 * np.asarray(mat.color_a) / max(mat.color_a))
+                continue
             mix = texture_mix(mat.texture, hits.local_point[sel], mat.scale_m, int(self._salt[obj]))
             albedo[sel] = (np.outer(1.0 - mix, mat.color_a) + np.outer(mix, mat.color_b))
         return albedo

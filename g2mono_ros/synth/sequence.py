@@ -187,6 +187,9 @@ class SyntheticSequence:
         start_ns: stamp of frame 0 before jitter.
         environment: ``outdoor`` (streets and yards, to 80 m) or ``indoor`` (a furnished room,
             0.5-10 m; ``synth.rooms``).
+        photo_textures: share of surfaces (0-1) textured with real photographs
+            (``synth.textures.PHOTO_NAMES``) instead of a procedural pattern; 0 keeps the
+            scene exactly as without the option.
 
     Raises:
         ConfigError: a size, rate, count or model out of range.
@@ -200,7 +203,8 @@ class SyntheticSequence:
                  speed_mps: float = 1.5, max_depth_m: float = 80.0, range_noise_m: float = 0.0,
                  shadows: bool = True, start_ns: int = DEFAULT_START_NS,
                  yaw_rate_dps: float | None = None, rolling_sweep: bool = False,
-                 sweep_slices: int = 360, environment: str = 'outdoor') -> None:
+                 sweep_slices: int = 360, environment: str = 'outdoor',
+                 photo_textures: float = 0.0) -> None:
         if not (isinstance(seed, (int, np.integer)) and seed >= 0):
             msg = f'seed must be an integer >= 0; got {seed!r}'
             raise ConfigError(msg)
@@ -278,6 +282,11 @@ class SyntheticSequence:
         else:
             msg = f"environment must be 'outdoor' or 'indoor'; got {environment!r}"
             raise ConfigError(msg)
+        if not 0.0 <= photo_textures <= 1.0:
+            msg = f'photo_textures must be in [0, 1]; got {photo_textures!r}'
+            raise ConfigError(msg)
+        if photo_textures > 0:
+            self._use_photo_textures(float(photo_textures))
         # The first sweep comes 11-29 ms after the first image: never aligned with the camera.
         self.scan_offset_ns = int(rng.integers(11_000_000, 29_000_000))
         self._T_body_cam = np.eye(4)
@@ -285,6 +294,22 @@ class SyntheticSequence:
         self._rays_cam = _pixel_rays(camera)
         self._sweep = lidar.ray_directions()
         self._sector = self._camera_sector()
+
+    def _use_photo_textures(self, share: float) -> None:
+        """Give about ``share`` of the surfaces a real photograph as texture.
+
+        Its own random stream, so the scene's geometry and other materials do not change.
+        Tiles of 0.5-4 m: a photo's edges then look like the texture edges of real rooms and
+        streets, which are not depth edges.
+        """
+        from dataclasses import replace
+
+        rng = np.random.default_rng([self.seed, 5])
+        self.scene.materials = [
+            replace(mat, texture='photo', scale_m=float(rng.uniform(0.5, 4.0)),
+                    photo=int(rng.integers(1 << 16)))
+            if rng.random() < share else mat
+            for mat in self.scene.materials]
 
     def __len__(self) -> int:
         return self.num_frames

@@ -124,6 +124,9 @@ class DataConfig:
             ``solid``), cycled over the sequences of each environment; overrides ``beams``.
         fov_x_deg: synthetic: [lo, hi] horizontal field of view, drawn per sequence (varied
             intrinsics).
+        photo_textures: synthetic: share of surfaces (0-1) textured with real photographs
+            (``SyntheticSequence(photo_textures=)``), so texture edges of real images are seen
+            on surfaces without depth edges.
     """
 
     kind: str = 'synthetic'
@@ -152,6 +155,7 @@ class DataConfig:
     environments: tuple = ('outdoor',)
     lidar_patterns: tuple = ()
     fov_x_deg: tuple = (80.0, 80.0)
+    photo_textures: float = 0.0
 
     def validate(self, prefix: str = 'data') -> None:
         """Check every key, naming them ``<prefix>.<key>``.
@@ -180,6 +184,7 @@ class DataConfig:
                 or not 10.0 <= self.fov_x_deg[0] <= self.fov_x_deg[1] <= 150.0):
             _fail(f'{prefix}.fov_x_deg', '[lo, hi] with 10 <= lo <= hi <= 150', self.fov_x_deg)
         _finite(f'{prefix}.range_noise_m', self.range_noise_m, low=0.0)
+        _finite(f'{prefix}.photo_textures', self.photo_textures, low=0.0, high=1.0)
         _finite(f'{prefix}.sync_max_offset', self.sync_max_offset, low=0.0, low_open=True)
         _positive_int(f'{prefix}.merge_neighbours', self.merge_neighbours, allow_zero=True)
         if self.merge_neighbours and not self.odom_topic:

@@ -229,7 +229,8 @@ class SyntheticSource:
                 width=c.render_width, height=c.render_height, beams=c.beams[number % len(c.beams)],
                 lidar=lidar_pattern(pattern) if pattern else None, fov_x_deg=fov,
                 environment=environment, speed_mps=1.5 if environment == 'outdoor' else 0.5,
-                range_noise_m=c.range_noise_m, max_depth_m=self.max_depth)
+                range_noise_m=c.range_noise_m, max_depth_m=self.max_depth,
+                photo_textures=c.photo_textures)
         return self._sequences[number]
 
     def _cache_path(self, index: int) -> Path | None:
@@ -242,6 +243,8 @@ class SyntheticSource:
                f'{self.out_hw}-{self.max_depth}')
         if (c.environments, c.lidar_patterns, tuple(c.fov_x_deg)) != (('outdoor',), (), (80.0, 80.0)):
             key += f'-{self._variety(number)}'
+        if c.photo_textures:
+            key += f'-photo{c.photo_textures}'
         return self.cache_dir / f'synth_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz'
 
     def _render(self, index: int) -> FrameSample:
