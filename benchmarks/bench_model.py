@@ -7,6 +7,9 @@ autocast, and on glibc the allocator tuning of ``tune_cpu_allocator``), and repo
 speed-up and the abs depth difference to the baseline as % of max depth. The two sides run in
 two processes (the allocator setting is process-wide), called alternately round by round.
 "best within 1%" is the fastest engine setting whose max error stays under 1% of max depth.
+Where the engine runs the network's fused fp32 copy, the plain network in the engine is a row
+too (what the fusion gains). Beside wall time, each call's process CPU time: on a machine
+shared with other jobs it is the steadier figure.
 
 Weights are random (the init scheme), with non-zero ReZero scalars and the head conv rescaled so
 the outputs fall inside (0, 1) — otherwise random outputs clip and hide precision errors. Real
@@ -109,13 +112,18 @@ def interleaved_timings(calls: dict[str, Callable[[], Tensor]], rounds: int,
 
 
 def _row(variant: str, size: str, setting: str, times: list[float], base_best: float,
-         out: Tensor, reference: Tensor) -> dict:
+         out: Tensor, reference: Tensor, cpu_times: list[float] | None = None,
+         base_cpu_best: float | None = None) -> dict:
     error = (out.float() - reference.float()).abs() / MAX_DEPTH * 100
-    return {'variant': variant, 'size': size, 'setting': setting, 'best_ms': min(times) * 1e3,
-            'median_ms': statistics.median(times) * 1e3,
-            'p95_ms': float(np.percentile(np.asarray(times), 95)) * 1e3,
-            'speedup': base_best / min(times),
-            'max_err_pct': float(error.max()), 'mean_err_pct': float(error.mean())}
+    row = {'variant': variant, 'size': size, 'setting': setting, 'best_ms': min(times) * 1e3,
+           'median_ms': statistics.median(times) * 1e3,
+           'p95_ms': float(np.percentile(np.asarray(times), 95)) * 1e3,
+           'speedup': base_best / min(times),
+           'max_err_pct': float(error.max()), 'mean_err_pct': float(error.mean())}
+    if cpu_times and base_cpu_best:
+        row['cpu_ms'] = min(cpu_times) * 1e3
+        row['cpu_speedup'] = base_cpu_best / min(cpu_times)
+    return row
 
 
 def _with_threads(call: Callable[[], Tensor], threads: int) -> Callable[[], Tensor]:
@@ -156,12 +164,15 @@ def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: i
         for precision in precisions:
             config = EngineConfig(weights='<random init>', device='cpu', precision=precision,
                                   input_height=height, input_width=width, max_depth=MAX_DEPTH)
-            engine = DepthEngine(config, model=model, fuse_cpu=True)
-            call = (lambda engine=engine: engine.infer_tensors(rgb, sparse))
-            label = f'engine {precision}{" fused" if engine.fused else ""}'
-            calls[label] = call
-            for count in thread_counts:
-                calls[f'{label} {count} thread(s)'] = _with_threads(call, count)
+            engines = [DepthEngine(config, model=model, fuse_cpu=True)]
+            if engines[0].fused:  # the plain network beside it: what the fusion gains
+                engines.append(DepthEngine(config, model=model, fuse_cpu=False))
+            for engine in engines:
+                call = (lambda engine=engine: engine.infer_tensors(rgb, sparse))
+                label = f'engine {precision}{" fused" if engine.fused else ""}'
+                calls[label] = call
+                for count in thread_counts:
+                    calls[f'{label} {count} thread(s)'] = _with_threads(call, count)
         if backends:
             config = EngineConfig(weights='<random init>', device='cpu', precision='fp32',
                                   input_height=height, input_width=width, max_depth=MAX_DEPTH,
@@ -174,9 +185,10 @@ def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: i
         name = conn.recv()
         if name is None:
             break
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         out = calls[name]()
-        conn.send((time.perf_counter() - start, out.float().numpy()))
+        conn.send((time.perf_counter() - start, time.process_time() - cpu_start,
+                   out.float().numpy()))
     conn.close()
 
 
@@ -206,13 +218,15 @@ def bench_cpu(variant: str, height: int, width: int, rounds: int,
         msg = f'the two processes built different weights ({checksums})'
         raise RuntimeError(msg)
     times: dict[str, list[float]] = {name: [] for name in owner}
+    cpu_times: dict[str, list[float]] = {name: [] for name in owner}
     outputs: dict[str, np.ndarray] = {}
     for round_index in range(rounds + 1):
         for name, conn in owner.items():
             conn.send(name)
-            seconds, outputs[name] = conn.recv()
+            seconds, cpu_seconds, outputs[name] = conn.recv()
             if round_index:
                 times[name].append(seconds)
+                cpu_times[name].append(cpu_seconds)
     for process, conn in processes:
         conn.send(None)
         process.join(timeout=30)
@@ -224,7 +238,8 @@ def bench_cpu(variant: str, height: int, width: int, rounds: int,
         suffix = name[name.rindex(' ', 0, name.index(' thread')):] if ' thread' in name else ''
         base = f'{BASELINE}{suffix}' if name.startswith('engine') else name
         row = _row(variant, size, name, times[name], min(times[base]),
-                   torch.from_numpy(outputs[name]), reference)
+                   torch.from_numpy(outputs[name]), reference, cpu_times[name],
+                   min(cpu_times[base]))
         if name.startswith('engine') and tuned:
             row['setting'] += ' +alloc'
         rows.append(row)
@@ -302,14 +317,17 @@ def bench_cuda(variant: str, height: int, width: int, rounds: int) -> list[dict]
 def print_table(rows: list[dict], baseline: str) -> None:
     header = (f'{"variant":<10} {"size":<9} {"setting":<40} {"best ms":>9} {"median ms":>10} '
               f'{"p95 ms":>8} '
-              f'{"x " + baseline:>9} {"max err":>8} {"mean err":>9}')
+              f'{"x " + baseline:>9} {"max err":>8} {"mean err":>9}'
+              + (f' {"cpu ms":>8} {"x cpu":>6}' if any('cpu_ms' in row for row in rows) else ''))
     print(header)
     print('-' * len(header))
     for row in rows:
         mark = f'  <- {row["mark"]}' if row.get('mark') else ''
         print(f'{row["variant"]:<10} {row["size"]:<9} {row["setting"]:<40} {row["best_ms"]:>9.1f} '
               f'{row["median_ms"]:>10.1f} {row["p95_ms"]:>8.1f} {row["speedup"]:>8.2f}x {row["max_err_pct"]:>7.3f}% '
-              f'{row["mean_err_pct"]:>8.4f}%{mark}')
+              f'{row["mean_err_pct"]:>8.4f}%'
+              + (f' {row["cpu_ms"]:>8.1f} {row["cpu_speedup"]:>5.2f}x' if 'cpu_ms' in row else '')
+              + mark)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,6 +382,9 @@ def main(argv: list[str] | None = None) -> int:
           'times, against the baseline at the same thread count.\n+alloc: the engine process '
           'ran with tune_cpu_allocator() (glibc). errors: |depth - baseline depth| as % of max '
           'depth (max and mean over pixels).')
+    if args.device == 'cpu':
+        print('cpu ms: process CPU time per call (best of the rounds), less disturbed than wall '
+              'time by other processes on a busy machine; x cpu: the speed-up on it.')
     if args.device == 'cpu':
         print(f'"best within 1%" = fastest engine setting whose max error < {ERROR_BUDGET:.0%} '
               'of max depth; "fastest" = fastest regardless. Target: >= 2x at 256x512, '

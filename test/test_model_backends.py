@@ -14,7 +14,8 @@ import torch
 from g2mono_ros.config import EngineConfig
 from g2mono_ros.errors import ConfigError, ShapeError
 from g2mono_ros.models import create_model, default_model_kwargs
-from g2mono_ros.models.backends import OnnxRuntimeBackend, check_against_module
+from g2mono_ros.models.backends import (PARITY_TOLERANCE, OnnxRuntimeBackend,
+                                        check_against_module)
 from g2mono_ros.models.checkpoint import save_checkpoint
 from g2mono_ros.imaging import area_resize
 from g2mono_ros.models.engine import DepthEngine
@@ -41,10 +42,42 @@ def _config(weights: Path, **overrides) -> EngineConfig:
     return EngineConfig(**values)
 
 
-def test_auto_and_torch_pick_torch_for_the_seed(weights: Path) -> None:
+def test_auto_and_torch_pick_the_checked_fused_torch_copy_for_the_seed(weights: Path) -> None:
+    plain = DepthEngine(_config(weights), fuse_cpu=False)
+    assert plain.backend == 'torch' and not plain.fused and plain.backend_error is None
+    rgb, sparse = _frame(70, 200, seed=5)
+    expected = plain.infer(rgb, sparse)
     for backend in ('auto', 'torch'):
         engine = DepthEngine(_config(weights, backend=backend))
-        assert engine.backend == 'torch' and engine.backend_error is None
+        assert engine.backend == 'torch' and engine.fused and engine.backend_note == ''
+        assert type(engine.model).__name__ == 'G2Seed' and engine.model is not plain.model
+        assert engine.backend_error is not None and engine.backend_error <= PARITY_TOLERANCE
+        np.testing.assert_allclose(engine.infer(rgb, sparse), expected, rtol=0,
+                                   atol=1e-4 * MAX_DEPTH)
+
+
+def test_fused_copy_that_differs_is_refused(weights: Path, monkeypatch) -> None:
+    """A fused copy off by more than the parity tolerance is not used; the note says why."""
+    from g2mono_ros.models.g2_seed import G2Seed
+
+    build = G2Seed.fused_for_cpu_inference
+
+    def shifted(self: G2Seed) -> G2Seed:
+        fused = build(self)
+        fused._modules = dict(fused._modules)
+        head = torch.nn.Conv2d(self.head.in_channels, 1, 3, padding=1)
+        head.load_state_dict(self.head.state_dict())
+        with torch.no_grad():
+            head.bias.add_(0.05)  # a depth offset: 5 % of max depth in log space and more
+        fused._modules['head'] = head
+        return fused
+
+    monkeypatch.setattr(G2Seed, 'fused_for_cpu_inference', shifted)
+    engine = DepthEngine(_config(weights))
+    assert not engine.fused and engine.backend == 'torch' and engine.backend_error is None
+    assert 'fused CPU copy not used' in engine.backend_note
+    assert 'differs from the plain network' in engine.backend_note
+    assert type(engine.model.decoders[0].blocks[0]).__name__ == 'SeedBottleneck'
 
 
 def test_onnxruntime_backend_is_checked_and_matches_torch(weights: Path) -> None:

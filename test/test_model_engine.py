@@ -235,7 +235,13 @@ def test_engine_with_loaded_model_uses_its_max_depth(seed_small_weights: Path) -
     loaded = load_checkpoint(seed_small_weights)
     engine = DepthEngine(EngineConfig(weights='label', device='cpu', input_height=64),
                          model=loaded)
-    assert engine.max_depth == MAX_DEPTH and engine.model is loaded.model
+    assert engine.max_depth == MAX_DEPTH and engine.loaded is loaded
+    # It runs that network: itself, or (CPU fp32) its fused copy sharing the same weights.
+    assert engine.fused and engine.model is not loaded.model
+    assert engine.model.head.weight is loaded.model.head.weight
+    unfused = DepthEngine(EngineConfig(weights='label', device='cpu', input_height=64),
+                          model=loaded, fuse_cpu=False)
+    assert unfused.model is loaded.model
 
 
 def test_network_input_size_keeps_aspect(seed_small_weights: Path) -> None:

@@ -20,6 +20,7 @@ from g2mono_ros.models import (
     variant_family,
 )
 from g2mono_ros.models.g2_official import OfficialBottleneck, release_key_to_ours
+from g2mono_ros.models.prefill import PREFILL_KINDS
 
 TSV = Path(__file__).resolve().parent / 'data' / 'g2_official_state_dict.tsv'
 SMALL = {'widths': (8, 16, 16, 32, 32, 32, 32)}
@@ -300,6 +301,60 @@ def test_fused_cpu_copy_matches_plain_network() -> None:
         got = fused(*[t.contiguous(memory_format=torch.channels_last) for t in inputs])
     assert expected.abs().max() > 1e-3
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def _randomise_norms_and_head(model: nn.Module, seed: int) -> None:
+    """Non-trivial LayerNorm affines (the fused copy folds alpha into one) and a head that is
+    not zero (residual networks start with one), so every part of the UNet shows in the output."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.copy_(0.5 + torch.rand(module.weight.shape, generator=gen))
+                module.bias.copy_(0.2 * torch.randn(module.bias.shape, generator=gen))
+        model.head.weight.copy_(0.05 * torch.randn(model.head.weight.shape, generator=gen))
+        model.head.bias.fill_(0.3)
+
+
+SEED_OPTION_SETS = [
+    {},  # the G2 formulation
+    {'depth_norm': 'log', 'prefill_input': True, 'residual': True, 'pin_points': True,
+     'prefill_kind': 'nearest'},
+    {'depth_norm': 'median', 'residual': True},
+    *({'depth_norm': 'log', 'prefill_input': True, 'prefill_kind': kind}
+      for kind in PREFILL_KINDS),
+]
+
+
+@pytest.mark.parametrize('options', SEED_OPTION_SETS,
+                         ids=lambda o: '-'.join(f'{k}={v}' for k, v in o.items()) or 'plain')
+def test_fused_seed_copy_matches_plain_network(options: dict) -> None:
+    """The fused CPU copy of the seed network equals the plain one to float32 rounding, at two
+    sizes, with and without the pre-fill/residual/pinning options, channels_last or not."""
+    torch.manual_seed(4)
+    model = create_model('seed_small', **options).eval()
+    _set_alphas(model, low=-0.5, high=0.5)
+    _randomise_norms_and_head(model, seed=5)
+    fused = model.fused_for_cpu_inference()
+    assert type(fused.decoders[0].blocks[0]).__name__ == 'FusedSeedBottleneck'
+    assert type(model.decoders[0].blocks[0]).__name__ == 'SeedBottleneck'  # original untouched
+    for seed, (height, width) in enumerate(((64, 64), (128, 192))):
+        inputs = _inputs(height=height, width=width, seed=10 + seed)
+        with torch.inference_mode():
+            expected = model(*inputs)
+            got = fused(*[t.contiguous(memory_format=torch.channels_last) for t in inputs])
+            got_nchw = fused(*inputs)
+        assert float(expected.std()) > 1e-3  # not a constant that hides differences
+        tolerance = 1e-5 * float(expected.abs().max())
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=tolerance)
+        torch.testing.assert_close(got_nchw, expected, rtol=1e-5, atol=tolerance)
+
+
+def test_fused_seed_copy_refuses_what_it_does_not_implement() -> None:
+    model = create_model('seed_small').eval()
+    model.encoders[1].blocks[0].act2 = nn.GELU(approximate='tanh')
+    with pytest.raises(RuntimeError, match='knows exact GELU only'):
+        model.fused_for_cpu_inference()
 
 
 def test_seed_up_stage_equals_upsample_then_conv() -> None:

@@ -12,8 +12,8 @@ import torch
 from g2mono_ros.errors import ConfigError, ShapeError
 from g2mono_ros.models import create_model
 from g2mono_ros.models.checkpoint import load_checkpoint, save_checkpoint
-from g2mono_ros.models.prefill import (nearest_point_fill, push_pull_fill, scanline_fill,
-                                       sparse_median)
+from g2mono_ros.models.prefill import (jump_flood_fill, nearest_point_fill, push_pull_fill,
+                                       scanline_fill, sparse_median)
 
 OPTIONS = {'depth_norm': 'log', 'prefill_input': True, 'residual': True, 'pin_points': True}
 
@@ -156,22 +156,36 @@ def test_numpy_inputs_of_the_fill_match_a_hand_example() -> None:
     np.testing.assert_allclose(out, [4.0, 3.0, 3.0, 2.0])
 
 
-def test_nearest_point_fill_takes_a_nearest_point_everywhere() -> None:
-    """Brute force over all points: each pixel's value is one of its equally nearest points'."""
+@pytest.mark.parametrize(('fill', 'slack_px'), [(jump_flood_fill, 0.0),
+                                                (nearest_point_fill, 0.25)])
+def test_nearest_point_fill_takes_a_nearest_point_everywhere(fill, slack_px: float) -> None:
+    """Brute force over all points: each pixel's value is one of its equally nearest points'
+    (jump flooding); OpenCV's 5x5 distance mask (the CPU path) may pick a point up to a
+    quarter pixel farther than the nearest, on a few pixels in 10^4."""
     rng = np.random.default_rng(0)
     shape = (29, 41)
-    mask = rng.random(shape) < 0.04
-    depth = np.where(mask, rng.uniform(1.0, 10.0, shape), 0.0).astype(np.float32)
-    out = nearest_point_fill(torch.from_numpy(depth)[None, None],
-                             torch.from_numpy(mask.astype(np.float32))[None, None])[0, 0].numpy()
-    py, px = np.nonzero(mask)
-    values = depth[mask]
-    for y in range(shape[0]):
-        for x in range(shape[1]):
-            dist = (py - y) ** 2 + (px - x) ** 2
-            assert out[y, x] in values[dist == dist.min()], (y, x)
-    empty = nearest_point_fill(torch.ones(1, 1, 5, 5), torch.zeros(1, 1, 5, 5))
+    batch = []
+    for _ in range(2):
+        mask = rng.random(shape) < 0.04
+        batch.append(np.where(mask, rng.uniform(1.0, 10.0, shape), 0.0).astype(np.float32))
+    depth = np.stack(batch)[:, None]
+    out = fill(torch.from_numpy(depth), torch.from_numpy((depth > 0).astype(np.float32))).numpy()
+    for b in range(2):
+        py, px = np.nonzero(depth[b, 0])
+        values = depth[b, 0][py, px]
+        for y in range(shape[0]):
+            for x in range(shape[1]):
+                dist = np.sqrt((py - y) ** 2 + (px - x) ** 2)
+                assert out[b, 0, y, x] in values[dist <= dist.min() + slack_px], (b, y, x)
+    empty = fill(torch.ones(1, 1, 5, 5), torch.zeros(1, 1, 5, 5))
     assert torch.equal(empty, torch.zeros(1, 1, 5, 5))
+
+
+def test_cpu_nearest_fill_matches_jump_flooding_on_a_scan() -> None:
+    sparse = _sparse(9, (96, 160))
+    mask = (sparse > 0).float()
+    fast = nearest_point_fill(sparse, mask)
+    torch.testing.assert_close(fast, jump_flood_fill(sparse, mask))
 
 
 def test_nearest_prefill_kind_starts_at_the_nearest_fill() -> None:
@@ -271,3 +285,23 @@ def test_scanline_prefill_kind_starts_at_the_scanline_fill(norm: str) -> None:
     with torch.no_grad():
         out = model(torch.rand(2, 3, 64, 128), sparse, mask)
     torch.testing.assert_close(out, scanline_fill(sparse, mask), rtol=1e-5, atol=1e-7)
+
+
+def test_residual_shrink_drops_small_corrections_and_reduces_large_ones() -> None:
+    """Head bias set to a log-correction of 0.03 (below the 0.05 threshold): the output is the
+    fill; at 0.25 the fill times exp(0.25 - 0.05). Recorded as a constructor option."""
+    torch.manual_seed(0)
+    model = create_model('seed_small', depth_norm='log', prefill_input=True, residual=True,
+                         prefill_kind='scanline', residual_shrink=0.05).eval()
+    sparse = _sparse(8)
+    mask = (sparse > 0).float()
+    fill = scanline_fill(sparse, mask)
+    with torch.no_grad():
+        model.head.bias.fill_(0.03)
+        small = model(torch.rand(2, 3, 64, 128), sparse, mask)
+        model.head.bias.fill_(0.25)
+        large = model(torch.rand(2, 3, 64, 128), sparse, mask)
+    torch.testing.assert_close(small, fill, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(large, fill * float(np.exp(0.20)), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ConfigError, match='residual_shrink must be in'):
+        create_model('seed_small', residual_shrink=0.05)  # no residual head

@@ -30,8 +30,8 @@ _DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 # Variants that ``backend: auto`` runs in ONNX Runtime on the CPU (fp32, weights loaded by the
 # engine): measured on the benchmark CPU, the official network at 256x512 ran 2.27x eager in
 # ONNX Runtime vs 1.67x for the fused torch copy (median 2.4 s vs 4.0 s); for the seed network
-# ONNX Runtime was not reliably faster than torch (0.4x-1.6x eager across runs), so it stays on
-# torch.
+# ONNX Runtime was slower than its fused torch copy (also with one thread and no spinning: the
+# channel LayerNorms become transposes around each norm), so it stays on torch.
 _ONNXRUNTIME_BY_DEFAULT = frozenset({'official'})
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
@@ -141,8 +141,10 @@ class DepthEngine:
       CUDA/TensorRT providers on a Jetson). ``auto`` does that for the official network (faster
       there, ``benchmarks/bench_model.py --backends``) when the engine loaded the weights, and
       falls back to torch, saying why in :attr:`backend_note`, if onnxruntime is missing or the
-      check fails; the seed network runs torch (channels_last). ``torch``: always torch (the
-      fused copy for the official network).
+      check fails; the seed network runs torch (channels_last). ``torch``: always torch. Either
+      way torch runs the network's fused fp32 copy (``fused_for_cpu_inference``: both variants)
+      once that has passed the same check, else the plain network, saying why in
+      :attr:`backend_note`.
     - CUDA: weights converted once to fp16/bf16 (no per-frame autocast), ``cudnn.benchmark``,
       a warm-up at the configured size when it is fixed (``input_width`` > 0) and, with
       ``cuda_graph``, a captured graph replayed for that size. One host synchronisation per
@@ -156,9 +158,10 @@ class DepthEngine:
             were checked against.
         fused: True when the fused fp32 CPU copy of the network runs.
         backend: ``'onnxruntime'``, ``'torch'`` or ``'torch+cuda_graph'``.
-        backend_error: the ONNX Runtime session's largest difference from the plain network
-            at start-up (normalised depth), or None.
-        backend_note: why ``auto`` did not use ONNX Runtime where it would have ('' otherwise).
+        backend_error: the running backend's (ONNX Runtime session or fused copy) largest
+            difference from the plain network at start-up (normalised depth), or None.
+        backend_note: why ``auto`` did not use ONNX Runtime where it would have, or why the
+            fused copy was not used ('' otherwise).
 
     Args:
         config: weights path, variant, device, precision, input size, max depth, backend.
@@ -169,10 +172,10 @@ class DepthEngine:
             on its device.
         tune_allocator: on CPU, call :func:`tune_cpu_allocator` (process-wide).
         fuse_cpu: on CPU at fp32, run the network's fused inference copy when it has one
-            (``fused_for_cpu_inference``: the official variant) and the torch backend runs,
-            after checking it against the plain network once. None (default): only for
-            weights the engine did not get as a bare module, since a fused copy does not
-            follow later weight updates.
+            (``fused_for_cpu_inference``) and the torch backend runs, after checking it against
+            the plain network once (as a backend: ``check_against_module``). None (default):
+            only for weights the engine did not get as a bare module, since a fused copy does
+            not follow later weight updates.
 
     Raises:
         CheckpointError: the weights file is missing, unsafe, or does not fit the variant.
@@ -273,25 +276,28 @@ class DepthEngine:
         self.backend = 'onnxruntime'
 
     def _use_fused_copy(self) -> None:
-        """Swap in the network's fused CPU copy if it exists and agrees with the plain one."""
+        """Swap in the network's fused CPU copy if it exists and agrees with the plain one.
+
+        Checked like a backend, on the engine's own inputs at two sizes (square and 1:2, so
+        that a mix-up of height and width would show); a copy that cannot be built (no oneDNN
+        in this PyTorch build) or that differs leaves the plain network, with the reason in
+        :attr:`backend_note`.
+        """
         make_fused = getattr(self.model, 'fused_for_cpu_inference', None)
         if make_fused is None:
             return
-        size = self._input_multiple
-        gen = torch.Generator().manual_seed(0)
-        inputs = [torch.rand(1, c, size, size, generator=gen).contiguous(
-            memory_format=torch.channels_last) for c in (3, 1, 1)]
+        m = self._input_multiple
         try:
             fused = make_fused().to(memory_format=torch.channels_last)
-            with torch.inference_mode():
-                expected = self.model(*inputs)
-                got = fused(*inputs)
-        except RuntimeError:
-            return  # no oneDNN fusion in this PyTorch build: keep the plain network
-        if float((got - expected).abs().max()) <= 1e-4 * (1.0 + float(expected.abs().max())):
-            self.model = fused
-            self._forward = fused
-            self.fused = True
+            error = max(check_against_module(fused, self.model, self._example_inputs(h, w, seed=s))
+                        for s, (h, w) in enumerate(((m, m), (m, 2 * m))))
+        except (RuntimeError, ConfigError) as exc:
+            self.backend_note = f'fused CPU copy not used: {exc}'
+            return
+        self.model = fused
+        self._forward = fused
+        self.fused = True
+        self.backend_error = error
 
     def warm_up(self, height: int, width: int, *, runs: int = 3) -> None:
         """Run the network a few times at a network input size (h, w), before real frames.

@@ -6,6 +6,7 @@ filter, then the named variants (``seed``, ``seed_small``) as plain configs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -26,6 +27,9 @@ from g2mono_ros.models.prefill import (
 __all__ = [
     'SEED_VARIANTS',
     'FirstModule',
+    'FusedSeedBottleneck',
+    'FusedSeedStage',
+    'FusedSingleOutputConv3x3',
     'G2Seed',
     'LayerNorm2d',
     'SeedBottleneck',
@@ -159,6 +163,187 @@ def check_network_inputs(rgb: Tensor, point: Tensor, hole_point: Tensor,
         raise ShapeError(msg)
 
 
+# --------------------------------------------------------------------------- fused CPU inference
+
+
+def _conv(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """``conv`` through oneDNN directly, bias inside the kernel.
+
+    The eager 1x1 convolution on channels_last tensors falls back to a GEMM plus a strided
+    broadcast copy of the bias, which at 256x512 costs more than the GEMM itself.
+    """
+    return torch.ops.mkldnn._convolution_pointwise(
+        x, conv.weight, conv.bias, list(conv.padding), list(conv.stride), list(conv.dilation),
+        conv.groups, 'none', [], '')
+
+
+def _channel_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    """LayerNorm over the channels of (B, C, H, W): no copy when ``x`` is channels_last."""
+    rows = F.layer_norm(x.permute(0, 2, 3, 1), weight.shape, weight, bias, eps)
+    return rows.permute(0, 3, 1, 2)
+
+
+def _unit_weight(channels: int) -> Tensor:
+    """(C, 1, 1, 1) ones: a 1x1 depthwise convolution with these multiplies by 1.0 exactly."""
+    return torch.ones(channels, 1, 1, 1)
+
+
+def _gelu(x: Tensor, unit_weight: Tensor) -> Tensor:
+    """Exact (erf) GELU of (B, C, H, W) through oneDNN's eltwise kernel.
+
+    It runs as the post-op of a 1x1 depthwise convolution with ``unit_weight`` (C ones); on
+    the benchmark CPU that was faster than ``torch``'s in-place GELU.
+    """
+    return torch.ops.mkldnn._convolution_pointwise(x, unit_weight, None, [0, 0], [1, 1], [1, 1],
+                                                   x.shape[1], 'gelu', [], 'none')
+
+
+def _norm_gelu(x: Tensor, norm: nn.LayerNorm, unit_weight: Tensor) -> Tensor:
+    return _gelu(_channel_norm(x, norm.weight, norm.bias, norm.eps), unit_weight)
+
+
+def _require_exact_gelu(*modules: nn.Module) -> None:
+    """The fused forms hard-wire exact (erf) GELU; refuse blocks built with another one."""
+    for module in modules:
+        if not (isinstance(module, nn.GELU) and module.approximate == 'none'):
+            msg = f'the fused CPU copy knows exact GELU only; got {module}'
+            raise RuntimeError(msg)
+
+
+class FusedSeedBottleneck(nn.Module):
+    """Inference-only CPU form of :class:`SeedBottleneck` (fp32, channels_last).
+
+    Convolutions run in oneDNN with the bias inside the kernel, so do the GELUs (:func:`_gelu`),
+    and alpha is folded into norm3's affine, so the ReZero sum is one in-place add. Same result
+    to float32 rounding. The block is split into :meth:`expand` (per pixel) and
+    :meth:`finish` so that a stage ending in a nearest upsampling can run the per-pixel part
+    before it (:class:`FusedSeedStage`). Built from a trained block by
+    :meth:`G2Seed.fused_for_cpu_inference`; later changes to that block are not seen.
+    """
+
+    def __init__(self, block: SeedBottleneck) -> None:
+        super().__init__()
+        _require_exact_gelu(block.act1, block.act2)
+        self.conv_expand = block.conv_expand
+        self.norm1 = block.norm1
+        self.conv_dw = block.conv_dw
+        self.norm2 = block.norm2
+        self.conv_project = block.conv_project
+        self.norm3_eps = float(block.norm3.eps)
+        alpha = block.alpha.detach()
+        self.register_buffer('norm3_weight', block.norm3.weight.detach() * alpha)
+        self.register_buffer('norm3_bias', block.norm3.bias.detach() * alpha)
+        self.act_out = not isinstance(block.act_out, nn.Identity)
+        if self.act_out:
+            _require_exact_gelu(block.act_out)
+        self.register_buffer('unit_hidden', _unit_weight(block.conv_expand.out_channels))
+        self.register_buffer('unit_out', _unit_weight(block.conv_project.out_channels))
+
+    def expand(self, x: Tensor) -> Tensor:
+        """GELU(LN(Conv1x1(x))): (B, C, H, W) -> (B, eC, H, W), each pixel on its own."""
+        return _norm_gelu(_conv(x, self.conv_expand), self.norm1, self.unit_hidden)
+
+    def finish(self, x: Tensor, expanded: Tensor) -> Tensor:
+        """The rest of the block from its input ``x`` (B, C, H, W) and ``expand(x)``.
+
+        ``x`` may also be (B, C, H/2, W/2), the input before a nearest x2 upsampling: it is
+        then added to each 2x2 cell without being upsampled first.
+        """
+        branch = _norm_gelu(_conv(expanded, self.conv_dw), self.norm2, self.unit_hidden)
+        out = _channel_norm(_conv(branch, self.conv_project), self.norm3_weight,
+                            self.norm3_bias, self.norm3_eps)
+        if x.shape[-2:] == out.shape[-2:]:
+            out.add_(x)
+        else:
+            # The norm's output is contiguous channels-last: (B, H, 2, W, 2, C) as a view.
+            batch, channels, height, width = x.shape
+            cells = out.permute(0, 2, 3, 1).view(batch, height, 2, width, 2, channels)
+            cells.add_(x.permute(0, 2, 3, 1).reshape(batch, height, 1, width, 1, channels))
+        return _gelu(out, self.unit_out) if self.act_out else out
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.finish(x, self.expand(x))
+
+
+class FusedSeedFirst(nn.Module):
+    """Inference-only CPU form of :class:`FirstModule`: oneDNN convolution and GELU."""
+
+    def __init__(self, module: FirstModule) -> None:
+        super().__init__()
+        _require_exact_gelu(module.act)
+        self.conv = module.conv
+        self.norm = module.norm
+        self.register_buffer('unit', _unit_weight(module.conv.out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _norm_gelu(_conv(x, self.conv), self.norm, self.unit)
+
+
+class FusedSeedStage(nn.Module):
+    """Inference-only CPU form of :class:`UNetModule` with fused bottlenecks.
+
+    In an ``up`` stage the first block's per-pixel part (Conv1x1, LN, GELU) commutes with the
+    nearest upsampling before it, so it runs at a quarter of the pixels and is upsampled
+    instead: the same values, and that block's widest GEMM and norm cost a quarter. Its
+    residual is added without upsampling it first.
+    """
+
+    def __init__(self, stage: UNetModule) -> None:
+        super().__init__()
+        self.mode = stage.mode
+        self.conv = stage.conv
+        self.blocks = nn.Sequential(*(FusedSeedBottleneck(block) for block in stage.blocks))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = _conv(x, self.conv)
+        blocks = list(self.blocks)
+        if self.mode == 'up':
+            if blocks:
+                first = blocks.pop(0)
+                expanded = F.interpolate(first.expand(x), scale_factor=2.0, mode='nearest')
+                x = first.finish(x, expanded)
+            else:
+                x = F.interpolate(x, scale_factor=2.0, mode='nearest')
+        for block in blocks:
+            x = block(x)
+        return x
+
+
+class FusedSingleOutputConv3x3(nn.Conv2d):
+    """Inference-only CPU form of a 3x3, stride 1, padding 1 convolution to one channel (the
+    head): a GEMM gives each tap's response (B, H+2, W+2, 9), then nine shifted adds.
+
+    oneDNN runs a one-channel 3x3 convolution far below its GEMM speed (2x slower at 256x512).
+    A ``Conv2d`` holding the same weight and bias Parameters as ``conv``, read at each call, so
+    it follows changes to them (``head.weight`` works as before).
+    """
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        shape_ok = (conv.out_channels == 1 and conv.kernel_size == (3, 3) and conv.groups == 1
+                    and conv.stride == (1, 1) and conv.padding == (1, 1)
+                    and conv.dilation == (1, 1) and conv.bias is not None)
+        if not shape_ok:
+            msg = f'the fused head knows a 3x3 convolution to one channel with a bias; got {conv}'
+            raise RuntimeError(msg)
+        super().__init__(conv.in_channels, 1, 3, padding=1)
+        self.weight = conv.weight
+        self.bias = conv.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        batch, channels, height, width = x.shape
+        # (9, C, 1, 1): tap k = 3 * dy + dx. Padding 1 on a 1x1 convolution gives the
+        # zero border the shifted windows read.
+        taps_weight = self.weight[0].permute(1, 2, 0).reshape(9, channels, 1, 1)
+        taps = torch.ops.mkldnn._convolution_pointwise(
+            x, taps_weight.contiguous(), None, [1, 1], [1, 1], [1, 1], 1, 'none', [], '')
+        taps = taps.permute(0, 2, 3, 1)  # (B, H + 2, W + 2, 9)
+        out = self.bias.view(1, 1, 1).expand(batch, height, width).clone()
+        for k in range(9):
+            dy, dx = divmod(k, 3)
+            out += taps[:, dy:dy + height, dx:dx + width, k]
+        return out[:, None].contiguous(memory_format=torch.channels_last)
+
+
 # --------------------------------------------------------------------------- network
 
 
@@ -185,12 +370,18 @@ class G2Seed(nn.Module):
             down each column between scan lines, nearest at edges and outside the lines: exact
             on planes; ``models.prefill.scanline_fill``).
         pin_points: output the measured depth itself where a point exists.
+        residual_shrink: with ``residual``, the correction is soft-thresholded by this much
+            (in the network's depth units: a log ratio for ``log``, so 0.05 = 5 %): smaller
+            corrections are dropped, larger ones reduced by it. It removes the network's
+            low-amplitude noise where the pre-fill is already right (dense scans, planes),
+            which costs more MAE there than the corrections gain.
     """
 
     def __init__(self, *, widths: Sequence[int] = (64, 128, 256, 512, 512, 512, 512),
                  num_bottle: int = 3, expansion: int = 2, in_chans: int = 5,
                  depth_norm: str = 'fixed', prefill_input: bool = False, residual: bool = False,
-                 pin_points: bool = False, prefill_kind: str = 'push_pull') -> None:
+                 pin_points: bool = False, prefill_kind: str = 'push_pull',
+                 residual_shrink: float = 0.0) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if len(widths) < 2 or min(widths) < 1 or num_bottle < 0:
@@ -207,6 +398,10 @@ class G2Seed(nn.Module):
         self.prefill_input = bool(prefill_input)
         self.residual = bool(residual)
         self.pin_points = bool(pin_points)
+        if not (0.0 <= residual_shrink < 1.0 and (self.residual or residual_shrink == 0.0)):
+            msg = f'residual_shrink must be in [0, 1) and needs residual; got {residual_shrink!r}'
+            raise ValueError(msg)
+        self.residual_shrink = float(residual_shrink)
         in_chans = in_chans + int(self.prefill_input)
         self.widths = widths
         self.input_multiple = 2 ** (len(widths) - 1)
@@ -230,6 +425,35 @@ class G2Seed(nn.Module):
         """True for the G2 formulation (fixed scale, no pre-fill, no residual, no pinning)."""
         return (self.depth_norm == 'fixed' and not self.prefill_input and not self.residual
                 and not self.pin_points)
+
+    def fused_for_cpu_inference(self) -> G2Seed:
+        """A copy for fp32 CPU inference with the stem and every stage fused (oneDNN).
+
+        Only the UNet's modules are swapped: pre- and post-processing (depth scaling, pre-fill,
+        residual, pinning) are this class's own code, so the copy follows every option.
+        Shares the weights with this model; alphas are folded at call time.
+
+        Raises:
+            RuntimeError: this PyTorch build has no oneDNN (``torch.ops.mkldnn``) convolution,
+                or a block has a norm or activation the fused form does not know.
+        """
+        if not (torch.backends.mkldnn.is_available()
+                and hasattr(torch.ops.mkldnn, '_convolution_pointwise')):
+            msg = 'this PyTorch build has no oneDNN convolution fusion'
+            raise RuntimeError(msg)
+        norms = [m for m in self.modules() if isinstance(m, nn.LayerNorm)]
+        if any(type(m) is not LayerNorm2d for m in norms):
+            msg = 'the fused copy knows LayerNorm2d only'
+            raise RuntimeError(msg)
+        fused = copy.copy(self)
+        fused._modules = dict(self._modules)
+        fused._modules['first'] = FusedSeedFirst(self.first)
+        for name in ('encoders', 'decoders'):
+            fused._modules[name] = nn.ModuleList(FusedSeedStage(stage)
+                                                 for stage in getattr(self, name))
+        fused._modules['head'] = FusedSingleOutputConv3x3(self.head)
+        fused.training = False
+        return fused
 
     def _unet(self, inputs: Tensor) -> Tensor:
         features = [self.first(inputs)]
@@ -283,6 +507,8 @@ class G2Seed(nn.Module):
             channels.append(base)
         out = self._unet(torch.cat(channels, dim=1))
         if self.residual:
+            if self.residual_shrink:
+                out = F.softshrink(out, self.residual_shrink)
             out = out + base
         if self.depth_norm == 'log':
             out = torch.exp(out.clamp(-8.0, 8.0)) * scale

