@@ -8,7 +8,8 @@ Used by ``bench_node.py --frame-path``. For each case (1920x1080 bgr8 and yuyv, 
   cloud decoding. New: the O(1) checks (``check_image``, ``check_pointcloud2``). The
   synchroniser and stamp bookkeeping around them are the same in both and not timed. Busy
   share = 30 x image time + 10 x cloud time, per second.
-- everything except the model, per processed pair: old = the callbacks' decoding + the old
+- everything except the model, per processed pair (``lazy``: the new path without a
+  ``sparse_depth`` subscriber, which the node then skips): old = the callbacks' decoding + the old
   worker (projection at the network size, a second one at image size for ``sparse_depth``,
   float bilinear resize of the full image in torch, torch upsampling, the checked
   ``depth_to_image`` twice); new = the node's worker (decode + area resize on uint8, one
@@ -155,7 +156,7 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
     engine._forward = timed
     out: dict[str, list[float]] = {key: [] for key in (
         'old_image_cb', 'old_cloud_cb', 'new_image_cb', 'new_cloud_cb', 'old_pair', 'new_pair',
-        'old_pair_cpu', 'new_pair_cpu')}
+        'old_pair_cpu', 'new_pair_cpu', 'lazy_pair', 'lazy_pair_cpu')}
 
     def old_callbacks() -> tuple[np.ndarray, np.ndarray]:
         t0 = time.perf_counter()
@@ -188,7 +189,7 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
         out['old_pair'].append(time.perf_counter() - t0 - timed.seconds)
         out['old_pair_cpu'].append(time.process_time() - c0 - timed.cpu_seconds)
 
-    def new_pair(key: str = 'new_pair') -> None:
+    def new_pair(key: str = 'new_pair', sparse: bool = True) -> None:
         new_callbacks()
         timed.seconds = timed.cpu_seconds = 0.0
         t0, c0 = time.perf_counter(), time.process_time()
@@ -200,11 +201,12 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
             rgb = area_resize(guide, net_hw)
         xyz, _ = codecs.pointcloud2_to_xyz(cloud_msg)
         work = process_pair(engine, PairInputs(rgb, xyz, camera, guide=guide), T, min_range=0.5,
-                            max_range=100.0, want_sparse=True, want_colorized=False,
+                            max_range=100.0, want_sparse=sparse, want_colorized=False,
                             projector=projector)
         codecs.depth_to_image(work.depth_m, header, '32FC1', clean=True)
-        codecs.depth_to_image(work.sparse_m, header, '32FC1', clean=True,
-                              pixels=work.sparse_pixels)
+        if sparse:
+            codecs.depth_to_image(work.sparse_m, header, '32FC1', clean=True,
+                                  pixels=work.sparse_pixels)
         out[key].append(time.perf_counter() - t0 - timed.seconds)
         out[f'{key}_cpu'].append(time.process_time() - c0 - timed.cpu_seconds)
 
@@ -228,6 +230,7 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
         for _ in range(frames):  # interleaved: load drift hits both alike
             first()
             new_pair()
+            new_pair('lazy_pair', sparse=False)
     finally:
         engine._forward = timed.forward
     return out
@@ -269,9 +272,10 @@ def report(weights: str, frames: int, seed: int = 0) -> int:
         for label, height, width, encoding in cases:
             t = run_case(engine, height, width, encoding, frames, rng)
             target_ms = 15.0 if height >= 1080 else 10.0
-            for path in ('old', 'new'):
-                image_ms = float(np.median(t[f'{path}_image_cb'])) * 1e3
-                cloud_ms = float(np.median(t[f'{path}_cloud_cb'])) * 1e3
+            for path in ('old', 'new', 'lazy'):
+                cb = 'new' if path == 'lazy' else path
+                image_ms = float(np.median(t[f'{cb}_image_cb'])) * 1e3
+                cloud_ms = float(np.median(t[f'{cb}_cloud_cb'])) * 1e3
                 busy = (CAMERA_HZ * image_ms + LIDAR_HZ * cloud_ms) / 10.0  # ms per s -> %
                 pair = np.asarray(t[f'{path}_pair']) * 1e3
                 p50, p95 = float(np.percentile(pair, 50)), float(np.percentile(pair, 95))
@@ -286,8 +290,10 @@ def report(weights: str, frames: int, seed: int = 0) -> int:
                   f'{target_ms:g} ms')
     print('cb busy % = (30 Hz x image callback + 10 Hz x cloud callback) time per second. '
           'non-model = decode, resize, projection(s), up-sampling, depth message(s); '
-          'publish_sparse on (a subscriber). Wall ms, then CPU ms of the process (all its '
-          'threads; on a busy machine wall time also holds the waits for a core).')
+          'publish_sparse on (a subscriber); lazy = the new path while nothing subscribes to '
+          'sparse_depth (the default publish_sparse: false likewise). Wall ms, then CPU ms of '
+          'the process (all its threads; on a busy machine wall time also holds the waits for '
+          'a core).')
     return 0 if ok else 1
 
 
