@@ -353,3 +353,16 @@ def test_engine_applies_num_threads_on_cpu(seed_small_weights):
             assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_network_inputs_drop_every_non_finite_or_non_positive_point(seed_small_weights):
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=64))
+    values = [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0, 1e-45, 3.0, 3.4e38, MAX_DEPTH * 2]
+    sparse = torch.tensor(values + [0.0] * 6, dtype=torch.float32).view(1, 1, 4, 4)
+    rgb = torch.zeros(1, 3, 4, 4, dtype=torch.uint8)
+    _, point, hole = engine._network_inputs(rgb, sparse)
+    valid = torch.isfinite(sparse) & (sparse > 0)  # the definition
+    assert torch.equal(hole.bool(), valid)
+    expected = torch.where(valid, sparse / MAX_DEPTH, 0.0).clamp(0.0, 1.0)
+    assert torch.equal(point, expected.contiguous(memory_format=torch.channels_last))

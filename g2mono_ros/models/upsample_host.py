@@ -98,9 +98,9 @@ def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: 
 
     # Edge cells: a low-resolution cell (i, j) and its right/lower neighbours (clamped) are
     # the four neighbours of every output pixel whose lower neighbours are (i, j).
-    low, high = _pair_extrema(depth, axis=1)
-    low = _pair_extrema(low, axis=0)[0]
-    high = np.maximum(_pair_extrema(high, axis=0)[1], np.float32(0.0))  # torch starts at 0
+    low = _pair_reduce(np.minimum, _pair_reduce(np.minimum, depth, axis=1), axis=0)
+    high = _pair_reduce(np.maximum, _pair_reduce(np.maximum, depth, axis=1), axis=0)
+    np.maximum(high, np.float32(0.0), out=high)  # the torch version starts its maximum at 0
     cells = np.flatnonzero(high > np.float32(edge_ratio) * low)
     if cells.size == 0:
         return out
@@ -171,19 +171,17 @@ def _choose(depth: np.ndarray, lr_rows: np.ndarray, colour_hr: np.ndarray, cell_
                                          + np.arange(corner_depth.shape[1]))
 
 
-def _pair_extrema(values: np.ndarray, *, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Element-wise min and max of each entry and its next one along ``axis`` (the last
+def _pair_reduce(op: np.ufunc, values: np.ndarray, *, axis: int) -> np.ndarray:
+    """``op`` (minimum or maximum) of each entry and its next one along ``axis`` (the last
     entry pairs with itself, as the clamped upper neighbour does)."""
-    low, high = np.empty_like(values), np.empty_like(values)
+    out = np.empty_like(values)
     if axis == 0:
-        np.minimum(values[:-1], values[1:], out=low[:-1])
-        np.maximum(values[:-1], values[1:], out=high[:-1])
-        low[-1] = high[-1] = values[-1]
+        op(values[:-1], values[1:], out=out[:-1])
+        out[-1] = values[-1]
     else:
-        np.minimum(values[:, :-1], values[:, 1:], out=low[:, :-1])
-        np.maximum(values[:, :-1], values[:, 1:], out=high[:, :-1])
-        low[:, -1] = high[:, -1] = values[:, -1]
-    return low, high
+        op(values[:, :-1], values[:, 1:], out=out[:, :-1])
+        out[:, -1] = values[:, -1]
+    return out
 
 
 def _rows(guide: np.ndarray) -> np.ndarray:

@@ -815,8 +815,9 @@ class DepthNodePhases:
         if suspect:
             self._log_fault('extrinsic_suspect', suspect)
         # Lazy, as image_transport publishes: no image-size map nobody subscribed to.
-        pub_sparse = self._pub_sparse
-        want_sparse = pub_sparse is not None and pub_sparse.get_subscription_count() > 0
+        with self._pub_lock:  # live tuning may destroy the publisher meanwhile
+            want_sparse = (self._pub_sparse is not None
+                           and self._pub_sparse.get_subscription_count() > 0)
         work = process_pair(self.engine, PairInputs(rgb, points, model, guide=rgb_full),
                             T_cam_lidar, min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=want_sparse, want_colorized=False,
