@@ -37,7 +37,7 @@ from g2mono_ros.evaluation.quality import (  # noqa: E402
 from g2mono_ros.models.engine import DepthEngine  # noqa: E402
 
 WEIGHTS_DIR = ROOT / 'g2mono_ros' / 'weights'
-DEFAULT_WEIGHTS = [str(WEIGHTS_DIR / 'g2mono_seed_small_v2.pt')]
+DEFAULT_WEIGHTS = [str(WEIGHTS_DIR / 'g2mono_seed_small_v3.pt')]
 #: Middlebury 2014 Motorcycle (imperfect calibration), at the quarter size scikit-image ships:
 #: focal length and disparity offset / 4, baseline in metres.
 MOTORCYCLE_F_PX = 3979.911 / 4

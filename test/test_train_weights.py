@@ -23,6 +23,8 @@ def test_demo_weights_load_with_their_record():
     assert (loaded.input_height, loaded.input_width, loaded.max_depth) == (128, 192, 200.0)
     assert loaded.model_kwargs['depth_norm'] == 'log'
     assert loaded.model.pin_points and loaded.model.residual and loaded.model.prefill_input
+    assert loaded.model_kwargs['prefill_kind'] == 'scanline'
+    assert 0.0 < loaded.model.residual_shrink < 0.1
     assert loaded.extra['trainer'] == 'g2mono_ros.training'
 
 

@@ -1,0 +1,78 @@
+"""Choose a residual network's ``residual_shrink`` on validation frames and write the weights.
+
+The soft threshold on the network's log correction (``G2Seed(residual_shrink=)``) is set after
+training: each candidate is scored on fresh synthetic frames of every bench_quality regime
+from validation seeds (7101-7102: neither training, 1101-1164, nor bench_quality, 7001+;
+never the real image), and the one with the lowest mean of RMSE and MAE relative to nearest fill
+is recorded in a copy of the checkpoint.
+
+    python benchmarks/choose_shrink.py runs/quality_v3/model.pt g2mono_ros/weights/g2mono_seed_small_v3.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for _path in (ROOT, ROOT / 'benchmarks'):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from bench_quality import cpu_model  # noqa: E402
+from g2mono_ros.config import EngineConfig  # noqa: E402
+from g2mono_ros.evaluation.baselines import nearest_fill  # noqa: E402
+from g2mono_ros.evaluation.quality import QUALITY_REGIMES, regime_frames, score_methods  # noqa: E402
+from g2mono_ros.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from g2mono_ros.models.engine import DepthEngine  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('weights', help='trained checkpoint (a residual seed network)')
+    parser.add_argument('output', help='where to write it with the chosen residual_shrink')
+    parser.add_argument('--candidates', type=float, nargs='+', default=[0.0, 0.03, 0.05, 0.1])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[7101, 7102])
+    parser.add_argument('--upsample', default='prefill_guided')
+    args = parser.parse_args(argv)
+
+    import torch
+    torch.set_num_threads(1)
+    loaded = load_checkpoint(args.weights)
+    print(f'# choose_shrink on {cpu_model()}: {args.weights}, seeds {args.seeds}, '
+          f'upsample {args.upsample}')
+    suites = {name: list(regime_frames(regime, tuple(args.seeds), frames_per_seed=2, width=384,
+                                       height=256))
+              for name, regime in QUALITY_REGIMES.items()}
+    engine = DepthEngine(EngineConfig(weights=args.weights, device='cpu',
+                                      input_height=loaded.input_height,
+                                      input_width=loaded.input_width, upsample=args.upsample))
+    networks = {id(engine.model): engine.model, id(engine.loaded.model): engine.loaded.model}
+    scores = {}
+    for shrink in args.candidates:
+        for network in networks.values():
+            network.residual_shrink = float(shrink)
+        relative = []
+        for frames in suites.values():
+            result = score_methods(frames, {
+                'model': lambda f: engine.infer(f.rgb, f.sparse_m),
+                'nearest': lambda f: nearest_fill(f.sparse_m)})
+            relative += [result['model'][k] / result['nearest'][k] for k in ('rmse', 'mae')]
+        scores[shrink] = float(np.mean(relative))
+        print(f'residual_shrink {shrink:.3f}: mean (RMSE, MAE) / nearest fill {scores[shrink]:.4f}',
+              flush=True)
+    best = min(scores, key=scores.get)
+    kwargs = {**loaded.model_kwargs, 'residual_shrink': best}
+    extra = {**loaded.extra, 'residual_shrink_chosen_on': f'seeds {args.seeds}, {scores}'}
+    save_checkpoint(args.output, loaded.model, variant=loaded.variant, model_kwargs=kwargs,
+                    max_depth=loaded.max_depth, input_height=loaded.input_height,
+                    input_width=loaded.input_width, extra=extra)
+    print(f'chosen residual_shrink {best}: written to {args.output}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
