@@ -97,8 +97,9 @@ class EngineConfig:
             once as a CUDA graph and replay it every frame.
         upsample: network output -> camera size: ``edge_aware`` (no blending across depth
             edges, guided by the image; ``models.upsample``), ``bilinear``, or
-            ``prefill_guided`` (nearest-pre-fill residual networks: their correction applied to
-            the nearest fill of the points at the camera size; else as ``edge_aware``).
+            ``prefill_guided`` (residual networks with a nearest or scan-line pre-fill: their
+            correction applied to the same fill of the points at the camera size; else as
+            ``edge_aware``).
     """
 
     weights: str = ''
