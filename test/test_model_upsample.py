@@ -133,12 +133,14 @@ def test_engine_config_rejects_unknown_upsample() -> None:
         EngineConfig(weights='w.pt', upsample='cubic')
 
 
-def test_prefill_guided_mode_keeps_the_camera_size_fill_of_an_untrained_network(tmp_path):
-    """With a zero correction head the network outputs its nearest fill; the prefill_guided
-    mode then returns the nearest fill of the camera-size points (finer than the network's)."""
-    from g2mono_ros.models.prefill import nearest_point_fill
+@pytest.mark.parametrize('kind', ['nearest', 'scanline'])
+def test_prefill_guided_mode_keeps_the_camera_size_fill_of_an_untrained_network(tmp_path,
+                                                                              kind: str):
+    """With a zero correction head the network outputs its pre-fill; the prefill_guided mode
+    then returns the same fill of the camera-size points (finer than the network's)."""
+    from g2mono_ros.models.prefill import nearest_point_fill, scanline_fill
 
-    kwargs = {'depth_norm': 'log', 'prefill_input': True, 'prefill_kind': 'nearest',
+    kwargs = {'depth_norm': 'log', 'prefill_input': True, 'prefill_kind': kind,
               'residual': True, 'pin_points': True}
     torch.manual_seed(0)
     model = create_model('seed_small', **kwargs)
@@ -152,28 +154,7 @@ def test_prefill_guided_mode_keeps_the_camera_size_fill_of_an_untrained_network(
                                       input_width=128, upsample='prefill_guided'))
     depth = engine.infer(rgb, sparse)
     t = torch.from_numpy(sparse)[None, None]
-    expected = nearest_point_fill(t, (t > 0).float())[0, 0].numpy()
-    np.testing.assert_allclose(depth, expected, rtol=1e-5)
-
-
-def test_prefill_guided_mode_follows_the_networks_scanline_fill(tmp_path):
-    """The same for a scan-line pre-fill network: the camera-size scan-line fill comes out."""
-    from g2mono_ros.models.prefill import scanline_fill
-
-    kwargs = {'depth_norm': 'log', 'prefill_input': True, 'prefill_kind': 'scanline',
-              'residual': True, 'pin_points': True}
-    torch.manual_seed(0)
-    model = create_model('seed_small', **kwargs)
-    path = save_checkpoint(tmp_path / 's.pt', model, variant='seed_small', model_kwargs=kwargs,
-                           max_depth=200.0, input_height=64, input_width=128)
-    rng = np.random.default_rng(3)
-    rgb = rng.integers(0, 255, (128, 256, 3), dtype=np.uint8)
-    sparse = np.zeros((128, 256), np.float32)
-    sparse[::5, ::2] = rng.uniform(1.0, 9.0, sparse[::5, ::2].shape)
-    engine = DepthEngine(EngineConfig(weights=str(path), device='cpu', input_height=64,
-                                      input_width=128, upsample='prefill_guided'))
-    depth = engine.infer(rgb, sparse)
-    t = torch.from_numpy(sparse)[None, None]
-    expected = scanline_fill(t, (t > 0).float())[0, 0].numpy()
+    fill = nearest_point_fill if kind == 'nearest' else scanline_fill
+    expected = fill(t, (t > 0).float())[0, 0].numpy()
     np.testing.assert_allclose(depth, expected, rtol=1e-5)
 

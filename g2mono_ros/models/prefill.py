@@ -146,18 +146,8 @@ def _opencv_nearest_fill(values: Tensor, mask: Tensor) -> Tensor:
 
 
 def jump_flood_fill(values: Tensor, mask: Tensor) -> Tensor:
-    """:func:`nearest_point_fill` by jump flooding (O(pixels log size), torch only).
-
-    Approximates the exact Euclidean nearest point (as ``evaluation.baselines.nearest_fill``)
-    up to rare ties.
-
-    Args:
-        values: (B, 1, H, W), ignored where mask is 0.
-        mask: (B, 1, H, W) 1 where a value exists.
-
-    Returns:
-        (B, 1, H, W); 0 for an image without any value.
-    """
+    """:func:`nearest_point_fill` by jump flooding (O(pixels log size), torch only): the same
+    arguments and result, exact (as ``evaluation.baselines.nearest_fill``) up to rare ties."""
     _check('values', values)
     _check('mask', mask)
     height, width = values.shape[-2:]
