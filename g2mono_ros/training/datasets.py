@@ -531,6 +531,8 @@ class TrainingDataset(Dataset):
             rgb_np = photo.rgb
         if isinstance(raw, np.ndarray):
             raw = torch.from_numpy(self._normalise(raw)).unsqueeze(0)
+        if not rgb_np.flags.writeable:  # a decoded bag image views the message's bytes
+            rgb_np = rgb_np.copy()
         rgb = torch.from_numpy(np.ascontiguousarray(rgb_np)).permute(2, 0, 1).float() / 255.0
         if self.train:
             if float(torch.rand((), generator=generator)) < self.sim.hflip:
