@@ -15,6 +15,7 @@ from pathlib import Path
 PYTHON_KEYS = {
     'python3-numpy': 'numpy', 'python3-yaml': 'yaml', 'python3-opencv': 'cv2',
     'python3-pil': 'PIL', 'python3-tqdm': 'tqdm', 'python3-matplotlib': 'matplotlib',
+    'python3-skimage': 'skimage',
     'python3-pytest': 'pytest',
 }
 PLUGIN_TEXT = {'python3-pytest-timeout': 'pytest.mark.timeout'}
