@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / 'benchmarks'):  # the package, and bench_quality beside this file
+for _path in (ROOT, ROOT / 'benchmarks'):  # the package, and the modules beside this file
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench_quality import cpu_model, motorcycle_frames, scanline_method  # noqa: E402
+from bench_quality import motorcycle_frames, scanline_method  # noqa: E402
+from cpu_info import cpu_model  # noqa: E402
 from g2mono_ros.config import EngineConfig  # noqa: E402
 from g2mono_ros.evaluation.baselines import morphological_fill, nearest_fill  # noqa: E402
 from g2mono_ros.evaluation.quality import QUALITY_REGIMES, regime_frames, score_methods  # noqa: E402

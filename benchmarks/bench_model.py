@@ -359,10 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f'g2mono_ros model benchmark: torch {torch.__version__}, device {args.device}, '
           f'{torch.get_num_threads()} threads, CPU capability '
           f'{torch.backends.cpu.get_cpu_capability()}, batch 1, {rounds} interleaved rounds')
-    from frame_path import _cpu_model
+    from cpu_info import cpu_model
 
     gpu = f', GPU {torch.cuda.get_device_name()}' if args.device == 'cuda' else ''
-    print(f'CPU {_cpu_model() or "unknown"}, {os.cpu_count()} CPUs, load average '
+    print(f'CPU {cpu_model()}, {os.cpu_count()} CPUs, load average '
           f'{os.getloadavg()[0]:.1f}{gpu}')
     print('weights: RANDOM init with non-zero ReZero alphas (0.1-0.5) and a head rescaled to '
           'outputs in (0, 1); max depth 80 m')

@@ -18,10 +18,10 @@ isolates the motion error from pixel sampling and occlusion. Target: deskew at 1
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import numpy as np
+from cpu_info import cpu_model
 from rosbags.typesys import Stores, get_typestore
 
 from g2mono_ros.bagio import pointcloud2_message
@@ -33,17 +33,6 @@ from g2mono_ros.synth import SyntheticSequence
 CASES = [('0 m/s', 0.0, 0.0), ('5 m/s', 5.0, 0.0), ('10 m/s', 10.0, 0.0),
          ('20 m/s', 20.0, 0.0), ('10 m/s, 30 deg/s turn', 10.0, 30.0)]
 MODES = ('none', 'scan-level', 'deskew')
-
-
-def cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_case(speed: float, yaw_dps: float, args: argparse.Namespace,

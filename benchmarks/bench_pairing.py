@@ -38,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / 'benchmarks'))
 
+from cpu_info import cpu_model  # noqa: E402
 from g2mono_ros.config import EngineConfig, SyncConfig  # noqa: E402
 from g2mono_ros.fusion.pair_queue import PairQueue  # noqa: E402
 from g2mono_ros.fusion.pipeline import LatestSlot, PairInputs, process_pair  # noqa: E402
@@ -68,16 +69,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='also run the policies on a simulated clock at these model periods '
                              '(default: the measured one, 10 and 200)')
     return parser.parse_args(argv)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 @dataclass

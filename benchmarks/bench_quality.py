@@ -14,7 +14,6 @@ default sizes.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,9 +21,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / 'benchmarks'):  # the package, and cpu_info beside this file
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
+from cpu_info import cpu_model  # noqa: E402
 from g2mono_ros.config import EngineConfig  # noqa: E402
 from g2mono_ros.evaluation.baselines import morphological_fill, nearest_fill  # noqa: E402
 from g2mono_ros.evaluation.quality import (  # noqa: E402
@@ -43,16 +44,6 @@ DEFAULT_WEIGHTS = [str(WEIGHTS_DIR / 'g2mono_seed_small_v3.pt')]
 MOTORCYCLE_F_PX = 3979.911 / 4
 MOTORCYCLE_DOFFS_PX = 124.343 / 4
 MOTORCYCLE_BASELINE_M = 0.193001
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown CPU'
 
 
 def motorcycle_frames(beams_list: tuple[int, ...]) -> list[tuple[str, QualityFrame]] | None:

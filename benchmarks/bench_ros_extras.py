@@ -12,28 +12,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
 
 import numpy as np
+from cpu_info import cpu_model
 
 from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.fusion.cloud import depth_to_points, pack_rgb
 from g2mono_ros.ros.codecs import depth_to_image, numpy_to_image, rgb_from_image, xyz_to_pointcloud2
 from g2mono_ros.ros.compressed import compressed_image_payload, rgb_from_compressed
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -65,7 +55,7 @@ def main() -> int:
     repeats = 10 if args.quick else args.repeats
     sizes = [(480, 640)] if args.quick else [(480, 640), (720, 1280)]
     load = ', '.join(f'{v:.2f}' for v in os.getloadavg())
-    print(f'CPU: {_cpu_model()} x{os.cpu_count()} (load average {load}); '
+    print(f'CPU: {cpu_model()} x{os.cpu_count()} (load average {load}); '
           f'OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "unset")}; '
           f'median of {repeats} runs, ms')
     for h, w in sizes:

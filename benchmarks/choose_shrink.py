@@ -22,7 +22,7 @@ for _path in (ROOT, ROOT / 'benchmarks'):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench_quality import cpu_model  # noqa: E402
+from cpu_info import cpu_model  # noqa: E402
 from g2mono_ros.config import EngineConfig  # noqa: E402
 from g2mono_ros.evaluation.baselines import nearest_fill  # noqa: E402
 from g2mono_ros.evaluation.quality import QUALITY_REGIMES, regime_frames, score_methods  # noqa: E402

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-for _path in (ROOT, ROOT / 'benchmarks'):  # the package, and bench_quality beside this file
+for _path in (ROOT, ROOT / 'benchmarks'):  # the package, and the modules beside this file
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench_quality import cpu_model  # noqa: E402
+from cpu_info import cpu_model  # noqa: E402
 from g2mono_ros.config import EngineConfig  # noqa: E402
 from g2mono_ros.evaluation.evaluator import EvaluationOptions, evaluate_offline  # noqa: E402
 from g2mono_ros.models.checkpoint import load_checkpoint  # noqa: E402

@@ -243,8 +243,8 @@ def report(weights: str, frames: int, seed: int = 0) -> int:
     an output that looks like depth (a random network's is noise: edges everywhere).
     """
     import os
-    import platform
 
+    from cpu_info import cpu_model
     from g2mono_ros.config import EngineConfig
     from g2mono_ros.models.checkpoint import load_checkpoint
     from g2mono_ros.models.engine import DepthEngine
@@ -256,7 +256,7 @@ def report(weights: str, frames: int, seed: int = 0) -> int:
                                         max_depth=80.0, upsample=upsample), model=loaded)
 
     rng = np.random.default_rng(seed)
-    cpu = _cpu_model() or platform.processor() or 'unknown CPU'
+    cpu = cpu_model()
     print(f'per-frame path, old vs new, same run: {cpu}; {os.cpu_count()} CPUs; load average '
           f'{os.getloadavg()[0]:.1f}; {frames} frames per case (interleaved); network '
           f'{loaded.variant} ({Path(weights).name}) at input height 320 (its forward pass is '
@@ -295,14 +295,3 @@ def report(weights: str, frames: int, seed: int = 0) -> int:
           'the process (all its threads; on a busy machine wall time also holds the waits for '
           'a core).')
     return 0 if ok else 1
-
-
-def _cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as handle:
-            for line in handle:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return ''
