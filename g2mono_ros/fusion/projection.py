@@ -23,6 +23,7 @@ __all__ = [
     'project_camera_points_torch',
     'project_points',
     'project_points_to_depth',
+    'zbuffer_nearest',
     'project_points_to_depth_torch',
     'project_points_torch',
 ]
@@ -242,6 +243,28 @@ def project_points(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: Ca
     return ProjectedPoints(idx[keep], rows, cols, z[keep])
 
 
+def zbuffer_nearest(flat: np.ndarray, lin: np.ndarray, depths: np.ndarray) -> None:
+    """Write ``depths`` at ``flat[lin]`` keeping the smallest where indices repeat.
+
+    ``flat`` must be 0 at every index of ``lin``. Without sorting: write all, then rewrite
+    only the points nearer than what landed on their pixel; the candidates shrink every round
+    (usually 2-3), and the result does not depend on numpy's write order for repeats.
+
+    Args:
+        flat: (P,) float32, modified in place.
+        lin: (M,) int64 flat pixel indices.
+        depths: (M,) float32 metres, > 0.
+    """
+    flat[lin] = depths
+    while lin.size:
+        nearer = depths < flat[lin]
+        if not nearer.any():
+            break
+        lin = lin[nearer]
+        depths = depths[nearer]
+        flat[lin] = depths
+
+
 def project_points_to_depth(points_lidar: np.ndarray, T_cam_lidar: np.ndarray,
                             camera: CameraModel, *, out_hw: tuple[int, int] | None = None,
                             min_range: float = 0.5, max_range: float = 100.0
@@ -272,20 +295,8 @@ def project_points_to_depth(points_lidar: np.ndarray, T_cam_lidar: np.ndarray,
     hit = project_points(points_lidar, T_cam_lidar, camera, out_hw=out_hw,
                          min_range=min_range, max_range=max_range)
     h, w = (camera.height, camera.width) if out_hw is None else (int(out_hw[0]), int(out_hw[1]))
-    lin = hit.row * w + hit.col
-    depths = hit.depth
     flat = np.zeros(h * w, dtype=np.float32)
-    # z-buffer without sorting: write all, then rewrite only the points that are nearer than
-    # what landed on their pixel; the candidate set shrinks every round (usually 2-3 rounds),
-    # and the result does not depend on numpy's write order for repeated indices.
-    flat[lin] = depths
-    while lin.size:
-        nearer = depths < flat[lin]
-        if not nearer.any():
-            break
-        lin = lin[nearer]
-        depths = depths[nearer]
-        flat[lin] = depths
+    zbuffer_nearest(flat, hit.row * w + hit.col, hit.depth)
     depth = flat.reshape(h, w)
     return depth, depth > 0
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from g2mono_ros.errors import ShapeError
 from g2mono_ros.fusion.camera import CameraModel
-from g2mono_ros.fusion.projection import project_points, project_points_torch
+from g2mono_ros.fusion.projection import project_points, project_points_torch, zbuffer_nearest
 
-__all__ = ['SparseMaps', 'SparseProjector', 'network_pixel_index', 'zbuffer_nearest']
+__all__ = ['SparseMaps', 'SparseProjector', 'network_pixel_index']
 
 
 class SparseMaps(NamedTuple):
@@ -45,28 +45,6 @@ def network_pixel_index(index: Any, in_size: int, out_size: int) -> Any:
     """
     target = ((2 * index + 1) * out_size) // (2 * in_size)
     return target.clip(max=out_size - 1)  # numpy and torch both spell it so
-
-
-def zbuffer_nearest(flat: np.ndarray, lin: np.ndarray, depths: np.ndarray) -> None:
-    """Write ``depths`` at ``flat[lin]`` keeping the smallest where indices repeat.
-
-    ``flat`` must be 0 at every index of ``lin``. Without sorting: write all, then rewrite
-    only the points nearer than what landed on their pixel; the candidates shrink every round
-    (usually 2-3), and the result does not depend on numpy's write order for repeats.
-
-    Args:
-        flat: (P,) float32, modified in place.
-        lin: (M,) int64 flat pixel indices.
-        depths: (M,) float32 metres, > 0.
-    """
-    flat[lin] = depths
-    while lin.size:
-        nearer = depths < flat[lin]
-        if not nearer.any():
-            break
-        lin = lin[nearer]
-        depths = depths[nearer]
-        flat[lin] = depths
 
 
 class _Buffer:
