@@ -1,4 +1,5 @@
-"""Image resizing shared by the codecs (camera images to the network size) and the engine.
+"""Image-grid helpers shared by the codecs, fusion and the engine: resizing camera images,
+and putting sparse depth on a coarser grid (nearest point per pixel).
 
 OpenCV on uint8 before anything becomes float; ROS-free and torch-free.
 """
@@ -11,7 +12,7 @@ import numpy as np
 
 from g2mono_ros.errors import ShapeError
 
-__all__ = ['area_resize']
+__all__ = ['area_resize', 'network_pixel_index', 'zbuffer_nearest']
 
 
 def _cv2() -> Any:
@@ -56,3 +57,37 @@ def area_resize(image: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
         blocks = cv2.resize(image, (in_w // kx, in_h // ky), interpolation=cv2.INTER_AREA)
         return cv2.resize(blocks, (width, height), interpolation=cv2.INTER_LINEAR)
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def network_pixel_index(index: Any, in_size: int, out_size: int) -> Any:
+    """The output pixel that contains the centre of input pixel ``index`` (one axis).
+
+    ``floor((index + 0.5) * out_size / in_size)`` in integers, as ``models.engine.resize_sparse_depth`` and ``fusion.sparse``.
+
+    Args:
+        index: integer numpy array or torch tensor of pixel indices in ``[0, in_size)``.
+    """
+    target = ((2 * index + 1) * out_size) // (2 * in_size)
+    return target.clip(max=out_size - 1)  # numpy and torch both spell it so
+
+
+def zbuffer_nearest(flat: np.ndarray, lin: np.ndarray, depths: np.ndarray) -> None:
+    """Write ``depths`` at ``flat[lin]`` keeping the smallest where indices repeat.
+
+    ``flat`` must be 0 at every index of ``lin``. Without sorting: write all, then rewrite
+    only the points nearer than what landed on their pixel; the candidates shrink every round
+    (usually 2-3), and the result does not depend on numpy's write order for repeats.
+
+    Args:
+        flat: (P,) float32, modified in place.
+        lin: (M,) int64 flat pixel indices.
+        depths: (M,) float32 metres, > 0.
+    """
+    flat[lin] = depths
+    while lin.size:
+        nearer = depths < flat[lin]
+        if not nearer.any():
+            break
+        lin = lin[nearer]
+        depths = depths[nearer]
+        flat[lin] = depths

@@ -11,7 +11,8 @@ import torch
 from g2mono_ros.errors import ShapeError
 from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.fusion.projection import project_points, project_points_to_depth
-from g2mono_ros.fusion.sparse import SparseProjector, network_pixel_index
+from g2mono_ros.fusion.sparse import SparseProjector
+from g2mono_ros.imaging import network_pixel_index
 from g2mono_ros.models.engine import resize_sparse_depth
 
 T_IDENTITY = np.eye(4)

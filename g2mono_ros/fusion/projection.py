@@ -11,8 +11,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.errors import ConfigError, ShapeError
+from g2mono_ros.fusion.camera import CameraModel
+from g2mono_ros.imaging import zbuffer_nearest
 
 __all__ = [
     'ProjectedPoints',
@@ -23,7 +24,6 @@ __all__ = [
     'project_camera_points_torch',
     'project_points',
     'project_points_to_depth',
-    'zbuffer_nearest',
     'project_points_to_depth_torch',
     'project_points_torch',
 ]
@@ -241,28 +241,6 @@ def project_points(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: Ca
     cols = (u[keep] + f32(0.5)).astype(np.int64)
     rows = (v[keep] + f32(0.5)).astype(np.int64)
     return ProjectedPoints(idx[keep], rows, cols, z[keep])
-
-
-def zbuffer_nearest(flat: np.ndarray, lin: np.ndarray, depths: np.ndarray) -> None:
-    """Write ``depths`` at ``flat[lin]`` keeping the smallest where indices repeat.
-
-    ``flat`` must be 0 at every index of ``lin``. Without sorting: write all, then rewrite
-    only the points nearer than what landed on their pixel; the candidates shrink every round
-    (usually 2-3), and the result does not depend on numpy's write order for repeats.
-
-    Args:
-        flat: (P,) float32, modified in place.
-        lin: (M,) int64 flat pixel indices.
-        depths: (M,) float32 metres, > 0.
-    """
-    flat[lin] = depths
-    while lin.size:
-        nearer = depths < flat[lin]
-        if not nearer.any():
-            break
-        lin = lin[nearer]
-        depths = depths[nearer]
-        flat[lin] = depths
 
 
 def project_points_to_depth(points_lidar: np.ndarray, T_cam_lidar: np.ndarray,

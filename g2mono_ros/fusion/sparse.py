@@ -14,7 +14,8 @@ import numpy as np
 
 from g2mono_ros.errors import ShapeError
 from g2mono_ros.fusion.camera import CameraModel
-from g2mono_ros.fusion.projection import project_points, project_points_torch, zbuffer_nearest
+from g2mono_ros.fusion.projection import project_points, project_points_torch
+from g2mono_ros.imaging import network_pixel_index, zbuffer_nearest
 
 __all__ = ['SparseMaps', 'SparseProjector', 'network_pixel_index']
 
@@ -33,18 +34,6 @@ class SparseMaps(NamedTuple):
     net: Any
     full: Any | None
     full_pixels: np.ndarray | None = None
-
-
-def network_pixel_index(index: Any, in_size: int, out_size: int) -> Any:
-    """The output pixel that contains the centre of input pixel ``index`` (one axis).
-
-    ``floor((index + 0.5) * out_size / in_size)`` in integers, as ``resize_sparse_depth``.
-
-    Args:
-        index: integer numpy array or torch tensor of pixel indices in ``[0, in_size)``.
-    """
-    target = ((2 * index + 1) * out_size) // (2 * in_size)
-    return target.clip(max=out_size - 1)  # numpy and torch both spell it so
 
 
 class _Buffer:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from g2mono_ros.config import EngineConfig
 from g2mono_ros.errors import ConfigError, ShapeError
-from g2mono_ros.imaging import area_resize
+from g2mono_ros.imaging import area_resize, network_pixel_index, zbuffer_nearest
 from g2mono_ros.models.backends import (CudaGraphRunner, OnnxRuntimeBackend,
                                         check_against_module)
 from g2mono_ros.models.checkpoint import LoadedModel, load_checkpoint, resolve_input_size
@@ -99,15 +99,9 @@ def resize_sparse_depth(depth: np.ndarray, out_hw: tuple[int, int]) -> np.ndarra
     if rows.size == 0:
         return out
     values = depth[rows, cols].astype(np.float32)
-    # Pixel centre (r + 0.5) scaled to the target grid, floored.
-    target_rows = np.minimum(((2 * rows + 1) * out_h) // (2 * in_h), out_h - 1)
-    target_cols = np.minimum(((2 * cols + 1) * out_w) // (2 * in_w), out_w - 1)
-    linear = target_rows * out_w + target_cols
-    order = np.lexsort((values, linear))  # by pixel, then nearest first
-    linear, values = linear[order], values[order]
-    first = np.ones(linear.size, bool)
-    first[1:] = linear[1:] != linear[:-1]
-    out.reshape(-1)[linear[first]] = values[first]
+    linear = (network_pixel_index(rows, in_h, out_h) * out_w
+              + network_pixel_index(cols, in_w, out_w))
+    zbuffer_nearest(out.reshape(-1), linear, values)
     return out
 
 
