@@ -204,7 +204,7 @@ def _last_point_at_or_above(has: Tensor) -> Tensor:
     return torch.where(has, rows, torch.full_like(rows, -1)).cummax(dim=2).values
 
 
-def _extrapolate_down(values: Tensor, has: Tensor, above: Tensor, edge_ratio: float,
+def _extrapolate_down(values: Tensor, above: Tensor, edge_ratio: float,
                       min_fraction: float) -> tuple[Tensor, Tensor]:
     """Continue inverse depth linearly below the lowest point of each column.
 
@@ -218,8 +218,9 @@ def _extrapolate_down(values: Tensor, has: Tensor, above: Tensor, edge_ratio: fl
     """
     height = values.shape[-2]
     rows = torch.arange(height, device=values.device).view(1, 1, -1, 1)
-    previous = torch.cat([torch.full_like(above[:, :, :1], -1), _last_point_at_or_above(has)[:, :, :-1]],
-                         dim=2)  # last point strictly above each row
+    # ``above`` (last point at or above each row; -1: none) of the row above: the last point
+    # strictly above.
+    previous = torch.cat([torch.full_like(above[:, :, :1], -1), above[:, :, :-1]], dim=2)
     low_row = above.clamp(0, height - 1)
     prev_row = previous.gather(2, low_row)
     low = values.gather(2, low_row)
@@ -268,7 +269,9 @@ def scanline_fill(depth: Tensor, mask: Tensor, *, max_row_gap: int = 1,
     out = nearest_point_fill(points, valid.to(depth.dtype))
     values, has = _fill_short_row_gaps(points, valid, max_row_gap)
     above = _last_point_at_or_above(has)
-    below = height - 1 - _last_point_at_or_above(has.flip(2)).flip(2)  # first at or below
+    # The same counted from the bottom (the image upside down); -1 there becomes height here.
+    above_upside_down = _last_point_at_or_above(has.flip(2))
+    below = height - 1 - above_upside_down.flip(2)  # first point at or below; height: none
     both = (above >= 0) & (below < height)
     value_above = values.gather(2, above.clamp(0, height - 1))
     value_below = values.gather(2, below.clamp(0, height - 1))
@@ -280,11 +283,9 @@ def scanline_fill(depth: Tensor, mask: Tensor, *, max_row_gap: int = 1,
     between = torch.where(ratio > edge_ratio, torch.where(t <= 0.5, value_above, value_below),
                           1.0 / inverse.clamp_min(1e-12))
     out = torch.where(both, between, out)
-    down, down_ok = _extrapolate_down(values, has, above, edge_ratio, min_fraction)
+    down, down_ok = _extrapolate_down(values, above, edge_ratio, min_fraction)
     out = torch.where((above >= 0) & (below >= height) & down_ok, down, out)
     # Above the highest point: the same, on the image turned upside down.
-    up, up_ok = _extrapolate_down(values.flip(2), has.flip(2), (height - 1 - below).flip(2)
-                                  .masked_fill((below >= height).flip(2), -1),
-                                  edge_ratio, min_fraction)
+    up, up_ok = _extrapolate_down(values.flip(2), above_upside_down, edge_ratio, min_fraction)
     out = torch.where(((above < 0) & (below < height)) & up_ok.flip(2), up.flip(2), out)
     return torch.where(valid, depth, out)
