@@ -236,6 +236,113 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
     return out
 
 
+class _StageClock:
+    """Adds up the wall time of wrapped calls per stage name, for one frame at a time."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def wrap(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.add(stage, time.perf_counter() - start)
+        return timed
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+#: The new path's stages, in the worker's order (``infer`` = the rest of ``DepthEngine.infer``
+#: without the network's forward pass, the network input build and the upsampling).
+STAGES = ('image', 'resize', 'cloud', 'project', 'net_inputs', 'infer', 'upsample',
+          'depth_msg', 'sparse_msg', 'total')
+
+
+def run_breakdown(engine: Any, height: int, width: int, encoding: str, frames: int,
+                  rng: np.random.Generator) -> dict[str, list[float]]:
+    """The new path (``run_case``'s ``new_pair``, sparse_depth subscribed) split into stages.
+
+    Each stage is timed where the node runs it; the engine's internals through wrappers on
+    the instance (removed at the end). Returns stage -> per-frame seconds.
+    """
+    from std_msgs.msg import Header
+
+    from g2mono_ros.fusion.pipeline import PairInputs, process_pair
+    from g2mono_ros.fusion.sparse import SparseProjector
+    from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+    from g2mono_ros.imaging import area_resize
+    from g2mono_ros.ros import codecs
+
+    header = Header(frame_id='camera_optical')
+    image_msg = codecs.numpy_to_image(_image_pixels(height, width, encoding, rng), encoding,
+                                      header)
+    cloud_msg = codecs.xyz_to_pointcloud2(_cloud(rng), Header(frame_id='lidar'))
+    camera = _camera(height, width)
+    T = transform_from_translation_quaternion(np.zeros(3), np.asarray(ROTATION))
+    net_hw = engine.network_input_size(height, width)
+    projector = SparseProjector()
+    clock = _StageClock()
+    wrapped = ('_forward', '_network_inputs', '_upsample_on_host', '_to_camera_size')
+    names = {'_forward': 'model', '_network_inputs': 'net_inputs',
+             '_upsample_on_host': 'upsample', '_to_camera_size': 'upsample'}
+    saved = {attribute: engine.__dict__.get(attribute) for attribute in wrapped}
+    for attribute in wrapped:
+        setattr(engine, attribute, clock.wrap(names[attribute], getattr(engine, attribute)))
+    project = projector.project
+    projector.project = clock.wrap('project', project)  # type: ignore[method-assign]
+    out: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def frame() -> None:
+        clock.seconds = {}
+        t0 = time.perf_counter()
+        guide = None
+        if engine.config.upsample == 'bilinear':
+            rgb = codecs.rgb_from_image(image_msg, out_hw=net_hw)
+            t1 = t2 = time.perf_counter()
+        else:
+            guide = codecs.rgb_from_image(image_msg)
+            t1 = time.perf_counter()
+            rgb = area_resize(guide, net_hw)
+            t2 = time.perf_counter()
+        xyz, _ = codecs.pointcloud2_to_xyz(cloud_msg)
+        t3 = time.perf_counter()
+        work = process_pair(engine, PairInputs(rgb, xyz, camera, guide=guide), T, min_range=0.5,
+                            max_range=100.0, want_sparse=True, want_colorized=False,
+                            projector=projector)
+        t4 = time.perf_counter()
+        codecs.depth_to_image(work.depth_m, header, '32FC1', clean=True)
+        t5 = time.perf_counter()
+        codecs.depth_to_image(work.sparse_m, header, '32FC1', clean=True,
+                              pixels=work.sparse_pixels)
+        t6 = time.perf_counter()
+        s = clock.seconds
+        model = s.get('model', 0.0)
+        parts = {'image': t1 - t0, 'resize': t2 - t1, 'cloud': t3 - t2,
+                 'project': s.get('project', 0.0), 'net_inputs': s.get('net_inputs', 0.0),
+                 'upsample': s.get('upsample', 0.0), 'depth_msg': t5 - t4,
+                 'sparse_msg': t6 - t5, 'total': t6 - t0 - model}
+        parts['infer'] = work.timings_s['model'] - model - parts['net_inputs'] - parts['upsample']
+        for stage, seconds in parts.items():
+            out[stage].append(seconds)
+
+    try:
+        frame()  # warm-up, not recorded
+        for values in out.values():
+            values.clear()
+        for _ in range(frames):
+            frame()
+    finally:
+        for attribute, value in saved.items():  # instance attributes back, class methods bare
+            if value is None:
+                del engine.__dict__[attribute]
+            else:
+                setattr(engine, attribute, value)
+    return out
+
+
 def report(weights: str, frames: int, seed: int = 0) -> int:
     """Run every case and print the table; 0 when the new path meets every target.
 
@@ -295,3 +402,34 @@ def report(weights: str, frames: int, seed: int = 0) -> int:
           'the process (all its threads; on a busy machine wall time also holds the waits for '
           'a core).')
     return 0 if ok else 1
+
+
+def report_breakdown(weights: str, frames: int, seed: int = 0) -> None:
+    """Print the new path's stages (p50 and p95 ms) for every case, bilinear and edge-aware."""
+    import os
+
+    from cpu_info import cpu_model
+    from g2mono_ros.config import EngineConfig
+    from g2mono_ros.models.checkpoint import load_checkpoint
+    from g2mono_ros.models.engine import DepthEngine
+
+    loaded = load_checkpoint(weights)
+    rng = np.random.default_rng(seed)
+    print(f'per-frame path, new, by stage: {cpu_model()}; {os.cpu_count()} CPUs; load average '
+          f'{os.getloadavg()[0]:.1f}; {frames} frames per case; sparse_depth subscribed; '
+          'p50 / p95 ms (total = everything but the forward pass)')
+    print(f'{"case":<17}' + ''.join(f'{stage:>12}' for stage in STAGES))
+    for upsample, cases in (('bilinear', CASES), ('edge_aware', EDGE_AWARE_CASES)):
+        engine = DepthEngine(EngineConfig(weights=weights, device='cpu', input_height=320,
+                                          max_depth=80.0, upsample=upsample), model=loaded)
+        for label, height, width, encoding in cases:
+            t = run_breakdown(engine, height, width, encoding, frames, rng)
+            cells = []
+            for stage in STAGES:
+                ms = np.asarray(t[stage]) * 1e3
+                cells.append(f'{np.percentile(ms, 50):.2f}/{np.percentile(ms, 95):.2f}')
+            print(f'{label:<17}' + ''.join(f'{cell:>12}' for cell in cells))
+    print('image: decode (bilinear: with the area resize to the network size); resize: the '
+          'guide to the network size (edge-aware); cloud: PointCloud2 decode; project: one '
+          'projection, both maps; net_inputs: normalisation and masks; infer: the rest of '
+          'DepthEngine.infer; upsample: to the camera size; *_msg: message encoding.')
