@@ -82,6 +82,10 @@ def test_float_and_uint8_guides_and_strided_views_agree():
     planar_hr = np.ascontiguousarray(guide_hr.transpose(2, 0, 1)).transpose(1, 2, 0)
     np.testing.assert_array_equal(edge_aware_upsample_host(depth, planar_lr, planar_hr),
                                   from_uint8)
+    # A bgr8 message's pixels seen as RGB (channels reversed by strides; the node's guide).
+    bgr_hr = np.ascontiguousarray(guide_hr[:, :, ::-1])
+    np.testing.assert_array_equal(edge_aware_upsample_host(depth, guide_lr, bgr_hr[:, :, ::-1]),
+                                  from_uint8)
 
 
 def test_smooth_depth_is_opencv_bilinear_and_a_step_follows_the_colour():

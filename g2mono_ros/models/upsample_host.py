@@ -97,9 +97,12 @@ def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: 
     ay, ax = _axis(height, h), _axis(width, w)
 
     # Edge cells: a low-resolution cell (i, j) and its right/lower neighbours (clamped) are
-    # the four neighbours of every output pixel whose lower neighbours are (i, j).
-    low = _pair_reduce(np.minimum, _pair_reduce(np.minimum, depth, axis=1), axis=0)
-    high = _pair_reduce(np.maximum, _pair_reduce(np.maximum, depth, axis=1), axis=0)
+    # the four neighbours of every output pixel whose lower neighbours are (i, j): a 2x2
+    # erosion / dilation anchored at the top-left, borders replicated (exact min / max; for
+    # finite depth the same as numpy's pairwise minimum / maximum, in a third of the time).
+    window = np.ones((2, 2), np.uint8)
+    low = cv2.erode(depth, window, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    high = cv2.dilate(depth, window, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
     np.maximum(high, np.float32(0.0), out=high)  # the torch version starts its maximum at 0
     cells = np.flatnonzero(high > np.float32(edge_ratio) * low)
     if cells.size == 0:
@@ -169,19 +172,6 @@ def _choose(depth: np.ndarray, lr_rows: np.ndarray, colour_hr: np.ndarray, cell_
         np.maximum(best_corner, better.view(np.uint8) * np.uint8(index), out=best_corner)
     return corner_depth.reshape(-1).take(best_corner.astype(np.intp) * corner_depth.shape[1]
                                          + np.arange(corner_depth.shape[1]))
-
-
-def _pair_reduce(op: np.ufunc, values: np.ndarray, *, axis: int) -> np.ndarray:
-    """``op`` (minimum or maximum) of each entry and its next one along ``axis`` (the last
-    entry pairs with itself, as the clamped upper neighbour does)."""
-    out = np.empty_like(values)
-    if axis == 0:
-        op(values[:-1], values[1:], out=out[:-1])
-        out[-1] = values[-1]
-    else:
-        op(values[:, :-1], values[:, 1:], out=out[:, :-1])
-        out[:, -1] = values[:, -1]
-    return out
 
 
 def _rows(guide: np.ndarray) -> np.ndarray:
