@@ -21,6 +21,7 @@ from g2mono_ros.ros.codecs import (
     pointcloud2_to_xyz,
     rgb_from_image,
     rgb_from_image_reference,
+    rgb_view_of_image,
 )
 
 from test_core_codecs import _image_msg, _random_pixels  # noqa: E402 - the same hand-made messages
@@ -126,6 +127,23 @@ def test_area_resize_is_close_to_one_exact_area_resize(in_hw: tuple[int, int],
     error = np.abs(got.astype(int) - exact)
     assert error.mean() < 2.5
     assert np.mean(error > 16) < 0.02
+
+
+@pytest.mark.parametrize('encoding', sorted(RGB_ENCODINGS))
+@pytest.mark.parametrize('pad', [0, 6])
+def test_rgb_view_is_the_decoded_image_without_a_copy(encoding: str, pad: int) -> None:
+    """8-bit RGB/BGR(A)/mono: a view of the message buffer with the decoder's values;
+    encodings that need converting: None."""
+    pixels = _random_pixels(encoding, 6, 10, seed=len(encoding) + pad)
+    msg = _image_msg(pixels, encoding, big=False, pad=pad, kind='array')
+    view = rgb_view_of_image(msg)
+    if IMAGE_ENCODINGS[encoding].dtype != 'u1' or _layout(encoding) in (
+            'uyvy', 'yuyv') or _layout(encoding).startswith('bayer_'):
+        assert view is None
+        return
+    assert view.shape == (6, 10, 3) and view.dtype == np.uint8
+    np.testing.assert_array_equal(view, rgb_from_image(msg))
+    assert np.shares_memory(view, np.frombuffer(msg.data, np.uint8))
 
 
 def test_resize_target_must_be_positive() -> None:
