@@ -131,7 +131,7 @@ def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: 
         y = np.minimum(ay.start[gi] + dy[:, None], height - 1)  # (S, K)
         x = np.minimum(ax.start[gj] + dx[:, None], width - 1)
         pixel = y * width + x
-        chosen = _choose(depth, lr_rows, hr_rows.take(pixel, axis=0), gi, gj,
+        chosen = _choose(depth, lr_rows, _gather_rows(hr_rows, pixel), gi, gj,
                          ay.frac.take(y), ax.frac.take(x), distance_weight)
         valid = (dy[:, None] < g_rows) & (dx[:, None] < g_cols)
         if valid.all():
@@ -160,7 +160,7 @@ def _choose(depth: np.ndarray, lr_rows: np.ndarray, colour_hr: np.ndarray, cell_
     best_cost = np.full(fy.shape, np.inf, np.float32)
     best_corner = np.zeros(fy.shape, np.uint8)
     for index, (corner, weight) in enumerate(zip(corners, weights)):
-        colour = _unit(lr_rows.take(corner, axis=0)).T  # (C, K)
+        colour = _unit(_gather_rows(lr_rows, corner)).T  # (C, K)
         cost = np.abs(hr[0] - colour[0])
         for c in range(1, channels):  # torch sums the channels in order
             cost += np.abs(hr[c] - colour[c])
@@ -177,3 +177,18 @@ def _choose(depth: np.ndarray, lr_rows: np.ndarray, colour_hr: np.ndarray, cell_
 def _rows(guide: np.ndarray) -> np.ndarray:
     """(H, W, C) -> (H * W, C), a view when the pixels are contiguous."""
     return guide.reshape(-1, guide.shape[2])
+
+
+def _gather_rows(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``rows[index]`` for (N, C) pixels without copying all of ``rows``.
+
+    ``take`` first makes a strided array contiguous: every pixel of the channel-reversed view
+    of a bgr8 message (26 ms at 1080p, against 3 for the whole upsampling). Such a view is
+    gathered from its contiguous reverse and reversed back; other strided ones by fancy
+    indexing, which follows the strides.
+    """
+    if rows.flags.c_contiguous:
+        return rows.take(index, axis=0)
+    if rows[:, ::-1].flags.c_contiguous:
+        return rows[:, ::-1].take(index, axis=0)[..., ::-1]
+    return rows[index]
