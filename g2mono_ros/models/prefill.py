@@ -157,7 +157,7 @@ def jump_flood_fill(values: Tensor, mask: Tensor) -> Tensor:
 def _jump_flood(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(value, row, column) of each pixel's nearest point, by jump flooding; the row and column
     (float, exact integers) are far outside the image where there is no point."""
-    height, width = values.shape[-2:]
+    height, width = (int(size) for size in values.shape[-2:])  # int(): traced shapes (export)
     valid = mask > 0.5
     grid_y = torch.arange(height, device=values.device, dtype=values.dtype).view(1, 1, -1, 1)
     grid_x = torch.arange(width, device=values.device, dtype=values.dtype).view(1, 1, 1, -1)
@@ -262,7 +262,7 @@ def guided_nearest_fill(values: Tensor, mask: Tensor, guide: Tensor, *, step: in
         raise ShapeError(msg)
     batch, _, height, width = values.shape
     if step is None:
-        step = max(1, round(width / 213))
+        step = max(1, (int(width) + 106) // 213)  # round(W / 213); int(): traced shapes
     guide = guide.to(values.dtype) / 255.0 if guide.dtype == torch.uint8 else guide.to(values.dtype)
     guide = _gaussian_blur(guide, step / 2.0)
     nearest = nearest_point_coords(mask)
@@ -271,9 +271,9 @@ def guided_nearest_fill(values: Tensor, mask: Tensor, guide: Tensor, *, step: in
     grid_y = torch.arange(height, device=values.device, dtype=values.dtype).view(1, 1, -1, 1)
     grid_x = torch.arange(width, device=values.device, dtype=values.dtype).view(1, 1, 1, -1)
 
-    def distance(index: Tensor) -> Tensor:
-        return torch.hypot((index // width).to(values.dtype) - grid_y,
-                           (index % width).to(values.dtype) - grid_x)
+    def distance(index: Tensor) -> Tensor:  # sqrt of squares, not hypot: ONNX has no hypot
+        return (((index // width).to(values.dtype) - grid_y).square()
+                + ((index % width).to(values.dtype) - grid_x).square()).sqrt()
 
     flat_guide = guide.flatten(2)
     nearest_distance = distance(nearest).clamp_min(1.0)
