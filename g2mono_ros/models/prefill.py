@@ -267,30 +267,36 @@ def guided_nearest_fill(values: Tensor, mask: Tensor, guide: Tensor, *, step: in
     guide = _gaussian_blur(guide, step / 2.0)
     nearest = nearest_point_coords(mask)
     has_points = nearest[:, :, :1, :1] >= 0
-    nearest = nearest.clamp_min(0)
+    index = nearest.clamp_min(0).flatten(2)
+    channels = guide.shape[1]
+    # Each pixel's nearest point as (colour, row, column, value) maps: a candidate of the
+    # pixel at offset o is then these maps shifted by o (edges replicated), no gather per
+    # candidate.
+    point = torch.cat([guide.flatten(2).gather(2, index.expand(-1, channels, -1)),
+                       (index // width).to(values.dtype), (index % width).to(values.dtype),
+                       values.flatten(2).gather(2, index)], dim=1).view(batch, channels + 3,
+                                                                       height, width)
     grid_y = torch.arange(height, device=values.device, dtype=values.dtype).view(1, 1, -1, 1)
     grid_x = torch.arange(width, device=values.device, dtype=values.dtype).view(1, 1, 1, -1)
-
-    def distance(index: Tensor) -> Tensor:  # sqrt of squares, not hypot: ONNX has no hypot
-        return (((index // width).to(values.dtype) - grid_y).square()
-                + ((index % width).to(values.dtype) - grid_x).square()).sqrt()
-
-    flat_guide = guide.flatten(2)
-    nearest_distance = distance(nearest).clamp_min(1.0)
+    nearest_distance = ((point[:, channels:channels + 1] - grid_y).square()
+                        + (point[:, channels + 1:channels + 2] - grid_x).square()).sqrt()
+    nearest_distance = nearest_distance.clamp_min(1.0)
     best_cost = torch.full_like(values, float('inf'))
-    best = nearest
-    padded = F.pad(nearest.to(torch.float64), (step * rings,) * 4, mode='replicate')
+    filled = point[:, channels + 2:]
+    pad = step * rings
+    padded = F.pad(point, (pad, pad, pad, pad), mode='replicate')
     for dy in range(-rings, rings + 1):
         for dx in range(-rings, rings + 1):
-            top, left = step * (rings + dy), step * (rings + dx)
-            candidate = padded[..., top:top + height, left:left + width].long()
-            colour = flat_guide.gather(2, candidate.flatten(2).expand(-1, guide.shape[1], -1))
-            colour_diff = (colour.view_as(guide) - guide).square().sum(1, keepdim=True).sqrt()
-            cost = distance(candidate) / nearest_distance + colour_diff / colour_scale
+            top, left = pad + step * dy, pad + step * dx
+            candidate = padded[..., top:top + height, left:left + width]
+            # sqrt of squares, not hypot: ONNX has no hypot.
+            distance = ((candidate[:, channels:channels + 1] - grid_y).square()
+                        + (candidate[:, channels + 1:channels + 2] - grid_x).square()).sqrt()
+            colour_diff = (candidate[:, :channels] - guide).square().sum(1, keepdim=True).sqrt()
+            cost = distance / nearest_distance + colour_diff / colour_scale
             better = cost < best_cost
             best_cost = torch.where(better, cost, best_cost)
-            best = torch.where(better, candidate, best)
-    filled = values.flatten(2).gather(2, best.flatten(2)).view_as(values)
+            filled = torch.where(better, candidate[:, channels + 2:], filled)
     valid = mask > 0.5
     out = torch.where(valid, values, filled)
     return torch.where(has_points, out, torch.zeros_like(out))
