@@ -52,6 +52,18 @@ def scanline_method(frame: QualityFrame) -> np.ndarray:
     return scanline_fill(sparse, (sparse > 0).float())[0, 0].numpy()
 
 
+def guided_method(frame: QualityFrame) -> np.ndarray:
+    """The colour-guided nearest fill of the v4 weights' pre-fill
+    (``models.prefill.guided_nearest_fill``), alone, at the camera size."""
+    import torch
+
+    from g2mono_ros.models.prefill import guided_nearest_fill
+
+    sparse = torch.from_numpy(np.ascontiguousarray(frame.sparse_m, np.float32))[None, None]
+    rgb = torch.from_numpy(np.ascontiguousarray(frame.rgb)).permute(2, 0, 1)[None]
+    return guided_nearest_fill(sparse, (sparse > 0).float(), rgb)[0, 0].numpy()
+
+
 def engine_method(engine: DepthEngine):
     return lambda frame: engine.infer(frame.rgb, frame.sparse_m)
 
@@ -98,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         'nearest fill': lambda f: nearest_fill(f.sparse_m),
         'morphological (IP-Basic)': lambda f: morphological_fill(f.sparse_m, 100.0),
         'scan-line fill (v3 pre-fill alone)': scanline_method,
+        'colour-guided fill (v4 pre-fill alone)': guided_method,
     }
     methods.update({name: engine_method(engine) for name, engine in engines.items()})
 
