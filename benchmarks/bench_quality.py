@@ -40,7 +40,7 @@ from g2mono_ros.evaluation.real_frames import aloe_frames, motorcycle_frames  # 
 from g2mono_ros.models.engine import DepthEngine  # noqa: E402
 
 WEIGHTS_DIR = ROOT / 'g2mono_ros' / 'weights'
-DEFAULT_WEIGHTS = [str(WEIGHTS_DIR / 'g2mono_seed_small_v3.pt')]
+DEFAULT_WEIGHTS = [str(WEIGHTS_DIR / 'g2mono_seed_small_v4.pt')]
 def scanline_method(frame: QualityFrame) -> np.ndarray:
     """The scan-line fill of the v3 weights' pre-fill (``models.prefill.scanline_fill``), alone,
     at the camera size: shows what the classical part gives and what the network adds."""
@@ -77,7 +77,7 @@ def fmt_row(name: str, m: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--weights', action='append', default=None,
-                        help='checkpoint(s) to score (repeatable); default: the shipped v2')
+                        help='checkpoint(s) to score (repeatable); default: the shipped v4')
     parser.add_argument('--seeds', type=int, nargs='+', default=[7001, 7002, 7003])
     parser.add_argument('--frames-per-seed', type=int, default=2)
     parser.add_argument('--width', type=int, default=384, help='camera width (px)')
