@@ -25,11 +25,12 @@ for _path in (ROOT, ROOT / 'benchmarks'):  # the package, and the modules beside
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench_quality import motorcycle_frames, scanline_method  # noqa: E402
+from bench_quality import scanline_method  # noqa: E402
 from cpu_info import cpu_model  # noqa: E402
 from g2mono_ros.config import EngineConfig  # noqa: E402
 from g2mono_ros.evaluation.baselines import morphological_fill, nearest_fill  # noqa: E402
 from g2mono_ros.evaluation.quality import QUALITY_REGIMES, regime_frames, score_methods  # noqa: E402
+from g2mono_ros.evaluation.real_frames import motorcycle_frames  # noqa: E402
 from g2mono_ros.models.engine import DepthEngine  # noqa: E402
 from g2mono_ros.training.config import load_train_config  # noqa: E402
 from g2mono_ros.training.trainer import train  # noqa: E402

@@ -1,8 +1,10 @@
 """Depth quality per regime: the shipped weights against nearest and morphological fills.
 
 Fresh synthetic sequences (seeds never trained on) in 8 regimes (indoor / outdoor x VLP-16,
-HDL-32E, HDL-64E, solid-state), plus the Middlebury 2014 "Motorcycle" stereo pair with its
-ground-truth disparity (shipped inside scikit-image) with LiDAR-like scan lines as input.
+HDL-32E, HDL-64E, solid-state), plus two real photographs with ground-truth depth from
+structured-light disparity and LiDAR-like scan lines as input: Middlebury 2014 "Motorcycle"
+(inside scikit-image) and Middlebury 2006 "Aloe" (inside Debian's opencv-doc; fetch it once with
+``bash scripts/fetch_real_frames.sh``).
 Prints RMSE / MAE / AbsRel / delta1, the error at the input pixels and the flying-pixel share
 (bilinear vs edge-aware upsampling) for each method; a few minutes on one CPU core at the
 default sizes.
@@ -32,41 +34,13 @@ from g2mono_ros.evaluation.quality import (  # noqa: E402
     QUALITY_REGIMES,
     QualityFrame,
     regime_frames,
-    scanline_input,
     score_methods,
 )
+from g2mono_ros.evaluation.real_frames import aloe_frames, motorcycle_frames  # noqa: E402
 from g2mono_ros.models.engine import DepthEngine  # noqa: E402
 
 WEIGHTS_DIR = ROOT / 'g2mono_ros' / 'weights'
-DEFAULT_WEIGHTS = [str(WEIGHTS_DIR / 'g2mono_seed_small_v3.pt')]
-#: Middlebury 2014 Motorcycle (imperfect calibration), at the quarter size scikit-image ships:
-#: focal length and disparity offset / 4, baseline in metres.
-MOTORCYCLE_F_PX = 3979.911 / 4
-MOTORCYCLE_DOFFS_PX = 124.343 / 4
-MOTORCYCLE_BASELINE_M = 0.193001
-
-
-def motorcycle_frames(beams_list: tuple[int, ...]) -> list[tuple[str, QualityFrame]] | None:
-    """The real stereo frame with scan-line inputs, or None without scikit-image."""
-    try:
-        from skimage.data import stereo_motorcycle
-    except ImportError:
-        return None
-    left, _, disparity = stereo_motorcycle()
-    valid = np.isfinite(disparity) & (disparity > 0)
-    gt = np.where(valid, MOTORCYCLE_F_PX * MOTORCYCLE_BASELINE_M
-                  / (np.where(valid, disparity, 1.0) + MOTORCYCLE_DOFFS_PX), 0.0).astype(np.float32)
-    # Crop to a 3:2 frame the engine maps to 128x192 / 256x384 without distortion.
-    h, w = gt.shape
-    crop_h = min(h, (w * 2 // 3))
-    crop_w = crop_h * 3 // 2
-    top, left_px = (h - crop_h) // 2, (w - crop_w) // 2
-    rgb = np.ascontiguousarray(left[top:top + crop_h, left_px:left_px + crop_w])
-    gt = np.ascontiguousarray(gt[top:top + crop_h, left_px:left_px + crop_w])
-    return [(f'real-motorcycle-{beams}', QualityFrame(rgb, scanline_input(gt, beams), gt))
-            for beams in beams_list]
-
-
+DEFAULT_WEIGHTS = [str(WEIGHTS_DIR / 'g2mono_seed_small_v4.pt')]
 def scanline_method(frame: QualityFrame) -> np.ndarray:
     """The scan-line fill of the v3 weights' pre-fill (``models.prefill.scanline_fill``), alone,
     at the camera size: shows what the classical part gives and what the network adds."""
@@ -76,6 +50,18 @@ def scanline_method(frame: QualityFrame) -> np.ndarray:
 
     sparse = torch.from_numpy(np.ascontiguousarray(frame.sparse_m, np.float32))[None, None]
     return scanline_fill(sparse, (sparse > 0).float())[0, 0].numpy()
+
+
+def guided_method(frame: QualityFrame) -> np.ndarray:
+    """The colour-guided nearest fill of the v4 weights' pre-fill
+    (``models.prefill.guided_nearest_fill``), alone, at the camera size."""
+    import torch
+
+    from g2mono_ros.models.prefill import guided_nearest_fill
+
+    sparse = torch.from_numpy(np.ascontiguousarray(frame.sparse_m, np.float32))[None, None]
+    rgb = torch.from_numpy(np.ascontiguousarray(frame.rgb)).permute(2, 0, 1)[None]
+    return guided_nearest_fill(sparse, (sparse > 0).float(), rgb)[0, 0].numpy()
 
 
 def engine_method(engine: DepthEngine):
@@ -91,7 +77,7 @@ def fmt_row(name: str, m: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--weights', action='append', default=None,
-                        help='checkpoint(s) to score (repeatable); default: the shipped v2')
+                        help='checkpoint(s) to score (repeatable); default: the shipped v4')
     parser.add_argument('--seeds', type=int, nargs='+', default=[7001, 7002, 7003])
     parser.add_argument('--frames-per-seed', type=int, default=2)
     parser.add_argument('--width', type=int, default=384, help='camera width (px)')
@@ -100,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--input-width', type=int, default=192, help='network input width')
     parser.add_argument('--regimes', nargs='+', default=list(QUALITY_REGIMES),
                         choices=list(QUALITY_REGIMES))
-    parser.add_argument('--no-real', action='store_true', help='skip the real image')
+    parser.add_argument('--no-real', action='store_true', help='skip the real images')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--modes', nargs='+', default=['bilinear', 'edge_aware', 'prefill_guided'],
                         choices=['bilinear', 'edge_aware', 'prefill_guided'],
@@ -124,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         'nearest fill': lambda f: nearest_fill(f.sparse_m),
         'morphological (IP-Basic)': lambda f: morphological_fill(f.sparse_m, 100.0),
         'scan-line fill (v3 pre-fill alone)': scanline_method,
+        'colour-guided fill (v4 pre-fill alone)': guided_method,
     }
     methods.update({name: engine_method(engine) for name, engine in engines.items()})
 
@@ -142,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
             print('# real images: scikit-image not installed (it ships Middlebury "Motorcycle")')
         else:
             suites.extend((name, [frame]) for name, frame in real)
+        aloe = aloe_frames((16, 32, 64))
+        if aloe is None:
+            print('# real images: Middlebury "Aloe" not fetched (bash scripts/fetch_real_frames.sh)')
+        else:
+            suites.extend((name, [frame]) for name, frame in aloe)
 
     header = ('| method | RMSE [m] | MAE [m] | AbsRel | d<1.25 | input MAE [m] | input err [%] '
               '| flying [%] |\n|---|---:|---:|---:|---:|---:|---:|---:|')

@@ -7,6 +7,12 @@ never the real image), and the one with the lowest mean of RMSE and MAE relative
 is recorded in a copy of the checkpoint.
 
     python benchmarks/choose_shrink.py runs/quality_v3/model.pt g2mono_ros/weights/g2mono_seed_small_v3.pt
+
+With ``--prefill-kind`` the network is put on another pre-fill first (recorded in the written
+checkpoint); v4 is v3's network on the colour-guided fill:
+
+    python benchmarks/choose_shrink.py g2mono_ros/weights/g2mono_seed_small_v3.pt \
+        g2mono_ros/weights/g2mono_seed_small_v4.pt --prefill-kind guided
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from g2mono_ros.evaluation.baselines import nearest_fill  # noqa: E402
 from g2mono_ros.evaluation.quality import QUALITY_REGIMES, regime_frames, score_methods  # noqa: E402
 from g2mono_ros.models.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from g2mono_ros.models.engine import DepthEngine  # noqa: E402
+from g2mono_ros.models.prefill import PREFILL_KINDS  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--candidates', type=float, nargs='+', default=[0.0, 0.03, 0.05, 0.1])
     parser.add_argument('--seeds', type=int, nargs='+', default=[7101, 7102])
     parser.add_argument('--upsample', default='prefill_guided')
+    parser.add_argument('--prefill-kind', choices=PREFILL_KINDS, default=None,
+                        help="the network's pre-fill (default: the checkpoint's)")
     args = parser.parse_args(argv)
 
     import torch
@@ -49,8 +58,13 @@ def main(argv: list[str] | None = None) -> int:
               for name, regime in QUALITY_REGIMES.items()}
     engine = DepthEngine(EngineConfig(weights=args.weights, device='cpu',
                                       input_height=loaded.input_height,
-                                      input_width=loaded.input_width, upsample=args.upsample))
+                                      input_width=loaded.input_width, upsample=args.upsample),
+                         model=loaded)
     networks = {id(engine.model): engine.model, id(engine.loaded.model): engine.loaded.model}
+    if args.prefill_kind:
+        print(f'# pre-fill {loaded.model_kwargs.get("prefill_kind")} -> {args.prefill_kind}')
+        for network in networks.values():
+            network.prefill_kind = args.prefill_kind
     scores = {}
     for shrink in args.candidates:
         for network in networks.values():
@@ -67,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     best = min(scores, key=scores.get)
     kwargs = {**loaded.model_kwargs, 'residual_shrink': best}
     extra = {**loaded.extra, 'residual_shrink_chosen_on': f'seeds {args.seeds}, {scores}'}
+    if args.prefill_kind:
+        kwargs['prefill_kind'] = args.prefill_kind
+        extra['prefill_kind_set_by'] = f'choose_shrink --prefill-kind from {Path(args.weights).name}'
     save_checkpoint(args.output, loaded.model, variant=loaded.variant, model_kwargs=kwargs,
                     max_depth=loaded.max_depth, input_height=loaded.input_height,
                     input_width=loaded.input_width, extra=extra)

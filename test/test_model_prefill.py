@@ -12,8 +12,10 @@ import torch
 from g2mono_ros.errors import ConfigError, ShapeError
 from g2mono_ros.models import create_model
 from g2mono_ros.models.checkpoint import load_checkpoint, save_checkpoint
-from g2mono_ros.models.prefill import (jump_flood_fill, nearest_point_fill, push_pull_fill,
-                                       scanline_fill, sparse_median)
+from g2mono_ros.models import prefill
+from g2mono_ros.models.prefill import (guided_nearest_fill, jump_flood_fill, nearest_point_coords,
+                                       nearest_point_fill, push_pull_fill, scanline_fill,
+                                       sparse_median)
 
 OPTIONS = {'depth_norm': 'log', 'prefill_input': True, 'residual': True, 'pin_points': True}
 
@@ -305,3 +307,81 @@ def test_residual_shrink_drops_small_corrections_and_reduces_large_ones() -> Non
     torch.testing.assert_close(large, fill * float(np.exp(0.20)), rtol=1e-5, atol=1e-7)
     with pytest.raises(ConfigError, match='residual_shrink must be in'):
         create_model('seed_small', residual_shrink=0.05)  # no residual head
+
+
+def _two_surfaces() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scan lines at rows 0 and 8 of a 9x12 image; a red leaf (1 m) crosses the top line and
+    reaches down to row 6 in columns 0-5; the rest is a blue wall (2 m)."""
+    depth = torch.zeros(1, 1, 9, 12)
+    depth[0, 0, 0, :] = torch.tensor([1.0] * 6 + [2.0] * 6)
+    depth[0, 0, 8, :] = 2.0
+    rgb = torch.zeros(1, 3, 9, 12)
+    rgb[0, 2] = 1.0  # blue wall
+    rgb[0, :, :7, :6] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)  # red leaf, rows 0-6
+    return depth, (depth > 0).float(), rgb
+
+
+def test_guided_fill_follows_the_colour_where_nearest_fill_cuts_half_way() -> None:
+    depth, mask, rgb = _two_surfaces()
+    guided = guided_nearest_fill(depth, mask, rgb, step=1, rings=3)[0, 0]
+    nearest = nearest_point_fill(depth, mask)[0, 0]
+    # Rows 5-6 of the leaf are nearer the bottom line: nearest fill gives them the wall's 2 m.
+    assert (nearest[5:7, :6] == 2.0).all()
+    # Guided, the leaf's rows take the leaf's points (1 m) and the wall keeps 2 m, except the
+    # blurred colour's transition at the leaf's outline (the blur's sigma is half a step).
+    assert (guided[1:7, :5] == 1.0).all()
+    assert (guided[1:8, 7:] == 2.0).all() and (guided[8] == 2.0).all()
+    torch.testing.assert_close(guided[mask[0, 0] > 0], depth[0, 0][mask[0, 0] > 0])
+
+
+def test_guided_fill_edge_cases() -> None:
+    depth, mask, rgb = _two_surfaces()
+    as_uint8 = (rgb * 255).round().to(torch.uint8)
+    torch.testing.assert_close(guided_nearest_fill(depth, mask, as_uint8, step=1),
+                               guided_nearest_fill(depth, mask, rgb, step=1))
+    empty = torch.zeros_like(depth)
+    assert (guided_nearest_fill(empty, empty, rgb) == 0).all()
+    batch = guided_nearest_fill(torch.cat([depth, empty]), torch.cat([mask, empty]),
+                                torch.cat([rgb, rgb]), step=1)
+    torch.testing.assert_close(batch[:1], guided_nearest_fill(depth, mask, rgb, step=1))
+    assert (batch[1] == 0).all()
+    with pytest.raises(ShapeError, match='guide must be'):
+        guided_nearest_fill(depth, mask, rgb[:, :, :4])
+
+
+def test_nearest_point_coords_point_at_a_nearest_point_on_cpu_and_by_jump_flooding(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sparse = _sparse(4, (40, 56))
+    mask = (sparse > 0).float()
+    mask[1] = 0.0  # an image without points: -1 everywhere
+    rows, cols = torch.meshgrid(torch.arange(40.0), torch.arange(56.0), indexing='ij')
+    points = torch.nonzero(mask[0, 0] > 0).float()
+    true_nearest = torch.cdist(torch.stack([rows.flatten(), cols.flatten()], 1), points).min(1).values
+
+    def check(index: torch.Tensor, slack_px: float) -> None:
+        assert (index[1] == -1).all()
+        chosen = index[0, 0].flatten()
+        assert (mask[0, 0].flatten()[chosen] > 0).all()
+        dist = torch.hypot(rows.flatten() - (chosen // 56).float(),
+                           cols.flatten() - (chosen % 56).float())
+        assert (dist - true_nearest).max() <= slack_px
+
+    check(nearest_point_coords(mask), 0.5)  # OpenCV's 5x5 distance mask: a fraction of a pixel
+
+    def no_opencv(*args: object) -> None:
+        raise ImportError('forced: the torch path')
+
+    monkeypatch.setattr(prefill, '_opencv_nearest_fill', no_opencv)
+    check(nearest_point_coords(mask), 1e-4)  # jump flooding: exact on this scan
+
+
+def test_guided_prefill_kind_starts_at_the_guided_fill() -> None:
+    torch.manual_seed(0)
+    model = create_model('seed_small', depth_norm='median', prefill_input=True, residual=True,
+                         prefill_kind='guided').eval()
+    sparse = _sparse(8)
+    mask = (sparse > 0).float()
+    rgb = torch.rand(2, 3, 64, 128)
+    with torch.no_grad():
+        out = model(rgb, sparse, mask)
+    torch.testing.assert_close(out, guided_nearest_fill(sparse, mask, rgb))

@@ -510,7 +510,7 @@ class DepthEngine:
         pin_full = getattr(model, 'pin_points', False) and sparse_at_camera_size
         prefill_guided = (self.config.upsample == 'prefill_guided' and sparse_at_camera_size
                           and getattr(model, 'residual', False)
-                          and getattr(model, 'prefill_kind', '') in ('nearest', 'scanline'))
+                          and getattr(model, 'prefill_kind', '') in ('nearest', 'scanline', 'guided'))
         if rgb.shape[:2] != (h, w):
             rgb = area_resize(rgb, (h, w))
 

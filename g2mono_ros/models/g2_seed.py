@@ -18,6 +18,7 @@ from g2mono_ros.errors import ShapeError
 from g2mono_ros.models.prefill import (
     DEPTH_NORMS,
     PREFILL_KINDS,
+    guided_nearest_fill,
     nearest_point_fill,
     push_pull_fill,
     scanline_fill,
@@ -368,7 +369,8 @@ class G2Seed(nn.Module):
         prefill_kind: ``push_pull`` (smooth masked-average pyramid), ``nearest`` (each pixel
             the nearest point's value: sharp edges) or ``scanline`` (inverse depth interpolated
             down each column between scan lines, nearest at edges and outside the lines: exact
-            on planes; ``models.prefill.scanline_fill``).
+            on planes; ``models.prefill.scanline_fill``) or ``guided`` (each pixel a nearby
+            point of its colour in the RGB input: ``models.prefill.guided_nearest_fill``).
         pin_points: output the measured depth itself where a point exists.
         residual_shrink: with ``residual``, the correction is soft-thresholded by this much
             (in the network's depth units: a log ratio for ``log``, so 0.05 = 5 %): smaller
@@ -466,14 +468,18 @@ class G2Seed(nn.Module):
             x = self.decoders[level - 1](x) + features[level - 1]
         return self.head(x)
 
-    def _prefill(self, scaled: Tensor, positive: Tensor, mask: Tensor) -> Tensor:
+    def _prefill(self, scaled: Tensor, positive: Tensor, mask: Tensor, rgb: Tensor) -> Tensor:
         """The classical fill in the network's depth units (``scaled``: log ratio for ``log``).
 
         ``positive`` is the same depth before any log (ratio to the median, or the fixed-scale
         depth): the scan-line fill interpolates inverse depth, which needs positive values.
+        ``rgb`` (B, 3, H, W) [0, 1] guides the ``guided`` fill.
         """
         if self.prefill_kind == 'nearest':
             return nearest_point_fill(scaled, mask)
+        if self.prefill_kind == 'guided':
+            # Copies point values only, so it works on log depth as on depth.
+            return guided_nearest_fill(scaled, mask, rgb)
         if self.prefill_kind == 'push_pull':
             return push_pull_fill(scaled, mask)
         filled = scanline_fill(torch.where(mask > 0.5, positive, torch.zeros_like(positive)),
@@ -504,7 +510,7 @@ class G2Seed(nn.Module):
         channels = [rgb, scaled, mask]
         base = None
         if self.prefill_input or self.residual:
-            base = self._prefill(scaled, positive, mask)
+            base = self._prefill(scaled, positive, mask, rgb)
         if self.prefill_input:
             channels.append(base)
         out = self._unet(torch.cat(channels, dim=1))

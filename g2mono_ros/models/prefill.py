@@ -15,15 +15,16 @@ from torch import Tensor
 
 from g2mono_ros.errors import ShapeError
 
-__all__ = ['DEPTH_NORMS', 'PREFILL_KINDS', 'DepthNorm', 'jump_flood_fill', 'nearest_point_fill',
-           'push_pull_fill', 'scanline_fill', 'sparse_median']
+__all__ = ['DEPTH_NORMS', 'PREFILL_KINDS', 'DepthNorm', 'guided_nearest_fill', 'jump_flood_fill',
+           'nearest_point_coords', 'nearest_point_fill', 'push_pull_fill', 'scanline_fill',
+           'sparse_median']
 
 DepthNorm = Literal['fixed', 'median', 'log']
 #: ``fixed``: depth / max_depth as the release; ``median``: depth / per-image median of the
 #: points; ``log``: log(depth / median).
 DEPTH_NORMS: tuple[str, ...] = ('fixed', 'median', 'log')
 #: classical fills a seed network can start from (``G2Seed(prefill_kind=...)``).
-PREFILL_KINDS: tuple[str, ...] = ('push_pull', 'nearest', 'scanline')
+PREFILL_KINDS: tuple[str, ...] = ('push_pull', 'nearest', 'scanline', 'guided')
 #: scale used for an image without any point (normalised units), so the network still runs.
 EMPTY_SCALE = 0.1
 
@@ -150,7 +151,13 @@ def jump_flood_fill(values: Tensor, mask: Tensor) -> Tensor:
     arguments and result, exact (as ``evaluation.baselines.nearest_fill``) up to rare ties."""
     _check('values', values)
     _check('mask', mask)
-    height, width = values.shape[-2:]
+    return _jump_flood(values, mask)[0]
+
+
+def _jump_flood(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(value, row, column) of each pixel's nearest point, by jump flooding; the row and column
+    (float, exact integers) are far outside the image where there is no point."""
+    height, width = (int(size) for size in values.shape[-2:])  # int(): traced shapes (export)
     valid = mask > 0.5
     grid_y = torch.arange(height, device=values.device, dtype=values.dtype).view(1, 1, -1, 1)
     grid_x = torch.arange(width, device=values.device, dtype=values.dtype).view(1, 1, 1, -1)
@@ -177,7 +184,122 @@ def jump_flood_fill(values: Tensor, mask: Tensor) -> Tensor:
                 seed_y = torch.where(better, cand_y, seed_y)
                 seed_x = torch.where(better, cand_x, seed_x)
                 best = torch.where(better, cand_v, best)
-    return best
+    return best, seed_y, seed_x
+
+
+def nearest_point_coords(mask: Tensor) -> Tensor:
+    """Flat index (row * W + column) of each pixel's nearest point, as :func:`nearest_point_fill`
+    chooses it (OpenCV on the CPU, jump flooding elsewhere).
+
+    Args:
+        mask: (B, 1, H, W) 1 where a point exists.
+
+    Returns:
+        (B, 1, H, W) int64; -1 in an image without any point.
+    """
+    _check('mask', mask)
+    height, width = mask.shape[-2:]
+    flat = torch.arange(height * width, device=mask.device).view(1, 1, height, width)
+    valid = mask > 0.5
+    if (mask.device.type == 'cpu' and not torch.jit.is_tracing()
+            and not torch.onnx.is_in_onnx_export()):
+        try:
+            index = _opencv_nearest_fill(flat.expand_as(mask).to(torch.float64), mask)
+        except ImportError:
+            pass
+        else:
+            return torch.where(valid.flatten(1).any(1).view(-1, 1, 1, 1), index.long(),
+                               torch.full_like(flat, -1))
+    ones = torch.ones_like(mask, dtype=torch.float32)
+    _, row, col = _jump_flood(ones, valid.float())
+    inside = (row < height) & (col < width)
+    return torch.where(inside, (row * width + col).long(), torch.full_like(flat, -1))
+
+
+def _gaussian_blur(image: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of (B, C, H, W), edges replicated (torch only)."""
+    radius = max(1, int(round(2.5 * sigma)))
+    taps = torch.arange(-radius, radius + 1, device=image.device, dtype=image.dtype)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = image.shape[1]
+    out = F.pad(image, (radius, radius, 0, 0), mode='replicate')
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    out = F.pad(out, (0, 0, radius, radius), mode='replicate')
+    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def guided_nearest_fill(values: Tensor, mask: Tensor, guide: Tensor, *, step: int | None = None,
+                        rings: int = 3, colour_scale: float = 5.0 / 255.0) -> Tensor:
+    """Each pixel takes the value of a nearby point that looks like it (colour-guided nearest).
+
+    Nearest fill puts a depth edge half-way between two scan lines, wherever the object's
+    outline really is. Here each pixel chooses among candidate points: the nearest points of
+    the pixels on a (2 * rings + 1)^2 grid around it, ``step`` pixels apart. The cost of a
+    candidate is its distance relative to the nearest point's plus the colour difference
+    (blurred guide, RGB) over ``colour_scale``, so a pixel of a leaf takes the depth of the
+    leaf's points on the next line, not of the wall behind at the same column. Like nearest
+    fill, every value is a measured one: no depth is invented between two surfaces.
+
+    Args:
+        values: (B, 1, H, W), any unit (log depth too), ignored where mask is 0.
+        mask: (B, 1, H, W) 1 where a point exists.
+        guide: (B, 3, H, W) the image, float [0, 1] (or uint8 0..255, scaled here).
+        step: candidate grid spacing (px); default W / 213, at least 1 (3 at 640-740 px, 2 at
+            384, 1 at the networks' 192). The blur's sigma is half of it. Chosen on the two
+            real frames of bench_quality (steps 2-6 tried): finer grids miss the leaves'
+            points on the next line, coarser ones jump across thin structures.
+        rings: candidate grid radius in steps.
+        colour_scale: colour difference (Euclidean, [0, 1] RGB) worth one nearest-point distance.
+
+    Returns:
+        (B, 1, H, W); 0 in an image without any point.
+    """
+    _check('values', values)
+    _check('mask', mask)
+    if guide.ndim != 4 or guide.shape[0] != values.shape[0] or guide.shape[-2:] != values.shape[-2:]:
+        msg = f'guide must be (B, C, H, W) of the values {tuple(values.shape)}; got {tuple(guide.shape)}'
+        raise ShapeError(msg)
+    batch, _, height, width = values.shape
+    if step is None:
+        step = max(1, (int(width) + 106) // 213)  # round(W / 213); int(): traced shapes
+    guide = guide.to(values.dtype) / 255.0 if guide.dtype == torch.uint8 else guide.to(values.dtype)
+    guide = _gaussian_blur(guide, step / 2.0)
+    nearest = nearest_point_coords(mask)
+    has_points = nearest[:, :, :1, :1] >= 0
+    index = nearest.clamp_min(0).flatten(2)
+    channels = guide.shape[1]
+    # Each pixel's nearest point as (colour, row, column, value) maps: a candidate of the
+    # pixel at offset o is then these maps shifted by o (edges replicated), no gather per
+    # candidate.
+    point = torch.cat([guide.flatten(2).gather(2, index.expand(-1, channels, -1)),
+                       (index // width).to(values.dtype), (index % width).to(values.dtype),
+                       values.flatten(2).gather(2, index)], dim=1).view(batch, channels + 3,
+                                                                       height, width)
+    grid_y = torch.arange(height, device=values.device, dtype=values.dtype).view(1, 1, -1, 1)
+    grid_x = torch.arange(width, device=values.device, dtype=values.dtype).view(1, 1, 1, -1)
+    nearest_distance = ((point[:, channels:channels + 1] - grid_y).square()
+                        + (point[:, channels + 1:channels + 2] - grid_x).square()).sqrt()
+    nearest_distance = nearest_distance.clamp_min(1.0)
+    best_cost = torch.full_like(values, float('inf'))
+    filled = point[:, channels + 2:]
+    pad = step * rings
+    padded = F.pad(point, (pad, pad, pad, pad), mode='replicate')
+    for dy in range(-rings, rings + 1):
+        for dx in range(-rings, rings + 1):
+            top, left = pad + step * dy, pad + step * dx
+            candidate = padded[..., top:top + height, left:left + width]
+            # sqrt of squares, not hypot: ONNX has no hypot.
+            distance = ((candidate[:, channels:channels + 1] - grid_y).square()
+                        + (candidate[:, channels + 1:channels + 2] - grid_x).square()).sqrt()
+            colour_diff = (candidate[:, :channels] - guide).square().sum(1, keepdim=True).sqrt()
+            cost = distance / nearest_distance + colour_diff / colour_scale
+            better = cost < best_cost
+            best_cost = torch.where(better, cost, best_cost)
+            filled = torch.where(better, candidate[:, channels + 2:], filled)
+    valid = mask > 0.5
+    out = torch.where(valid, values, filled)
+    return torch.where(has_points, out, torch.zeros_like(out))
 
 
 def _fill_short_row_gaps(values: Tensor, valid: Tensor, max_gap: int) -> tuple[Tensor, Tensor]:

@@ -137,8 +137,8 @@ def prefill_guided_upsample(depth: Tensor, sparse_lr: Tensor, sparse_hr: Tensor,
                             kind: str = 'nearest') -> Tensor:
     """Upsample the network's correction, not its depth, for pre-fill residual networks.
 
-    Such a network outputs ``fill(points) * correction`` (``kind``: ``nearest`` or
-    ``scanline``, ``models.prefill``). The correction (output / fill at the network size) is
+    Such a network outputs ``fill(points) * correction`` (``kind``: ``nearest``,
+    ``scanline`` or ``guided``, ``models.prefill``). The correction (output / fill at the network size) is
     upsampled edge-aware and applied to the same fill of the points at the camera size, which
     keeps the detail of a scan denser than the network's grid. Pixels whose camera-size fill is
     empty take the edge-aware upsampled depth.
@@ -152,9 +152,11 @@ def prefill_guided_upsample(depth: Tensor, sparse_lr: Tensor, sparse_hr: Tensor,
     Returns:
         (B, 1, H, W) metres.
     """
-    from g2mono_ros.models.prefill import nearest_point_fill, scanline_fill
+    from g2mono_ros.models.prefill import guided_nearest_fill, nearest_point_fill, scanline_fill
 
-    fills = {'nearest': nearest_point_fill, 'scanline': scanline_fill}
+    fills = {'nearest': lambda values, mask, guide: nearest_point_fill(values, mask),
+             'scanline': lambda values, mask, guide: scanline_fill(values, mask),
+             'guided': guided_nearest_fill}
     if kind not in fills:
         msg = f'prefill_guided kind must be one of {", ".join(fills)}; got {kind!r}'
         raise ConfigError(msg)
@@ -165,10 +167,10 @@ def prefill_guided_upsample(depth: Tensor, sparse_lr: Tensor, sparse_hr: Tensor,
         raise ShapeError(msg)
     valid_lr = torch.isfinite(sparse_lr) & (sparse_lr > 0)
     valid_hr = torch.isfinite(sparse_hr) & (sparse_hr > 0)
-    base_lr = fill(torch.where(valid_lr, sparse_lr, 0.0), valid_lr.float())
+    base_lr = fill(torch.where(valid_lr, sparse_lr, 0.0), valid_lr.float(), guide_lr)
     ratio = torch.where(base_lr > 0, depth / base_lr.clamp_min(1e-6), torch.ones_like(depth))
     ratio_hr = edge_aware_upsample(ratio, guide_lr, guide_hr)
-    base_hr = fill(torch.where(valid_hr, sparse_hr, 0.0).float(), valid_hr.float())
+    base_hr = fill(torch.where(valid_hr, sparse_hr, 0.0).float(), valid_hr.float(), guide_hr)
     plain = edge_aware_upsample(depth, guide_lr, guide_hr)
     return torch.where(base_hr > 0, base_hr * ratio_hr, plain)
 
