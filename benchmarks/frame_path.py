@@ -18,6 +18,10 @@ Used by ``bench_node.py --frame-path``. For each case (1920x1080 bgr8 and yuyv, 
 
 The old worker path is kept here, callable, so the comparison is always made in the same run.
 
+``--breakdown`` (``report_breakdown``): the new path alone, split into its stages where the node
+runs them (decode, cloud, projection, network inputs, the rest of ``DepthEngine.infer``,
+upsampling, the two messages), p50/p95 each; the engine's internals are timed through wrappers.
+
 Edge-aware cases (``upsample: edge_aware``, the node's default): the new worker path as the
 node runs it (camera-size image decoded too, as the guide), once with the torch upsampler that
 computes all four neighbours at every pixel (``torch``, the path before
