@@ -19,6 +19,7 @@ from g2mono_ros.ros.codecs import (
     depth_to_image,
     image_to_numpy,
     pointcloud2_to_xyz,
+    rgb_for_network,
     rgb_from_image,
     rgb_from_image_reference,
     rgb_view_of_image,
@@ -144,6 +145,23 @@ def test_rgb_view_is_the_decoded_image_without_a_copy(encoding: str, pad: int) -
     assert view.shape == (6, 10, 3) and view.dtype == np.uint8
     np.testing.assert_array_equal(view, rgb_from_image(msg))
     assert np.shares_memory(view, np.frombuffer(msg.data, np.uint8))
+
+
+@pytest.mark.parametrize('encoding', sorted(RGB_ENCODINGS))
+def test_rgb_for_network_is_one_decode_and_its_area_resize(encoding: str) -> None:
+    """The worker's decode: the network-size image is the area resize of the decoded image,
+    the camera-size one the decoded image (a view where the encoding allows), or None."""
+    pixels = _random_pixels(encoding, 24, 40, seed=9)
+    msg = _image_msg(pixels, encoding, big=False, pad=2, kind='array')
+    full = rgb_from_image(msg)
+    net, none = rgb_for_network(msg, (10, 18), camera_size=False)
+    assert none is None
+    np.testing.assert_array_equal(net, area_resize(full, (10, 18)))
+    net, camera = rgb_for_network(msg, (10, 18), camera_size=True)
+    np.testing.assert_array_equal(net, area_resize(full, (10, 18)))
+    np.testing.assert_array_equal(camera, full)
+    view = rgb_view_of_image(msg) is not None
+    assert np.shares_memory(camera, np.frombuffer(msg.data, np.uint8)) == view
 
 
 def test_resize_target_must_be_positive() -> None:
