@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='runs of the model alone, before and after the DDS phase')
     parser.add_argument('--frame-path', action='store_true',
                         help='time the per-frame path at 1080p and 480p, old vs new, no DDS')
+    parser.add_argument('--breakdown', action='store_true',
+                        help='with --frame-path: the new path split into stages instead')
     parser.add_argument('--frames', type=int, default=20,
                         help='--frame-path: frames per case (each path)')
     parser.add_argument('--threads', type=int, default=0,
@@ -291,10 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(threads)
     os.environ['OMP_NUM_THREADS'] = str(threads)  # the node inherits it
     if args.frame_path:
-        from frame_path import report
+        from frame_path import report, report_breakdown
 
         from g2mono_ros.weights import DEMO_WEIGHTS
 
+        if args.breakdown:
+            report_breakdown(args.weights or str(DEMO_WEIGHTS), args.frames)
+            return 0
         return report(args.weights or str(DEMO_WEIGHTS), args.frames)
     rgb, xyz = synthetic_inputs(np.random.default_rng(0))
     with tempfile.TemporaryDirectory(prefix='g2mono_bench_') as tmp:

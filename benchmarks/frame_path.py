@@ -141,7 +141,6 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
     from g2mono_ros.fusion.projection import project_points_to_depth
     from g2mono_ros.fusion.sparse import SparseProjector
     from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
-    from g2mono_ros.imaging import area_resize
     from g2mono_ros.ros import codecs
 
     header = Header(frame_id='camera_optical')
@@ -193,12 +192,9 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
         new_callbacks()
         timed.seconds = timed.cpu_seconds = 0.0
         t0, c0 = time.perf_counter(), time.process_time()
-        guide = None
-        if engine.config.upsample == 'bilinear':
-            rgb = codecs.rgb_from_image(image_msg, out_hw=net_hw)
-        else:  # as the node's worker: the camera-size image is the guide
-            guide = codecs.rgb_from_image(image_msg)
-            rgb = area_resize(guide, net_hw)
+        # As the node's worker: with edge-aware upsampling the camera-size image is the guide.
+        rgb, guide = codecs.rgb_for_network(image_msg, net_hw,
+                                            camera_size=engine.config.upsample != 'bilinear')
         xyz, _ = codecs.pointcloud2_to_xyz(cloud_msg)
         work = process_pair(engine, PairInputs(rgb, xyz, camera, guide=guide), T, min_range=0.5,
                             max_range=100.0, want_sparse=sparse, want_colorized=False,
@@ -211,13 +207,26 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
         out[f'{key}_cpu'].append(time.process_time() - c0 - timed.cpu_seconds)
 
     def torch_upsampling_pair() -> None:
-        from g2mono_ros.models import upsample
+        import torch
+
+        from g2mono_ros.models import upsample, upsample_host
+
+        def torch_upsampler(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: np.ndarray,
+                            **kwargs: Any) -> np.ndarray:
+            tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in (depth, guide_lr,
+                                                                           guide_hr)]
+            return upsample.edge_aware_upsample(
+                tensors[0][None, None], tensors[1].permute(2, 0, 1)[None],
+                tensors[2].permute(2, 0, 1)[None], **kwargs)[0, 0].numpy()
 
         host_path, upsample._host_path = upsample._host_path, lambda *tensors: False
+        host_upsampler = upsample_host.edge_aware_upsample_host
+        upsample_host.edge_aware_upsample_host = torch_upsampler
         try:
             new_pair('old_pair')
         finally:
             upsample._host_path = host_path
+            upsample_host.edge_aware_upsample_host = host_upsampler
 
     first = old_pair if engine.config.upsample == 'bilinear' else torch_upsampling_pair
     if first is torch_upsampling_pair:  # same callbacks in both: the new ones
@@ -233,6 +242,117 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
             new_pair('lazy_pair', sparse=False)
     finally:
         engine._forward = timed.forward
+    return out
+
+
+class _StageClock:
+    """Adds up the wall time of wrapped calls per stage name, for one frame at a time."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._open: set[str] = set()
+
+    def wrap(self, stage: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if stage in self._open:  # nested in a call of the same stage: counted there
+                return function(*args, **kwargs)
+            self._open.add(stage)
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self._open.discard(stage)
+                self.add(stage, time.perf_counter() - start)
+        return timed
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+#: The new path's stages, in the worker's order (``infer`` = the rest of ``DepthEngine.infer``
+#: without the network's forward pass, the network input build and the upsampling).
+STAGES = ('image', 'cloud', 'project', 'net_inputs', 'infer', 'upsample',
+          'depth_msg', 'sparse_msg', 'total')
+
+
+def run_breakdown(engine: Any, height: int, width: int, encoding: str, frames: int,
+                  rng: np.random.Generator) -> dict[str, list[float]]:
+    """The new path (``run_case``'s ``new_pair``, sparse_depth subscribed) split into stages.
+
+    Each stage is timed where the node runs it; the engine's internals through wrappers on
+    the instance (removed at the end). Returns stage -> per-frame seconds.
+    """
+    from std_msgs.msg import Header
+
+    from g2mono_ros.fusion.pipeline import PairInputs, process_pair
+    from g2mono_ros.fusion.sparse import SparseProjector
+    from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
+    from g2mono_ros.ros import codecs
+
+    header = Header(frame_id='camera_optical')
+    image_msg = codecs.numpy_to_image(_image_pixels(height, width, encoding, rng), encoding,
+                                      header)
+    cloud_msg = codecs.xyz_to_pointcloud2(_cloud(rng), Header(frame_id='lidar'))
+    camera = _camera(height, width)
+    T = transform_from_translation_quaternion(np.zeros(3), np.asarray(ROTATION))
+    net_hw = engine.network_input_size(height, width)
+    projector = SparseProjector()
+    clock = _StageClock()
+    names = {'_forward': 'model', '_network_inputs': 'net_inputs',
+             '_host_network_inputs': 'net_inputs', '_upsample_on_host': 'upsample',
+             '_to_camera_size': 'upsample'}
+    wrapped = tuple(name for name in names if hasattr(engine, name))
+    saved = {attribute: engine.__dict__.get(attribute) for attribute in wrapped}
+    for attribute in wrapped:
+        setattr(engine, attribute, clock.wrap(names[attribute], getattr(engine, attribute)))
+    from g2mono_ros.models import upsample_host
+
+    host_upsample = upsample_host.edge_aware_upsample_host
+    upsample_host.edge_aware_upsample_host = clock.wrap('upsample', host_upsample)
+    project = projector.project
+    projector.project = clock.wrap('project', project)  # type: ignore[method-assign]
+    out: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def frame() -> None:
+        clock.seconds = {}
+        t0 = time.perf_counter()
+        rgb, guide = codecs.rgb_for_network(image_msg, net_hw,
+                                            camera_size=engine.config.upsample != 'bilinear')
+        t1 = time.perf_counter()
+        xyz, _ = codecs.pointcloud2_to_xyz(cloud_msg)
+        t3 = time.perf_counter()
+        work = process_pair(engine, PairInputs(rgb, xyz, camera, guide=guide), T, min_range=0.5,
+                            max_range=100.0, want_sparse=True, want_colorized=False,
+                            projector=projector)
+        t4 = time.perf_counter()
+        codecs.depth_to_image(work.depth_m, header, '32FC1', clean=True)
+        t5 = time.perf_counter()
+        codecs.depth_to_image(work.sparse_m, header, '32FC1', clean=True,
+                              pixels=work.sparse_pixels)
+        t6 = time.perf_counter()
+        s = clock.seconds
+        model = s.get('model', 0.0)
+        parts = {'image': t1 - t0, 'cloud': t3 - t1,
+                 'project': s.get('project', 0.0), 'net_inputs': s.get('net_inputs', 0.0),
+                 'upsample': s.get('upsample', 0.0), 'depth_msg': t5 - t4,
+                 'sparse_msg': t6 - t5, 'total': t6 - t0 - model}
+        parts['infer'] = work.timings_s['model'] - model - parts['net_inputs'] - parts['upsample']
+        for stage, seconds in parts.items():
+            out[stage].append(seconds)
+
+    try:
+        frame()  # warm-up, not recorded
+        for values in out.values():
+            values.clear()
+        for _ in range(frames):
+            frame()
+    finally:
+        upsample_host.edge_aware_upsample_host = host_upsample
+        for attribute, value in saved.items():  # instance attributes back, class methods bare
+            if value is None:
+                del engine.__dict__[attribute]
+            else:
+                setattr(engine, attribute, value)
     return out
 
 
@@ -295,3 +415,34 @@ def report(weights: str, frames: int, seed: int = 0) -> int:
           'the process (all its threads; on a busy machine wall time also holds the waits for '
           'a core).')
     return 0 if ok else 1
+
+
+def report_breakdown(weights: str, frames: int, seed: int = 0) -> None:
+    """Print the new path's stages (p50 and p95 ms) for every case, bilinear and edge-aware."""
+    import os
+
+    from cpu_info import cpu_model
+    from g2mono_ros.config import EngineConfig
+    from g2mono_ros.models.checkpoint import load_checkpoint
+    from g2mono_ros.models.engine import DepthEngine
+
+    loaded = load_checkpoint(weights)
+    rng = np.random.default_rng(seed)
+    print(f'per-frame path, new, by stage: {cpu_model()}; {os.cpu_count()} CPUs; load average '
+          f'{os.getloadavg()[0]:.1f}; {frames} frames per case; sparse_depth subscribed; '
+          'p50 / p95 ms (total = everything but the forward pass)')
+    print(f'{"case":<17}' + ''.join(f'{stage:>12}' for stage in STAGES))
+    for upsample, cases in (('bilinear', CASES), ('edge_aware', EDGE_AWARE_CASES)):
+        engine = DepthEngine(EngineConfig(weights=weights, device='cpu', input_height=320,
+                                          max_depth=80.0, upsample=upsample), model=loaded)
+        for label, height, width, encoding in cases:
+            t = run_breakdown(engine, height, width, encoding, frames, rng)
+            cells = []
+            for stage in STAGES:
+                ms = np.asarray(t[stage]) * 1e3
+                cells.append(f'{np.percentile(ms, 50):.2f}/{np.percentile(ms, 95):.2f}')
+            print(f'{label:<17}' + ''.join(f'{cell:>12}' for cell in cells))
+    print('image: decode and area resize to the network size (edge-aware: and the camera-size '
+          'guide, a view for 8-bit RGB/BGR); cloud: PointCloud2 decode; project: one '
+          'projection, both maps; net_inputs: normalisation and masks; infer: the rest of '
+          'DepthEngine.infer; upsample: to the camera size; *_msg: message encoding.')

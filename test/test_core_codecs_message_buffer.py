@@ -35,6 +35,16 @@ def test_clean_depth_bytes_equal_the_previous_encoder(encoding: str, density: fl
     assert bytes(msg.data) == _previous_clean_encoding(depth, encoding)  # NaN bits included
 
 
+def test_dense_depth_without_a_hole_skips_nothing() -> None:
+    """The dense path's shortcut (no hole: no mask pass) writes the same bytes; one hole in
+    the last pixel still becomes NaN."""
+    depth = np.random.default_rng(8).uniform(0.01, 90.0, (33, 47)).astype(np.float32)
+    assert bytes(depth_to_image(depth, None, '32FC1', clean=True).data) == depth.tobytes()
+    depth[-1, -1] = 0.0
+    assert bytes(depth_to_image(depth, None, '32FC1', clean=True).data) == \
+        _previous_clean_encoding(depth, '32FC1')
+
+
 def test_the_message_owns_its_buffer_and_nothing_holds_it() -> None:
     depth = np.full((4, 5), 3.0, np.float32)
     msg = depth_to_image(depth, None, '32FC1', clean=True)

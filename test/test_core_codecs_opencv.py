@@ -21,6 +21,7 @@ from g2mono_ros.ros.codecs import (
     pointcloud2_to_xyz,
     rgb_from_image,
     rgb_from_image_reference,
+    rgb_view_of_image,
 )
 
 from test_core_codecs import _image_msg, _random_pixels  # noqa: E402 - the same hand-made messages
@@ -68,21 +69,81 @@ def test_area_resize_averages_whole_pixels() -> None:
 
 
 def test_area_resize_steps() -> None:
-    """Integer factors: one INTER_AREA; 2x or more with a remainder: whole blocks averaged,
-    then bilinear; otherwise one INTER_AREA (references from OpenCV, calls noted)."""
+    """Integer factors: one INTER_AREA; other shrinking factors: 2x INTER_AREA steps while 2x
+    or more remains on both axes (even sizes), then bilinear; an odd size that stops the
+    halving early, or growing: INTER_AREA (references from OpenCV, calls noted)."""
     rng = np.random.default_rng(3)
     image = rng.integers(0, 256, (36, 60, 3), dtype=np.uint8)
     np.testing.assert_array_equal(area_resize(image, (12, 20)),
                                   cv2.resize(image, (20, 12), interpolation=cv2.INTER_AREA))
-    blocks = cv2.resize(image, (20, 12), interpolation=cv2.INTER_AREA)  # 3x3 blocks
+    halves = cv2.resize(image, (30, 18), interpolation=cv2.INTER_AREA)  # 2x2 means
     np.testing.assert_array_equal(area_resize(image, (10, 18)),
-                                  cv2.resize(blocks, (18, 10), interpolation=cv2.INTER_LINEAR))
+                                  cv2.resize(halves, (18, 10), interpolation=cv2.INTER_LINEAR))
+    quarters = cv2.resize(halves, (15, 9), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(area_resize(image, (5, 7)),
+                                  cv2.resize(quarters, (7, 5), interpolation=cv2.INTER_AREA))
     np.testing.assert_array_equal(area_resize(image, (25, 41)),
-                                  cv2.resize(image, (41, 25), interpolation=cv2.INTER_AREA))
+                                  cv2.resize(image, (41, 25), interpolation=cv2.INTER_LINEAR))
+    odd = image[:35]  # 35 rows: no 2x step, 3.5x to go on that axis
+    np.testing.assert_array_equal(area_resize(odd, (10, 18)),
+                                  cv2.resize(odd, (18, 10), interpolation=cv2.INTER_AREA))
+    np.testing.assert_array_equal(area_resize(image, (40, 50)),
+                                  cv2.resize(image, (50, 40), interpolation=cv2.INTER_AREA))
     assert area_resize(image, (36, 60)) is image
-    # Close to one exact area resize: the two-step result is a resampling, not a new image.
+    # Close to one exact area resize: the stepped result is a resampling, not a new image.
     exact = cv2.resize(image, (18, 10), interpolation=cv2.INTER_AREA).astype(int)
     assert np.abs(area_resize(image, (10, 18)).astype(int) - exact).mean() < 12
+
+
+def _photo_mosaic(height: int, width: int) -> np.ndarray:
+    """Camera-size photograph content at native resolution: 128 px crops of skimage's
+    images in turn (no upscaling, which would smooth away what resizing has to handle)."""
+    data = pytest.importorskip('skimage.data')
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    rng = np.random.default_rng(6)
+    mosaic = np.zeros((height, width, 3), np.uint8)
+    for y in range(0, height, 128):
+        for x in range(0, width, 128):
+            photo = photos[(y // 128 + x // 128) % len(photos)]
+            top = int(rng.integers(0, photo.shape[0] - 128))
+            left = int(rng.integers(0, photo.shape[1] - 128))
+            tile = mosaic[y:y + 128, x:x + 128]
+            tile[...] = photo[top:top + tile.shape[0], left:left + tile.shape[1]]
+    return mosaic
+
+
+@pytest.mark.parametrize(('in_hw', 'out_hw'), [((1080, 1920), (320, 576)),
+                                               ((720, 1280), (320, 576)),
+                                               ((480, 640), (320, 448))])
+def test_area_resize_is_close_to_one_exact_area_resize(in_hw: tuple[int, int],
+                                                       out_hw: tuple[int, int]) -> None:
+    """Photographs shrunk as the node shrinks camera frames for a 320-row network: within
+    2.5 grey levels of one INTER_AREA on average (measured 1.5, 1.5 and 0.8), under 2 % of
+    the pixels off by more than 16 (measured 1.1 %, 0.6 %, 0.1 %)."""
+    image = _photo_mosaic(*in_hw)
+    exact = cv2.resize(image, out_hw[::-1], interpolation=cv2.INTER_AREA).astype(int)
+    got = area_resize(image, out_hw)
+    assert got.shape == (*out_hw, 3) and got.dtype == np.uint8
+    error = np.abs(got.astype(int) - exact)
+    assert error.mean() < 2.5
+    assert np.mean(error > 16) < 0.02
+
+
+@pytest.mark.parametrize('encoding', sorted(RGB_ENCODINGS))
+@pytest.mark.parametrize('pad', [0, 6])
+def test_rgb_view_is_the_decoded_image_without_a_copy(encoding: str, pad: int) -> None:
+    """8-bit RGB/BGR(A)/mono: a view of the message buffer with the decoder's values;
+    encodings that need converting: None."""
+    pixels = _random_pixels(encoding, 6, 10, seed=len(encoding) + pad)
+    msg = _image_msg(pixels, encoding, big=False, pad=pad, kind='array')
+    view = rgb_view_of_image(msg)
+    if IMAGE_ENCODINGS[encoding].dtype != 'u1' or _layout(encoding) in (
+            'uyvy', 'yuyv') or _layout(encoding).startswith('bayer_'):
+        assert view is None
+        return
+    assert view.shape == (6, 10, 3) and view.dtype == np.uint8
+    np.testing.assert_array_equal(view, rgb_from_image(msg))
+    assert np.shares_memory(view, np.frombuffer(msg.data, np.uint8))
 
 
 def test_resize_target_must_be_positive() -> None:

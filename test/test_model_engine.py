@@ -366,3 +366,68 @@ def test_network_inputs_drop_every_non_finite_or_non_positive_point(seed_small_w
     assert torch.equal(hole.bool(), valid)
     expected = torch.where(valid, sparse / MAX_DEPTH, 0.0).clamp(0.0, 1.0)
     assert torch.equal(point, expected.contiguous(memory_format=torch.channels_last))
+
+
+def test_host_network_inputs_are_the_torch_ones_to_the_bit(seed_small_weights):
+    """The CPU path builds the network inputs in numpy: the same tensors as _network_inputs
+    (values, dtype, channels_last strides), for clean maps and for every kind of bad point."""
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=64))
+    rgb, sparse = _frame(64, 128, points=500, seed=3)
+    dirty = sparse.copy()
+    dirty[0, :9] = [np.nan, np.inf, -np.inf, -0.0, -1.0, 1e-45, 3.4e38, MAX_DEPTH * 2, 3.0]
+    for points in (sparse, dirty):
+        with torch.inference_mode():
+            expected = engine._network_inputs(torch.from_numpy(rgb).permute(2, 0, 1)[None],
+                                              torch.from_numpy(points)[None, None])
+        got = engine._host_network_inputs(rgb, points)
+        for want, have in zip(expected, got):
+            assert have.dtype == want.dtype and have.shape == want.shape
+            assert have.stride() == want.stride()
+            assert torch.equal(have, want)
+
+
+@pytest.mark.parametrize('upsample', ['bilinear', 'edge_aware'])
+def test_cpu_infer_is_the_torch_path_to_the_bit(seed_small_weights, upsample: str) -> None:
+    """infer on the CPU (numpy inputs and scaling) = infer_tensors followed by the upsampling
+    the engine ran before: cv2 bilinear on the host, edge-aware through its torch entry
+    point; bit for bit, from a camera-size and a network-size image."""
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=64, upsample=upsample))
+    rgb, sparse = _frame(96, 200, points=400, seed=4)
+    h, w = engine.network_input_size(96, 200)
+    from g2mono_ros.imaging import area_resize
+
+    small, sparse_net = area_resize(rgb, (h, w)), resize_sparse_depth(sparse, (h, w))
+    rgb_t = torch.from_numpy(small).permute(2, 0, 1)[None]
+    net = engine.infer_tensors(rgb_t, torch.from_numpy(sparse_net)[None, None])
+    if upsample == 'bilinear':
+        expected = engine._upsample_on_host(net[0, 0].numpy(), (96, 200))
+    else:
+        with torch.inference_mode():
+            expected = engine._to_camera_size(net, (96, 200), rgb_t, rgb, None)[0, 0].numpy()
+    np.testing.assert_array_equal(engine.infer(rgb, sparse), expected)
+    np.testing.assert_array_equal(
+        engine.infer(small, sparse_net, out_hw=(96, 200), sparse_clean=True, guide=rgb),
+        expected)
+    np.testing.assert_array_equal(engine.infer(small, sparse_net), net[0, 0].numpy())
+
+
+def test_upsampled_depth_stays_within_max_depth(seed_small_weights) -> None:
+    """cv2's bilinear weights can sum to 1 + ulp: at max_depth the result is clipped; below
+    it by more than a rounding margin the full-size clip is skipped (it would change
+    nothing) and the result is cv2's, clipped or not alike."""
+    import cv2
+
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=64, upsample='bilinear'))
+    rng = np.random.default_rng(5)
+    at_max = np.full((7, 11), MAX_DEPTH, np.float32)
+    at_max[rng.random(at_max.shape) < 0.5] = np.nextafter(np.float32(MAX_DEPTH), 0)
+    up = engine._upsample_on_host(at_max, (61, 97))
+    assert up.max() <= np.float32(MAX_DEPTH) and up.min() >= 0
+    below = (rng.random((7, 11)) * MAX_DEPTH * 0.999).astype(np.float32)
+    below[0, 0] = 0.0
+    plain = cv2.resize(below, (97, 61), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(engine._upsample_on_host(below, (61, 97)), plain)
+    np.testing.assert_array_equal(np.clip(plain, 0.0, MAX_DEPTH), plain)

@@ -82,6 +82,15 @@ def test_float_and_uint8_guides_and_strided_views_agree():
     planar_hr = np.ascontiguousarray(guide_hr.transpose(2, 0, 1)).transpose(1, 2, 0)
     np.testing.assert_array_equal(edge_aware_upsample_host(depth, planar_lr, planar_hr),
                                   from_uint8)
+    # A bgr8 message's pixels seen as RGB (channels reversed by strides; the node's guide).
+    bgr_hr = np.ascontiguousarray(guide_hr[:, :, ::-1])
+    np.testing.assert_array_equal(edge_aware_upsample_host(depth, guide_lr, bgr_hr[:, :, ::-1]),
+                                  from_uint8)
+    # Mono repeated by a zero stride: neither contiguous nor reversed-contiguous.
+    grey_hr = guide_hr[:, :, :1]
+    np.testing.assert_array_equal(
+        edge_aware_upsample_host(depth, guide_lr, np.broadcast_to(grey_hr, guide_hr.shape)),
+        edge_aware_upsample_host(depth, guide_lr, np.repeat(grey_hr, 3, axis=2)))
 
 
 def test_smooth_depth_is_opencv_bilinear_and_a_step_follows_the_colour():

@@ -357,6 +357,29 @@ class DepthEngine:
         return tuple(t.to(self._input_dtype).contiguous(memory_format=memory)
                      for t in (rgb_f, point, hole))
 
+    def _host_network_inputs(self, rgb: np.ndarray, sparse: np.ndarray) -> tuple[Tensor, ...]:
+        """:meth:`_network_inputs` of host arrays on the CPU at fp32, built in numpy.
+
+        The same tensors to the bit (tested), from (h, w, 3) uint8 RGB and (h, w) metres.
+        numpy runs these few small passes on the calling thread; torch would hand each one to
+        its OpenMP pool, whose hand-offs cost ~1 ms here and tens of ms when another process
+        holds a core.
+        """
+        f32 = np.float32
+        rgb_f = np.divide(rgb, f32(255.0), dtype=np.float32)  # a true division, as torch's
+        sparse = np.asarray(sparse, np.float32)
+        point = np.divide(sparse, f32(self._max_depth))
+        np.minimum(point, f32(1.0), out=point)
+        valid = sparse > 0
+        if not (sparse.size == 0 or sparse.min() >= 0 and sparse.max() < np.inf):
+            # Not clean (NaN, +-inf or negative somewhere): those are no points, as in torch.
+            valid &= sparse < np.inf
+            point[~valid] = 0.0
+        hole = valid.astype(np.float32)
+        # (h, w, 3) -> (1, 3, h, w) channels_last and (1, 1, h, w): views, no copies.
+        return (torch.from_numpy(rgb_f).permute(2, 0, 1)[None],
+                torch.from_numpy(point)[None, None], torch.from_numpy(hole)[None, None])
+
     def _run(self, inputs: tuple[Tensor, ...]) -> Tensor:
         if self._graph is not None and self._graph.matches(inputs):
             return self._graph(*inputs)
@@ -496,6 +519,10 @@ class DepthEngine:
         if stream is not None and self._needs_sync:  # a failed frame may have left copies queued
             stream.synchronize()
             self._needs_sync = False
+        if stream is None and not isinstance(sparse_in, Tensor) and not (pin_full
+                                                                         or prefill_guided):
+            return self._infer_on_host(rgb, sparse_in, (height, width),
+                                       rgb_full if edge_aware else None)
         try:
             with torch.inference_mode():
                 rgb_t = self._to_device(rgb, 'rgb').permute(2, 0, 1).unsqueeze(0)
@@ -522,6 +549,53 @@ class DepthEngine:
             if cuda:
                 self._needs_sync = True
             raise
+
+    def _infer_on_host(self, rgb: np.ndarray, sparse: np.ndarray, size: tuple[int, int],
+                       guide: np.ndarray | None) -> np.ndarray:
+        """CPU: the network's inputs, its output scaling and the upsampling in numpy/OpenCV.
+
+        What ``infer_tensors`` and ``_to_camera_size`` compute, to the bit, without a torch op
+        besides the network's own (each would be handed to torch's OpenMP pool: a cost, and a
+        long wait when another process holds a core).
+
+        Args:
+            rgb: (h, w, 3) uint8 at the network input size.
+            sparse: (h, w) float32 metres at the network input size, clean.
+            size: (H, W) of the output.
+            guide: (H, W, 3) uint8 camera-size image for edge-aware upsampling, or None
+                (bilinear).
+
+        Returns:
+            (H, W) float32 metres in [0, max_depth].
+        """
+        with torch.inference_mode():
+            out = self._run(self._host_network_inputs(rgb, sparse))
+            depth = out[0, 0].float().numpy()  # the network's fresh output: scaled in place
+        f32 = np.float32
+        # As infer_tensors: the official head has no activation; both are trained on [0, 1].
+        np.clip(depth, f32(0.0), f32(1.0), out=depth)
+        np.multiply(depth, f32(self._max_depth), out=depth)
+        if depth.shape == tuple(size):
+            return np.ascontiguousarray(depth)
+        if guide is None:
+            return self._upsample_on_host(depth, size)
+        from g2mono_ros.models.upsample_host import edge_aware_upsample_host
+
+        up = edge_aware_upsample_host(depth, rgb, guide)
+        return self._clip_upsampled(up, depth)
+
+    def _clip_upsampled(self, up: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """``up`` (H, W), interpolated from ``depth`` (h, w), clipped to [0, max_depth] in place.
+
+        Interpolation weights summing to 1 + ulp can overshoot max_depth by a rounding step,
+        never by 2**-20 relative; and non-negative weights of values >= 0 stay >= 0. So when
+        ``depth`` stays that far below max_depth (a cheap check at the network size), the
+        full-size pass would change nothing and is skipped.
+        """
+        top = np.float32(self._max_depth)
+        if depth.size and float(depth.max()) <= float(top) * (1.0 - 2.0 ** -20):
+            return up
+        return np.clip(up, np.float32(0.0), top, out=up)
 
     def _to_camera_size(self, depth: Tensor, size: tuple[int, int], rgb_net: Tensor,
                         rgb_full: np.ndarray | None, sparse_full: np.ndarray | None,
@@ -563,4 +637,4 @@ class DepthEngine:
 
         out = cv2.resize(depth, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
         # Interpolation weights may not sum to exactly 1: stay inside [0, max depth].
-        return np.clip(out, 0.0, self._max_depth, out=out)
+        return self._clip_upsampled(out, depth)

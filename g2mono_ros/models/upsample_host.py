@@ -97,9 +97,12 @@ def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: 
     ay, ax = _axis(height, h), _axis(width, w)
 
     # Edge cells: a low-resolution cell (i, j) and its right/lower neighbours (clamped) are
-    # the four neighbours of every output pixel whose lower neighbours are (i, j).
-    low = _pair_reduce(np.minimum, _pair_reduce(np.minimum, depth, axis=1), axis=0)
-    high = _pair_reduce(np.maximum, _pair_reduce(np.maximum, depth, axis=1), axis=0)
+    # the four neighbours of every output pixel whose lower neighbours are (i, j): a 2x2
+    # erosion / dilation anchored at the top-left, borders replicated (exact min / max; for
+    # finite depth the same as numpy's pairwise minimum / maximum, in a third of the time).
+    window = np.ones((2, 2), np.uint8)
+    low = cv2.erode(depth, window, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
+    high = cv2.dilate(depth, window, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)
     np.maximum(high, np.float32(0.0), out=high)  # the torch version starts its maximum at 0
     cells = np.flatnonzero(high > np.float32(edge_ratio) * low)
     if cells.size == 0:
@@ -128,7 +131,7 @@ def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: 
         y = np.minimum(ay.start[gi] + dy[:, None], height - 1)  # (S, K)
         x = np.minimum(ax.start[gj] + dx[:, None], width - 1)
         pixel = y * width + x
-        chosen = _choose(depth, lr_rows, hr_rows.take(pixel, axis=0), gi, gj,
+        chosen = _choose(depth, lr_rows, _gather_rows(hr_rows, pixel), gi, gj,
                          ay.frac.take(y), ax.frac.take(x), distance_weight)
         valid = (dy[:, None] < g_rows) & (dx[:, None] < g_cols)
         if valid.all():
@@ -157,7 +160,7 @@ def _choose(depth: np.ndarray, lr_rows: np.ndarray, colour_hr: np.ndarray, cell_
     best_cost = np.full(fy.shape, np.inf, np.float32)
     best_corner = np.zeros(fy.shape, np.uint8)
     for index, (corner, weight) in enumerate(zip(corners, weights)):
-        colour = _unit(lr_rows.take(corner, axis=0)).T  # (C, K)
+        colour = _unit(_gather_rows(lr_rows, corner)).T  # (C, K)
         cost = np.abs(hr[0] - colour[0])
         for c in range(1, channels):  # torch sums the channels in order
             cost += np.abs(hr[c] - colour[c])
@@ -171,19 +174,21 @@ def _choose(depth: np.ndarray, lr_rows: np.ndarray, colour_hr: np.ndarray, cell_
                                          + np.arange(corner_depth.shape[1]))
 
 
-def _pair_reduce(op: np.ufunc, values: np.ndarray, *, axis: int) -> np.ndarray:
-    """``op`` (minimum or maximum) of each entry and its next one along ``axis`` (the last
-    entry pairs with itself, as the clamped upper neighbour does)."""
-    out = np.empty_like(values)
-    if axis == 0:
-        op(values[:-1], values[1:], out=out[:-1])
-        out[-1] = values[-1]
-    else:
-        op(values[:, :-1], values[:, 1:], out=out[:, :-1])
-        out[:, -1] = values[:, -1]
-    return out
-
-
 def _rows(guide: np.ndarray) -> np.ndarray:
     """(H, W, C) -> (H * W, C), a view when the pixels are contiguous."""
     return guide.reshape(-1, guide.shape[2])
+
+
+def _gather_rows(rows: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``rows[index]`` for (N, C) pixels without copying all of ``rows``.
+
+    ``take`` first makes a strided array contiguous: every pixel of the channel-reversed view
+    of a bgr8 message (26 ms at 1080p, against 3 for the whole upsampling). Such a view is
+    gathered from its contiguous reverse and reversed back; other strided ones by fancy
+    indexing, which follows the strides.
+    """
+    if rows.flags.c_contiguous:
+        return rows.take(index, axis=0)
+    if rows[:, ::-1].flags.c_contiguous:
+        return rows[:, ::-1].take(index, axis=0)[..., ::-1]
+    return rows[index]

@@ -32,7 +32,9 @@ __all__ = [
     'numpy_to_image',
     'pointcloud2_fields',
     'pointcloud2_to_xyz',
+    'rgb_for_network',
     'rgb_from_image',
+    'rgb_view_of_image',
     'rgb_from_image_reference',
     'xyz_to_pointcloud2',
 ]
@@ -293,6 +295,64 @@ def rgb_from_image(msg: Any, out_hw: tuple[int, int] | None = None) -> np.ndarra
     return cv2.cvtColor(img, getattr(cv2, code))
 
 
+def rgb_view_of_image(msg: Any) -> np.ndarray | None:
+    """The camera-size RGB pixels of an 8-bit RGB, BGR(A) or mono image without converting:
+    a view of the message buffer (channels reordered, or mono repeated, by strides); read it,
+    never write into it.
+
+    For readers that pick a few pixels (the edge-aware upsampler's guide): a full
+    ``rgb_from_image`` would convert every pixel first. OpenCV copies such views whole
+    before it reads them: resize with ``rgb_from_image(msg, out_hw=...)`` instead.
+
+    Returns:
+        (H, W, 3) uint8 view with the values ``rgb_from_image(msg)`` would have (read-only
+        where the data is ``bytes``, and for mono), or None for an encoding that needs
+        converting (16-bit, YUV, Bayer).
+
+    Raises:
+        MessageError: as ``image_to_numpy``.
+    """
+    encoding = str(_field(msg, 'encoding', 'Image'))
+    spec = _encoding(encoding)
+    layout = spec.layout or _GENERIC_LAYOUT.get(encoding, '')
+    if spec.dtype != 'u1' or layout not in ('rgb', 'bgr', 'rgba', 'bgra', 'mono'):
+        return None
+    img = image_to_numpy(msg)
+    if layout == 'mono':
+        view = np.broadcast_to(img[:, :, None], (*img.shape, 3))
+    elif layout in ('bgr', 'bgra'):
+        view = img[:, :, 2::-1]
+    else:
+        view = img[:, :, :3]
+    return view
+
+
+def rgb_for_network(msg: Any, net_hw: tuple[int, int], *, camera_size: bool
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The image as the depth worker needs it: at the network input size, and at the camera
+    size too when ``camera_size`` (the edge-aware guide, coloured points).
+
+    Each pixel is converted at most once: an 8-bit RGB/BGR(A) or mono camera-size image is a
+    view (``rgb_view_of_image``) and the network's is decoded at its size
+    (``rgb_from_image(msg, out_hw=net_hw)``); other encodings are converted whole once and
+    area-resized.
+
+    Returns:
+        ((h, w, 3) uint8, (H, W, 3) uint8 or None); the same values as
+        ``area_resize(rgb_from_image(msg), net_hw)`` and ``rgb_from_image(msg)``.
+
+    Raises:
+        MessageError, ShapeError: as ``rgb_from_image``.
+    """
+    if not camera_size:
+        return rgb_from_image(msg, out_hw=net_hw), None
+    full = rgb_view_of_image(msg)
+    if full is not None:
+        return rgb_from_image(msg, out_hw=net_hw), full
+    full = rgb_from_image(msg)
+    return area_resize(full, net_hw), full
+
+
 def rgb_from_image_reference(msg: Any) -> np.ndarray:
     """The pure-numpy RGB decoder that ``rgb_from_image`` replaced (OpenCV only for Bayer).
 
@@ -525,9 +585,11 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
                 return out
             sample = depth[::32, ::32]
             if 2 * np.count_nonzero(sample) > sample.size:  # dense (the engine's output)
-                # Copied in, then the few holes: a masked copy is twice as slow.
+                # Copied in, then the few holes: a masked copy is twice as slow, and a minimum
+                # (one read) costs less than the mask when there is no hole, the usual case.
                 out, image = _new_image(shape, f32, '32FC1', header, source=depth[:, :, None])
-                image[:, :, 0][depth <= 0] = nan
+                if depth.size and not depth.min() > 0:
+                    image[:, :, 0][depth <= 0] = nan
             else:  # sparse (a projection): NaN everywhere, then the points
                 out, image = _new_image(shape, f32, '32FC1', header, fill=nan)
                 np.copyto(image[:, :, 0], depth, where=depth > 0)

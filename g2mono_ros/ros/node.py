@@ -885,10 +885,11 @@ class DepthNodePhases:
         want_full = (self.engine.config.upsample in ('edge_aware', 'prefill_guided')
                      or self._pub_points is not None)
         try:
-            if rgb_full is None and want_full:
-                rgb_full = self._codecs.rgb_from_image(image_msg)
-            rgb = (area_resize(rgb_full, net_hw) if rgb_full is not None
-                   else self._codecs.rgb_from_image(image_msg, out_hw=net_hw))
+            if rgb_full is None:  # a view of 8-bit RGB/BGR images where the full size is wanted
+                rgb, rgb_full = self._codecs.rgb_for_network(image_msg, net_hw,
+                                                             camera_size=want_full)
+            else:
+                rgb = area_resize(rgb_full, net_hw)
         except G2MonoError as exc:
             self._log_fault(classify_image_error(exc, image_msg.encoding, self._rgb_encodings),
                             f'{exc}')
