@@ -230,15 +230,18 @@ def _gaussian_blur(image: Tensor, sigma: float) -> Tensor:
 
 
 def guided_nearest_fill(values: Tensor, mask: Tensor, guide: Tensor, *, step: int | None = None,
-                        rings: int = 3, colour_scale: float = 5.0 / 255.0) -> Tensor:
+                        rings: int = 3, colour_scale: float = 5.0 / 255.0,
+                        extra_distance_weight: float = 1.0) -> Tensor:
     """Each pixel takes the value of a nearby point that looks like it (colour-guided nearest).
 
     Nearest fill puts a depth edge half-way between two scan lines, wherever the object's
     outline really is. Here each pixel chooses among candidate points: the nearest points of
     the pixels on a (2 * rings + 1)^2 grid around it, ``step`` pixels apart. The cost of a
-    candidate is its distance relative to the nearest point's plus the colour difference
+    candidate is its distance relative to the nearest point's, plus its extra distance beyond
+    the nearest point's in steps (times ``extra_distance_weight``), plus the colour difference
     (blurred guide, RGB) over ``colour_scale``, so a pixel of a leaf takes the depth of the
-    leaf's points on the next line, not of the wall behind at the same column. Like nearest
+    leaf's points on the next line, not of the wall behind at the same column, while a pixel
+    right beside a point keeps it unless the colour differs a lot. Like nearest
     fill, every value is a measured one: no depth is invented between two surfaces.
 
     Args:
@@ -251,6 +254,11 @@ def guided_nearest_fill(values: Tensor, mask: Tensor, guide: Tensor, *, step: in
             points on the next line, coarser ones jump across thin structures.
         rings: candidate grid radius in steps.
         colour_scale: colour difference (Euclidean, [0, 1] RGB) worth one nearest-point distance.
+        extra_distance_weight: weight of the extra distance term. Without it (0) a pixel one
+            pixel from a point on its scan line readily takes a point of another line of
+            slightly closer colour: worse at LiDAR hold-out points (20 % of the points held
+            out: MAE up to 1.26x nearest fill's on the synthetic validation seeds; 1.14x
+            with it).
 
     Returns:
         (B, 1, H, W); 0 in an image without any point.
@@ -293,7 +301,9 @@ def guided_nearest_fill(values: Tensor, mask: Tensor, guide: Tensor, *, step: in
             distance = ((candidate[:, channels:channels + 1] - grid_y).square()
                         + (candidate[:, channels + 1:channels + 2] - grid_x).square()).sqrt()
             colour_diff = (candidate[:, :channels] - guide).square().sum(1, keepdim=True).sqrt()
-            cost = distance / nearest_distance + colour_diff / colour_scale
+            cost = (distance / nearest_distance
+                    + extra_distance_weight * (distance - nearest_distance) / step
+                    + colour_diff / colour_scale)
             better = cost < best_cost
             best_cost = torch.where(better, cost, best_cost)
             filled = torch.where(better, candidate[:, channels + 2:], filled)
