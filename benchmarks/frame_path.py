@@ -136,14 +136,12 @@ def old_depth_to_image(depth_m: np.ndarray, header: Any) -> Any:
     return depth_to_image(depth_m, header, '32FC1')
 
 
-def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
-             rng: np.random.Generator) -> dict[str, list[float]]:
-    """Per-message callback seconds and per-pair non-model seconds, old and new."""
+def _case_inputs(engine: Any, height: int, width: int, encoding: str,
+                 rng: np.random.Generator) -> tuple[Any, Any, Any, Any, np.ndarray, Any]:
+    """(header, image message, cloud message, camera model, LiDAR -> camera (4, 4), network
+    input size) of one case: real rclpy messages."""
     from std_msgs.msg import Header
 
-    from g2mono_ros.fusion.pipeline import PairInputs, process_pair
-    from g2mono_ros.fusion.projection import project_points_to_depth
-    from g2mono_ros.fusion.sparse import SparseProjector
     from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
     from g2mono_ros.ros import codecs
 
@@ -151,9 +149,21 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
     image_msg = codecs.numpy_to_image(_image_pixels(height, width, encoding, rng), encoding,
                                       header)
     cloud_msg = codecs.xyz_to_pointcloud2(_cloud(rng), Header(frame_id='lidar'))
-    camera = _camera(height, width)
     T = transform_from_translation_quaternion(np.zeros(3), np.asarray(ROTATION))
-    net_hw = engine.network_input_size(height, width)
+    return (header, image_msg, cloud_msg, _camera(height, width), T,
+            engine.network_input_size(height, width))
+
+
+def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
+             rng: np.random.Generator) -> dict[str, list[float]]:
+    """Per-message callback seconds and per-pair non-model seconds, old and new."""
+    from g2mono_ros.fusion.pipeline import PairInputs, process_pair
+    from g2mono_ros.fusion.projection import project_points_to_depth
+    from g2mono_ros.fusion.sparse import SparseProjector
+    from g2mono_ros.ros import codecs
+
+    header, image_msg, cloud_msg, camera, T, net_hw = _case_inputs(engine, height, width,
+                                                                   encoding, rng)
     projector = SparseProjector()
     timed = _TimedForward(engine._forward)
     engine._forward = timed
@@ -286,20 +296,12 @@ def run_breakdown(engine: Any, height: int, width: int, encoding: str, frames: i
     Each stage is timed where the node runs it; the engine's internals through wrappers on
     the instance (removed at the end). Returns stage -> per-frame seconds.
     """
-    from std_msgs.msg import Header
-
     from g2mono_ros.fusion.pipeline import PairInputs, process_pair
     from g2mono_ros.fusion.sparse import SparseProjector
-    from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
     from g2mono_ros.ros import codecs
 
-    header = Header(frame_id='camera_optical')
-    image_msg = codecs.numpy_to_image(_image_pixels(height, width, encoding, rng), encoding,
-                                      header)
-    cloud_msg = codecs.xyz_to_pointcloud2(_cloud(rng), Header(frame_id='lidar'))
-    camera = _camera(height, width)
-    T = transform_from_translation_quaternion(np.zeros(3), np.asarray(ROTATION))
-    net_hw = engine.network_input_size(height, width)
+    header, image_msg, cloud_msg, camera, T, net_hw = _case_inputs(engine, height, width,
+                                                                   encoding, rng)
     projector = SparseProjector()
     clock = _StageClock()
     names = {'_forward': 'model', '_network_inputs': 'net_inputs',
