@@ -747,10 +747,12 @@ class DepthNodePhases:
                 queue.done(self._arrival.now_ns() - started)
 
     def _has_subscribers(self) -> bool:
+        # Counted under the lock: live tuning may destroy an optional publisher meanwhile,
+        # and a destroyed publisher's count raises.
         with self._pub_lock:
-            pubs = [self._pub_depth, self._pub_info, self._pub_sparse, self._pub_color,
-                    self._pub_points]
-        return any(pub is not None and pub.get_subscription_count() > 0 for pub in pubs)
+            return any(pub is not None and pub.get_subscription_count() > 0
+                       for pub in (self._pub_depth, self._pub_info, self._pub_sparse,
+                                   self._pub_color, self._pub_points))
 
     def _process(self, pair: Any, paired_wall_ns: int) -> None:
         start_wall_ns = time.time_ns()
