@@ -1086,6 +1086,27 @@ def _timing_status(stamp_ns: int, wall_ns: dict[str, int],
     return status
 
 
+def _ignore_half_built_rclpy_tasks() -> None:
+    """From shutdown on, drop one known upstream artefact from stderr.
+
+    Ctrl-C raises KeyboardInterrupt wherever the executor is. When it lands inside
+    ``rclpy.task.Task.__init__``, the half-built task is later collected, and
+    ``Future.__del__`` prints an ``AttributeError`` traceback ("no attribute '_exception'"),
+    which is harmless. Every other unraisable exception still goes to the previous hook.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        where = getattr(unraisable.object, '__qualname__', '')
+        module = getattr(unraisable.object, '__module__', '')
+        if (isinstance(unraisable.exc_value, AttributeError) and where == 'Future.__del__'
+                and module == 'rclpy.task'):
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def _run_node(argv: Sequence[str], node_class: type | None = None) -> int:
     """Init rclpy with ``argv`` (ROS arguments), spin the node until shutdown; raises on config.
 
@@ -1106,6 +1127,7 @@ def _run_node(argv: Sequence[str], node_class: type | None = None) -> int:
         if rclpy.ok():
             raise
     finally:
+        _ignore_half_built_rclpy_tasks()
         try:
             if node is not None:
                 worker_stopped = node.close()
