@@ -24,6 +24,7 @@ from g2mono_ros.imaging import area_resize, network_pixel_index, zbuffer_nearest
 from g2mono_ros.models.backends import (CudaGraphRunner, OnnxRuntimeBackend,
                                         check_against_module)
 from g2mono_ros.models.checkpoint import LoadedModel, load_checkpoint, resolve_input_size
+from g2mono_ros.models.upsample import PREFILL_GUIDED_KINDS
 
 __all__ = ['DepthEngine', 'resize_sparse_depth', 'resolve_device', 'tune_cpu_allocator']
 
@@ -510,7 +511,7 @@ class DepthEngine:
         pin_full = getattr(model, 'pin_points', False) and sparse_at_camera_size
         prefill_guided = (self.config.upsample == 'prefill_guided' and sparse_at_camera_size
                           and getattr(model, 'residual', False)
-                          and getattr(model, 'prefill_kind', '') in ('nearest', 'scanline', 'guided'))
+                          and getattr(model, 'prefill_kind', '') in PREFILL_GUIDED_KINDS)
         if rgb.shape[:2] != (h, w):
             rgb = area_resize(rgb, (h, w))
 
