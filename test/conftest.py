@@ -9,6 +9,9 @@ import pytest
 
 from g2mono_ros.ros.dds_env import localhost_dds_env
 
+# Where launch_testing is installed, a module-level importorskip would skip the whole directory.
+from collect_guard import pytest_pycollect_makemodule  # noqa: F401, E402
+
 # Set before any test imports rclpy: rcl reads these at init. A ROS_DOMAIN_ID already set is kept
 # (parallel runs on one machine each pass their own); otherwise one is derived from the PID.
 _domain = os.environ.get('ROS_DOMAIN_ID', '')
