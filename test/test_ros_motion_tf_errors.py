@@ -38,6 +38,9 @@ def _fake_tf2_ros(frames: set[str]) -> types.ModuleType:
     class Buffer:
         def __init__(self, cache_time=None, node=None):
             self.calls: list[tuple] = []
+            # As tf2_ros: a tf2_frames service on the node and a jump callback on its clock.
+            self.srv = None if node is None else node.create_service('tf2_frames')
+            self.jump_handle = None if node is None else node.create_jump_callback()
 
         def _validate(self, argument: str, frame_id: str) -> None:
             if not frame_id:
@@ -75,6 +78,30 @@ def _fake_tf2_ros(frames: set[str]) -> types.ModuleType:
     return module
 
 
+class FakeNode:
+    """Records what a tf2_ros Buffer registers on an rclpy node and what is destroyed."""
+
+    def __init__(self) -> None:
+        self.services: list[str] = []
+        self.jump_callbacks = 0
+
+    def create_service(self, name: str) -> str:
+        self.services.append(name)
+        return name
+
+    def destroy_service(self, service: str) -> bool:
+        self.services.remove(service)
+        return True
+
+    def create_jump_callback(self) -> SimpleNamespace:
+        self.jump_callbacks += 1
+
+        def unregister() -> None:
+            self.jump_callbacks -= 1
+
+        return SimpleNamespace(unregister=unregister)
+
+
 @pytest.fixture
 def fake_tf2(monkeypatch):
     module = _fake_tf2_ros({'lidar', 'odom'})
@@ -83,7 +110,7 @@ def fake_tf2(monkeypatch):
 
 
 def test_leading_slashes_are_dropped_before_tf2_sees_them(fake_tf2):
-    motion = TfMotion(object(), '/odom', timeout_s=0.0)
+    motion = TfMotion(FakeNode(), '/odom', timeout_s=0.0)
     assert motion.fixed_frame == 'odom'
     lookup = motion.for_frame('/lidar').sensor_motion(np.array([0, 1_000_000]), 2_000_000)
     assert lookup.ok.all()
@@ -95,18 +122,25 @@ def test_leading_slashes_are_dropped_before_tf2_sees_them(fake_tf2):
 @pytest.mark.parametrize('frame, exception', [('', 'InvalidArgumentException'),
                                               ('camera', 'LookupException')])
 def test_every_tf2_exception_is_a_missing_pose(fake_tf2, frame, exception):
-    motion = TfMotion(object(), 'odom', timeout_s=0.0)
+    motion = TfMotion(FakeNode(), 'odom', timeout_s=0.0)
     assert motion.lookup(frame, 0, 1_000_000, wait=False) is None
     assert motion.last_error.startswith(f'{exception}: ')
     lookup = motion.for_frame(frame).sensor_motion(np.array([0, 5_000_000]), 9_000_000)
     assert not lookup.ok.any()
 
 
-def test_own_listener_is_unregistered_on_close(fake_tf2):
-    motion = TfMotion(object(), 'odom')
+def test_close_releases_only_what_tf_motion_created(fake_tf2):
+    node = FakeNode()
+    motion = TfMotion(node, 'odom')
     listener = motion.listener
+    assert node.services == ['tf2_frames'] and node.jump_callbacks == 1
     motion.close()
     assert listener.unregistered and motion.listener is None
-    shared = TfMotion(object(), 'odom', buffer=fake_tf2.Buffer())
-    assert shared.listener is None  # the extrinsic's listener fills a shared buffer
+    assert node.services == [] and node.jump_callbacks == 0
+    motion.close()  # a second cleanup is harmless
+    # The extrinsic's listener fills a shared buffer: its owner releases it, not TfMotion.
+    shared_buffer = fake_tf2.Buffer(node=node)
+    shared = TfMotion(node, 'odom', buffer=shared_buffer)
+    assert shared.listener is None
     shared.close()
+    assert node.services == ['tf2_frames'] and node.jump_callbacks == 1

@@ -127,6 +127,8 @@ class TfMotion:
 
         self._tf2 = tf2_ros
         self.listener = None
+        self._node = node
+        self._own_buffer = buffer is None
         if buffer is None:
             buffer = tf2_ros.Buffer(node=node)
             self.listener = tf2_ros.TransformListener(buffer, node, spin_thread=False)
@@ -139,10 +141,16 @@ class TfMotion:
         self.last_error = ''
 
     def close(self) -> None:
-        """Unregister the own listener's subscriptions (lifecycle cleanup)."""
+        """Unregister the own listener's subscriptions and the own Buffer's service (lifecycle
+        cleanup); a shared buffer is its owner's to release."""
         if self.listener is not None:
             self.listener.unregister()
             self.listener = None
+        if self._own_buffer:
+            from g2mono_ros.ros.tf_lookup import release_buffer
+
+            release_buffer(self._node, self.buffer)
+            self._own_buffer = False
 
     def for_frame(self, lidar_frame: str) -> _FrameMotion:
         """A ``MotionSource`` for clouds in ``lidar_frame`` (``/velodyne`` is read as
