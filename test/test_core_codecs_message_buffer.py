@@ -138,3 +138,23 @@ def test_the_reusing_encoder_writes_the_bytes_of_depth_to_image_frame_after_fram
         DepthImageEncoder('mono8')
     with pytest.raises(ShapeError, match=r'\(H, W\)'):
         encoder.encode(np.zeros(5, np.float32), None)
+
+
+def test_encoder_target_is_written_in_place_then_encoded_without_a_copy() -> None:
+    """A producer writes the depth into ``target()`` (the next message's pixels); ``encode``
+    of that array maps its holes to NaN in place and gives the bytes of ``depth_to_image``;
+    a sparse frame after it still resets every pixel."""
+    encoder = DepthImageEncoder()
+    rng = np.random.default_rng(12)
+    depth = rng.uniform(0.01, 90.0, (20, 30)).astype(np.float32)
+    depth[2, 3] = 0.0
+    target = encoder.target((20, 30))
+    target[:] = depth
+    msg = encoder.encode(target, None)
+    assert bytes(msg.data) == bytes(depth_to_image(depth, None, '32FC1', clean=True).data)
+    assert np.isnan(target[2, 3])  # the caller's array is the message: NaN = no depth there
+    sparse = np.zeros((20, 30), np.float32)
+    sparse[5, 6] = 4.0
+    msg = encoder.encode(sparse, None, pixels=np.array([5 * 30 + 6]))
+    assert bytes(msg.data) == bytes(depth_to_image(sparse, None, '32FC1', clean=True).data)
+    assert DepthImageEncoder('16UC1').target((20, 30)) is None

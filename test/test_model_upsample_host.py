@@ -201,3 +201,17 @@ def test_host_checks_shapes():
         edge_aware_upsample_host(depth, guide_lr[:, :-1], guide_hr)
     with pytest.raises(ShapeError, match=r'guide_hr must be \(H, W, 3\)'):
         edge_aware_upsample_host(depth, guide_lr, guide_hr[..., :2])
+
+
+def test_host_writes_into_out_bit_for_bit():
+    """``out``: a depth message's buffer in the node (an ``array('B')`` seen as float32)."""
+    import array
+
+    depth, guide_lr, guide_hr = _scene(16, 24, 54, 80, seed=9)
+    expected = edge_aware_upsample_host(depth, guide_lr, guide_hr)
+    buffer = array.array('B', bytes(54 * 80 * 4))
+    out = np.frombuffer(buffer, np.float32).reshape(54, 80)
+    assert edge_aware_upsample_host(depth, guide_lr, guide_hr, out=out) is out
+    assert bytes(buffer) == expected.tobytes()
+    with pytest.raises(ShapeError, match='out must be a C-contiguous'):
+        edge_aware_upsample_host(depth, guide_lr, guide_hr, out=np.zeros((54, 81), np.float32))

@@ -58,7 +58,8 @@ def _unit(colours: np.ndarray) -> np.ndarray:
 
 
 def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: np.ndarray, *,
-                             edge_ratio: float = 1.1, distance_weight: float = 0.3) -> np.ndarray:
+                             edge_ratio: float = 1.1, distance_weight: float = 0.3,
+                             out: np.ndarray | None = None) -> np.ndarray:
     """``upsample.edge_aware_upsample`` for one image of host arrays.
 
     Bilinear (half-pixel centres, OpenCV) where the four low-resolution neighbours span at most
@@ -74,9 +75,11 @@ def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: 
         guide_hr: (H, W, C) the guide at the output size, same dtype kind.
         edge_ratio: > 1.
         distance_weight: how strongly nearer neighbours win colour ties.
+        out: (H, W) float32 C-contiguous array to write into (e.g. a depth message's
+            buffer), or None for a new one.
 
     Returns:
-        (H, W) float32, a new array.
+        (H, W) float32: ``out``, or a new array.
 
     Raises:
         ShapeError: shapes that do not fit together.
@@ -95,9 +98,19 @@ def edge_aware_upsample_host(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: 
         msg = f'guide_hr must be (H, W, {guide_lr.shape[2]}); got {guide_hr.shape}'
         raise ShapeError(msg)
     height, width = guide_hr.shape[:2]
-    out = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
-    if out.ndim != 2:  # OpenCV drops a dimension of size 1
-        out = out.reshape(height, width)
+    if out is not None:
+        if (out.shape != (height, width) or out.dtype != np.float32
+                or not out.flags.c_contiguous):
+            msg = (f'out must be a C-contiguous ({height}, {width}) float32 array; got '
+                   f'{out.shape} {out.dtype}')
+            raise ShapeError(msg)
+        resized = cv2.resize(depth, (width, height), dst=out, interpolation=cv2.INTER_LINEAR)
+        if resized is not out:  # OpenCV allocated after all (it does not for this dst)
+            np.copyto(out, resized.reshape(height, width))
+    else:
+        out = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+        if out.ndim != 2:  # OpenCV drops a dimension of size 1
+            out = out.reshape(height, width)
 
     # Edge cells: a low-resolution cell (i, j) and its right/lower neighbours (clamped) are
     # the four neighbours of every output pixel whose lower neighbours are (i, j): a 2x2

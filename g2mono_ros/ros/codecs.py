@@ -642,6 +642,22 @@ class DepthImageEncoder:
         self._image: np.ndarray | None = None  # (H, W) float32 view of the message's data
         self._points: np.ndarray | None = None  # flat pixels written last, None: all NaN
 
+    def target(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """The (H, W) float32 view of the next message's pixels, for a producer to write the
+        depth into (``DepthEngine.infer(out=...)``) before :meth:`encode` of that same array
+        (which then copies nothing; it writes NaN over its zeros in place). None for
+        ``16UC1``.
+        """
+        if self.encoding != '32FC1':
+            return None
+        shape = (int(shape[0]), int(shape[1]))
+        if self._image is None or self._image.shape != shape:
+            self._msg, view = _new_image((*shape, 1), np.dtype(np.float32), '32FC1', None,
+                                         fill=np.float32(np.nan))
+            self._image = view[:, :, 0]
+        self._points = _DENSE  # whatever the producer leaves there: a sparse frame refills
+        return self._image
+
     def encode(self, depth_m: np.ndarray, header: Any, *,
                pixels: np.ndarray | None = None) -> Any:
         """The Image of ``depth_m`` (H, W) float32 metres, finite and >= 0 (0 = no data, NaN
@@ -675,7 +691,9 @@ class DepthImageEncoder:
             image.reshape(-1)[pixels] = np.where(values > 0, values, nan)
             self._points = np.array(pixels, np.intp)  # the caller may reuse its array
         else:
-            np.copyto(image, depth)  # overwrites every pixel
+            same = (depth.ctypes.data == image.ctypes.data and depth.strides == image.strides)
+            if not same:  # else the producer wrote into target() already
+                np.copyto(image, depth)  # overwrites every pixel
             if depth.size and not depth.min() > 0:
                 image[depth <= 0] = nan
             self._points = _DENSE

@@ -824,18 +824,20 @@ class DepthNodePhases:
         with self._pub_lock:  # live tuning may destroy the publisher meanwhile
             want_sparse = (self._pub_sparse is not None
                            and self._pub_sparse.get_subscription_count() > 0)
+        if self._depth_encoder.encoding != config.output_encoding:
+            self._depth_encoder = self._codecs.DepthImageEncoder(config.output_encoding)
+        # 32FC1: the engine writes the depth straight into the message's buffer.
         work = process_pair(self.engine, PairInputs(rgb, points, model, guide=rgb_full),
                             T_cam_lidar, min_range=proj.min_range, max_range=proj.max_range,
                             want_sparse=want_sparse, want_colorized=False,
-                            projector=self._projector)
+                            projector=self._projector,
+                            out=self._depth_encoder.target((model.height, model.width)))
         if self._queue.closed:  # shutting down: the publishers may already be gone
             return
         t0 = time.perf_counter()
         header = image.msg.header
-        codecs = self._codecs
-        # The engine's output is finite and >= 0: no cleaning pass, only REP 118's NaN.
-        if self._depth_encoder.encoding != config.output_encoding:
-            self._depth_encoder = codecs.DepthImageEncoder(config.output_encoding)
+        # The engine's output is finite and >= 0: no cleaning pass, only REP 118's NaN (written
+        # in place: work.depth_m is the message's buffer, and NaN reads as "no depth" below).
         depth_msg = self._depth_encoder.encode(work.depth_m, header)
         timings = dict(work.timings_s)
         timings['decode'] = decode_s
