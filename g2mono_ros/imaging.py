@@ -6,13 +6,14 @@ OpenCV on uint8 before anything becomes float; ROS-free and torch-free.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from g2mono_ros.errors import ShapeError
 
-__all__ = ['area_resize', 'network_pixel_index', 'zbuffer_nearest']
+__all__ = ['area_resize', 'network_pixel_index', 'network_pixel_table', 'zbuffer_nearest']
 
 
 def _cv2() -> Any:
@@ -82,6 +83,16 @@ def network_pixel_index(index: Any, in_size: int, out_size: int) -> Any:
     """
     target = ((2 * index + 1) * out_size) // (2 * in_size)
     return target.clip(max=out_size - 1)  # numpy and torch both spell it so
+
+
+@functools.lru_cache(maxsize=8)
+def network_pixel_table(in_size: int, out_size: int) -> np.ndarray:
+    """``network_pixel_index`` of every input index ``0 .. in_size - 1``: (in_size,) int64,
+    read-only (cached per size pair), so that the points' indices are one ``take`` away
+    (the integer division per point costs ~3x more)."""
+    table = network_pixel_index(np.arange(in_size, dtype=np.int64), in_size, out_size)
+    table.flags.writeable = False
+    return table
 
 
 def zbuffer_nearest(flat: np.ndarray, lin: np.ndarray, depths: np.ndarray) -> None:

@@ -8,7 +8,9 @@ import array
 import numpy as np
 import pytest
 
-from g2mono_ros.ros.codecs import depth_to_image, image_to_numpy, numpy_to_image
+from g2mono_ros.errors import MessageError, ShapeError
+from g2mono_ros.ros.codecs import (DepthImageEncoder, depth_to_image, image_to_numpy,
+                                   numpy_to_image)
 
 _UINT16_MAX = 65535
 
@@ -82,3 +84,77 @@ def test_sparse_depth_from_its_pixel_indices_equals_the_full_scan() -> None:
     scanned = depth_to_image(maps.full, None, '32FC1', clean=True)
     assert bytes(from_pixels.data) == bytes(scanned.data)
     assert bytes(from_pixels.data) == _previous_clean_encoding(maps.full, '32FC1')
+
+
+def test_the_reusing_encoder_writes_the_bytes_of_depth_to_image_frame_after_frame() -> None:
+    """Dense and sparse frames in any order, a size change and an empty map: every message
+    equals a fresh ``depth_to_image``, though the message object is the same while the size
+    stays (its buffer allocated once)."""
+    from std_msgs.msg import Header
+
+    from g2mono_ros.fusion.camera import CameraModel
+    from g2mono_ros.fusion.sparse import SparseProjector
+
+    rng = np.random.default_rng(11)
+    camera = CameraModel(width=96, height=54, K=np.array([[80.0, 0, 48], [0, 80.0, 27],
+                                                          [0, 0, 1]]),
+                         D=np.zeros(5), distortion_model='plumb_bob')
+    projector = SparseProjector()
+    encoder = DepthImageEncoder()
+    first = None
+    for frame, kind in enumerate(['sparse', 'sparse', 'dense', 'dense_hole', 'sparse', 'dense',
+                                  'small', 'sparse', 'empty', 'sparse']):
+        header = Header(frame_id=f'camera_{frame}')
+        header.stamp.sec = frame
+        pixels = None
+        if kind in ('sparse', 'small'):
+            z = rng.uniform(0.2, 40.0, 3000)
+            points = np.stack([rng.uniform(-0.6, 0.6, 3000) * z,
+                               rng.uniform(-0.4, 0.4, 3000) * z, z], axis=1).astype(np.float32)
+            cam = camera if kind == 'sparse' else camera.scaled(48, 27)
+            maps = projector.project(points, np.eye(4), cam, (16, 32), min_range=0.5,
+                                     max_range=30.0, want_full=True)
+            depth, pixels = maps.full, maps.full_pixels
+        elif kind == 'empty':
+            depth = np.zeros((0, 96), np.float32)
+        else:
+            depth = rng.uniform(0.01, 90.0, (54, 96)).astype(np.float32)
+            if kind == 'dense_hole':
+                depth[3, 4] = 0.0
+        msg = encoder.encode(depth, header, pixels=pixels)
+        expected = depth_to_image(depth, header, '32FC1', clean=True)
+        assert bytes(msg.data) == bytes(expected.data), kind
+        assert (msg.height, msg.width, msg.step, msg.encoding, msg.is_bigendian) == \
+            (expected.height, expected.width, expected.step, '32FC1', expected.is_bigendian)
+        assert msg.header.frame_id == f'camera_{frame}' and msg.header.stamp.sec == frame
+        if frame == 0:
+            first = msg
+        elif frame < 6:
+            assert msg is first  # refilled, not rebuilt
+    # millimetres: encoded afresh every frame (depth_to_image)
+    mm = DepthImageEncoder('16UC1').encode(np.full((3, 4), 1.5, np.float32), None)
+    assert mm.encoding == '16UC1' and bytes(mm.data) == np.full(12, 1500, np.uint16).tobytes()
+    with pytest.raises(MessageError, match='32FC1 or 16UC1'):
+        DepthImageEncoder('mono8')
+    with pytest.raises(ShapeError, match=r'\(H, W\)'):
+        encoder.encode(np.zeros(5, np.float32), None)
+
+
+def test_encoder_target_is_written_in_place_then_encoded_without_a_copy() -> None:
+    """A producer writes the depth into ``target()`` (the next message's pixels); ``encode``
+    of that array maps its holes to NaN in place and gives the bytes of ``depth_to_image``;
+    a sparse frame after it still resets every pixel."""
+    encoder = DepthImageEncoder()
+    rng = np.random.default_rng(12)
+    depth = rng.uniform(0.01, 90.0, (20, 30)).astype(np.float32)
+    depth[2, 3] = 0.0
+    target = encoder.target((20, 30))
+    target[:] = depth
+    msg = encoder.encode(target, None)
+    assert bytes(msg.data) == bytes(depth_to_image(depth, None, '32FC1', clean=True).data)
+    assert np.isnan(target[2, 3])  # the caller's array is the message: NaN = no depth there
+    sparse = np.zeros((20, 30), np.float32)
+    sparse[5, 6] = 4.0
+    msg = encoder.encode(sparse, None, pixels=np.array([5 * 30 + 6]))
+    assert bytes(msg.data) == bytes(depth_to_image(sparse, None, '32FC1', clean=True).data)
+    assert DepthImageEncoder('16UC1').target((20, 30)) is None

@@ -18,6 +18,7 @@ from g2mono_ros.fusion.projection import (
     project_points,
     project_points_to_depth,
     project_points_to_depth_torch,
+    project_points_torch,
 )
 from g2mono_ros.fusion.transforms import (
     R_OPTICAL_FROM_REP103,
@@ -473,3 +474,34 @@ def test_input_errors(project) -> None:
         project(points((10, 3)), T_REP103, _small(), min_range=5.0, max_range=5.0)
     with pytest.raises(ConfigError, match='min_range=-1.0'):
         project(points((10, 3)), T_REP103, _small(), min_range=-1.0)
+
+
+@pytest.mark.parametrize('model', ['none', 'plumb_bob'])
+@pytest.mark.parametrize('min_range', [0.0, 1.0])
+def test_project_points_point_by_point_like_torch_with_skew_and_bad_rows(model: str,
+                                                                         min_range: float
+                                                                         ) -> None:
+    """The numpy projector's short cuts (no skew term when K[0, 1] is 0, no z > 0 test when
+    min_range > 0) keep every point the torch twin keeps, at the same pixel and depth."""
+    pts = _cloud(4000, seed=7).astype(np.float64)
+    pts[::97] = np.nan
+    pts[::101, 1] = np.inf
+    pts[::103] *= 1e37  # overflows float32: inf on the way
+    pts[:50, 0] = 0.0  # on the camera plane after the REP 103 rotation: z = 0
+    transform = T_REP103.copy()
+    transform[:3, 3] = [0.05, -0.1, 0.0]
+    for skew in (0.0, 2.5):
+        K = K_KITTI.copy()
+        K[0, 1] = skew
+        cam = CameraModel(width=1242, height=375, K=K, D=DISTORTIONS[model],
+                          distortion_model=model).scaled(256, 96)  # type: ignore[arg-type]
+        hit = project_points(pts, transform, cam, min_range=min_range, max_range=50.0)
+        with np.errstate(over='ignore'):
+            pts32 = torch.from_numpy(pts.astype(np.float32))
+        rows, cols, z, valid = (t.numpy() for t in project_points_torch(
+            pts32, transform, cam, min_range=min_range, max_range=50.0))
+        assert hit.index.size > 100
+        np.testing.assert_array_equal(hit.row, rows[valid])
+        np.testing.assert_array_equal(hit.col, cols[valid])
+        np.testing.assert_array_equal(hit.depth.view(np.uint32), z[valid].view(np.uint32))
+        assert np.isfinite(pts[hit.index]).all()

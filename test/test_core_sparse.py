@@ -12,7 +12,7 @@ from g2mono_ros.errors import ShapeError
 from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.fusion.projection import project_points, project_points_to_depth
 from g2mono_ros.fusion.sparse import SparseProjector
-from g2mono_ros.imaging import network_pixel_index
+from g2mono_ros.imaging import network_pixel_index, network_pixel_table
 from g2mono_ros.models.engine import resize_sparse_depth
 
 T_IDENTITY = np.eye(4)
@@ -156,3 +156,14 @@ def test_full_pixels_cover_every_point_of_the_image_size_map() -> None:
         assert set(np.flatnonzero(maps.full)) == set(maps.full_pixels.tolist())
     assert projector.project(points, T_IDENTITY, camera, (64, 128), min_range=0.5,
                              max_range=50.0, want_full=False).full_pixels is None
+
+
+@pytest.mark.parametrize(('in_size', 'out_size'), [(1080, 320), (1920, 576), (480, 320),
+                                                   (7, 7), (5, 9), (1, 1)])
+def test_network_pixel_table_is_the_index_of_every_pixel(in_size: int, out_size: int) -> None:
+    table = network_pixel_table(in_size, out_size)
+    index = np.arange(in_size)
+    np.testing.assert_array_equal(table, network_pixel_index(index, in_size, out_size))
+    # by hand: the output pixel that contains the input pixel's centre
+    np.testing.assert_array_equal(table, np.floor((index + 0.5) * out_size / in_size))
+    assert not table.flags.writeable

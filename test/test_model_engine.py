@@ -445,3 +445,31 @@ def test_upsampled_depth_stays_within_max_depth(seed_small_weights) -> None:
     plain = cv2.resize(below, (97, 61), interpolation=cv2.INTER_LINEAR)
     np.testing.assert_array_equal(engine._upsample_on_host(below, (61, 97)), plain)
     np.testing.assert_array_equal(np.clip(plain, 0.0, MAX_DEPTH), plain)
+
+
+@pytest.mark.parametrize('upsample', ['bilinear', 'edge_aware'])
+def test_infer_writes_into_out_the_same_depth(seed_small_weights, upsample: str) -> None:
+    """``out`` (a depth message's buffer in the node): the same bits as a new array, written
+    there (the CPU upsamplers directly, the camera-size-network path by a copy); a wrong
+    buffer fails before anything runs."""
+    engine = DepthEngine(EngineConfig(weights=str(seed_small_weights), device='cpu',
+                                      input_height=64, upsample=upsample))
+    rgb, sparse = _frame(96, 200, points=400, seed=6)
+    h, w = engine.network_input_size(96, 200)
+    from g2mono_ros.imaging import area_resize
+
+    small, sparse_net = area_resize(rgb, (h, w)), resize_sparse_depth(sparse, (h, w))
+    expected = engine.infer(small, sparse_net, out_hw=(96, 200), sparse_clean=True, guide=rgb)
+    out = np.full((96, 200), np.nan, np.float32)
+    got = engine.infer(small, sparse_net, out_hw=(96, 200), sparse_clean=True, guide=rgb,
+                       out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, expected)
+    same_size = np.full((h, w), np.nan, np.float32)  # no upsampling: copied into out
+    assert engine.infer(small, sparse_net, out=same_size) is same_size
+    np.testing.assert_array_equal(same_size, engine.infer(small, sparse_net))
+    for bad in (np.zeros((96, 201), np.float32), np.zeros((96, 200), np.float64),
+                np.zeros((200, 96), np.float32).T):
+        with pytest.raises(ShapeError, match='out must be'):
+            engine.infer(small, sparse_net, out_hw=(96, 200), sparse_clean=True, guide=rgb,
+                         out=bad)

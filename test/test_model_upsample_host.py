@@ -3,6 +3,7 @@ the same neighbour chosen at every edge pixel, float rounding elsewhere; dispatc
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from g2mono_ros.errors import ShapeError
 from g2mono_ros.models import upsample
 from g2mono_ros.models.upsample import edge_aware_upsample
-from g2mono_ros.models.upsample_host import _axis, _unit, edge_aware_upsample_host
+from g2mono_ros.models.upsample_host import _axis, _tables, _unit, edge_aware_upsample_host
 
 SIZES = [((8, 12), (32, 48)), ((6, 10), (15, 23)), ((32, 64), (107, 250)), ((20, 30), (20, 30)),
          ((16, 24), (9, 13))]
@@ -70,6 +71,64 @@ def test_host_chooses_the_same_neighbour_as_torch(low_hw, high_hw):
     assert chosen.sum() > 0.05 * chosen.size  # the scene exercises the colour choice
     np.testing.assert_array_equal(got[chosen], expected[chosen])
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(('low_hw', 'high_hw'), [*SIZES, ((320, 576), (1080, 1920)),
+                                                ((320, 448), (480, 640))])
+def test_cell_blocks_cover_every_output_pixel_once_by_its_lower_neighbours(low_hw, high_hw):
+    """Hand reference of the slot tables: the slots of cell (i, j) are exactly the output
+    pixels whose lower neighbours are (i, j) (padding repeats one of them), and the cells of
+    the inner group fit its slots."""
+    (h, w), (height, width) = low_hw, high_hw
+    t = _tables(height, width, h, w)
+    ay, ax = _axis(height, h), _axis(width, w)
+    (inner_rows, inner_cols), (max_rows, max_cols) = t.slots
+    assert t.row_offset.shape == (max_rows, h) and t.col.shape == (max_cols, w)
+    for i in range(h):
+        expected = {y * width for y in np.flatnonzero(ay.low == i)}
+        group = t.group[i]
+        assert group == (2 if not expected else 0 if len(expected) <= inner_rows else 1)
+        if expected:
+            assert set(t.row_offset[:, i]) == expected
+            assert set(t.row_offset[:inner_rows if group == 0 else max_rows, i]) == expected
+    for j in range(w):
+        expected = set(np.flatnonzero(ax.low == j))
+        group = t.group[h + j]
+        assert group == (2 if not expected else 0 if len(expected) <= inner_cols else 1)
+        if expected:
+            assert set(t.col[:inner_cols if group == 0 else max_cols, j]) == expected
+    # The distance weights of each slot are the axis weights of its pixel.
+    np.testing.assert_array_equal(t.row_weight[1], ay.frac[t.row_offset // width])
+    np.testing.assert_array_equal(t.row_weight[0], np.float32(1.0) - ay.frac[t.row_offset // width])
+    np.testing.assert_array_equal(t.col_weight[1], ax.frac[t.col])
+
+
+def test_host_matches_torch_at_the_node_scale_with_edges_on_every_border():
+    """The node's ratio (320 -> 1080 rows, 576 -> 1920 columns, at an eighth of the size):
+    the larger clamped first / last blocks (their own group) included, and a ratio <= 1."""
+    depth, guide_lr, guide_hr = _scene(40, 72, 135, 240, seed=5)
+    depth[0, ::3] = 9.0  # steps along the first row and column: the border cells' group
+    depth[::4, 0] = 0.5
+    depth[-1, ::2] = 7.0
+    expected = _torch_reference(depth, guide_lr, guide_hr)
+    got = edge_aware_upsample_host(depth, guide_lr, guide_hr)
+    bilinear = cv2.resize(depth, (240, 135), interpolation=cv2.INTER_LINEAR)
+    chosen = got != bilinear
+    assert chosen[:5].any() and chosen[:, :5].any() and chosen[-2:].any()
+    np.testing.assert_array_equal(got[chosen], expected[chosen])
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # edge_ratio 1 (every unequal cell an edge) and negative depth: the torch maximum from 0.
+    depth[5:9, 5:9] = -1.0
+    d, lr, hr = (torch.from_numpy(a) for a in (depth, guide_lr, guide_hr))
+    for ratio in (1.0, 0.9):
+        expected = edge_aware_upsample(d[None, None].repeat(2, 1, 1, 1),
+                                       lr.permute(2, 0, 1)[None].repeat(2, 1, 1, 1),
+                                       hr.permute(2, 0, 1)[None].repeat(2, 1, 1, 1),
+                                       edge_ratio=ratio)[0, 0].numpy()
+        got = edge_aware_upsample_host(depth, guide_lr, guide_hr, edge_ratio=ratio)
+        chosen = got != cv2.resize(depth, (240, 135), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_array_equal(got[chosen], expected[chosen])
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_float_and_uint8_guides_and_strided_views_agree():
@@ -142,3 +201,17 @@ def test_host_checks_shapes():
         edge_aware_upsample_host(depth, guide_lr[:, :-1], guide_hr)
     with pytest.raises(ShapeError, match=r'guide_hr must be \(H, W, 3\)'):
         edge_aware_upsample_host(depth, guide_lr, guide_hr[..., :2])
+
+
+def test_host_writes_into_out_bit_for_bit():
+    """``out``: a depth message's buffer in the node (an ``array('B')`` seen as float32)."""
+    import array
+
+    depth, guide_lr, guide_hr = _scene(16, 24, 54, 80, seed=9)
+    expected = edge_aware_upsample_host(depth, guide_lr, guide_hr)
+    buffer = array.array('B', bytes(54 * 80 * 4))
+    out = np.frombuffer(buffer, np.float32).reshape(54, 80)
+    assert edge_aware_upsample_host(depth, guide_lr, guide_hr, out=out) is out
+    assert bytes(buffer) == expected.tobytes()
+    with pytest.raises(ShapeError, match='out must be a C-contiguous'):
+        edge_aware_upsample_host(depth, guide_lr, guide_hr, out=np.zeros((54, 81), np.float32))

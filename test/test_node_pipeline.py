@@ -155,3 +155,22 @@ def test_process_pair_with_a_real_engine(tmp_path):
     bare = process_pair(engine, PairInputs(rgb, points, camera), np.eye(4), min_range=0.5,
                         max_range=100.0, want_sparse=False, want_colorized=False)
     assert bare.sparse_m is None and bare.colorized is None
+    # out (the node's depth message buffer): the same depth, written there, on both branches
+    # (camera-size image: the two-argument infer, then a copy; network-size image + guide).
+    from g2mono_ros.imaging import area_resize
+
+    out = np.full((64, 128), np.nan, np.float32)
+    into = process_pair(engine, PairInputs(rgb, points, camera), np.eye(4), min_range=0.5,
+                        max_range=100.0, want_sparse=False, want_colorized=False, out=out)
+    assert into.depth_m is out
+    np.testing.assert_array_equal(out, bare.depth_m)
+    small = area_resize(rgb, engine.network_input_size(64, 128))
+    out = np.full((64, 128), np.nan, np.float32)
+    into = process_pair(engine, PairInputs(small, points, camera, guide=rgb), np.eye(4),
+                        min_range=0.5, max_range=100.0, want_sparse=False,
+                        want_colorized=False, out=out)
+    assert into.depth_m is out and np.isfinite(out).all()
+    np.testing.assert_array_equal(
+        out, process_pair(engine, PairInputs(small, points, camera, guide=rgb), np.eye(4),
+                          min_range=0.5, max_range=100.0, want_sparse=False,
+                          want_colorized=False).depth_m)

@@ -253,7 +253,7 @@ class PairInputs:
 def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, min_range: float,
                  max_range: float, want_sparse: bool, want_colorized: bool,
                  clock: Callable[[], float] = time.perf_counter,
-                 projector: Any = None) -> PairWork:
+                 projector: Any = None, out: np.ndarray | None = None) -> PairWork:
     """Run one pair through projection, the network and the output conversions.
 
     The scan is projected once (``SparseProjector``): the network-size map feeds the network
@@ -267,6 +267,8 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
         want_colorized: also render the depth for ``/g2mono/depth/colorized``.
         projector: a ``SparseProjector`` kept between pairs (its buffers are reused; the
             returned ``sparse_m`` is then valid until the next pair); None = a fresh one.
+        out: (H, W) float32 C-contiguous array for the depth (the depth message's buffer,
+            ``codecs.DepthImageEncoder.target``): ``depth_m`` is then ``out``.
 
     Returns:
         The arrays and the ``pre``/``model``/``post`` stage times.
@@ -298,8 +300,13 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
     if inputs.rgb.shape[:2] == (height, width) and isinstance(maps.net, np.ndarray):
         # The documented two-argument contract (test doubles and wrappers implement only it).
         depth = engine.infer(inputs.rgb, maps.net)
+        if out is not None and depth is not out and depth.shape == out.shape:
+            np.copyto(out, depth)
+            depth = out
     else:
-        extra = {} if inputs.guide is None else {'guide': inputs.guide}
+        extra: dict[str, Any] = {} if inputs.guide is None else {'guide': inputs.guide}
+        if out is not None:
+            extra['out'] = out
         depth = engine.infer(inputs.rgb, maps.net, out_hw=(height, width), sparse_clean=True,
                              **extra)
     t2 = clock()

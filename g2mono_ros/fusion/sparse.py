@@ -15,7 +15,7 @@ import numpy as np
 from g2mono_ros.errors import ShapeError
 from g2mono_ros.fusion.camera import CameraModel
 from g2mono_ros.fusion.projection import project_points, project_points_torch
-from g2mono_ros.imaging import network_pixel_index, zbuffer_nearest
+from g2mono_ros.imaging import network_pixel_index, network_pixel_table, zbuffer_nearest
 
 __all__ = ['SparseMaps', 'SparseProjector', 'network_pixel_index']
 
@@ -110,7 +110,8 @@ class SparseProjector:
             full = self._render('full', H * W, full_pixels, hit.depth).reshape(H, W)
         if (h, w) == (H, W) and full is not None:
             return SparseMaps(full, full, full_pixels)
-        lin = (network_pixel_index(hit.row, H, h) * w + network_pixel_index(hit.col, W, w))
+        lin = network_pixel_table(H, h).take(hit.row) * w
+        lin += network_pixel_table(W, w).take(hit.col)
         net = self._render('net', h * w, lin, hit.depth).reshape(h, w)
         return SparseMaps(net, full, full_pixels)
 

@@ -125,6 +125,14 @@ def resolve_device(device: str) -> torch.device:
     raise ConfigError(msg)
 
 
+def _into(out: np.ndarray | None, result: np.ndarray) -> np.ndarray:
+    """``result`` written into ``out`` (returned) unless it already is ``out``; or ``result``."""
+    if out is None or result is out:
+        return result
+    np.copyto(out, result.reshape(out.shape))
+    return out
+
+
 class DepthEngine:
     """Run a G2-MonoDepth network on numpy images: load, resize, normalise, infer, resize back.
 
@@ -446,7 +454,7 @@ class DepthEngine:
 
     def infer(self, rgb: np.ndarray, sparse_depth: np.ndarray | Tensor, *,
               out_hw: tuple[int, int] | None = None, sparse_clean: bool = False,
-              guide: np.ndarray | None = None) -> np.ndarray:
+              guide: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """Dense metric depth at the camera image's resolution.
 
         Args:
@@ -462,6 +470,9 @@ class DepthEngine:
                 skip the cleaning pass at the network size.
             guide: (H, W, 3) uint8 camera-size image for ``upsample: edge_aware`` when ``rgb``
                 is at the network size (a camera-size ``rgb`` is its own guide).
+            out: (H, W) float32 C-contiguous array the result is written into (e.g. the depth
+                message's buffer, ``codecs.DepthImageEncoder.target``); the CPU upsamplers
+                write there directly, other paths copy. None: a new array.
 
         Returns:
             (H, W) float32 metres in [0, max_depth], upsampled as ``config.upsample`` says
@@ -512,6 +523,11 @@ class DepthEngine:
         prefill_guided = (self.config.upsample == 'prefill_guided' and sparse_at_camera_size
                           and getattr(model, 'residual', False)
                           and getattr(model, 'prefill_kind', '') in PREFILL_GUIDED_KINDS)
+        if out is not None and (out.shape != (height, width) or out.dtype != np.float32
+                                or not out.flags.c_contiguous or not out.flags.writeable):
+            msg = (f'out must be a writable C-contiguous ({height}, {width}) float32 array; '
+                   f'got {out.shape} {out.dtype}')
+            raise ShapeError(msg)
         if rgb.shape[:2] != (h, w):
             rgb = area_resize(rgb, (h, w))
 
@@ -523,7 +539,7 @@ class DepthEngine:
         if stream is None and not isinstance(sparse_in, Tensor) and not (pin_full
                                                                          or prefill_guided):
             return self._infer_on_host(rgb, sparse_in, (height, width),
-                                       rgb_full if edge_aware else None)
+                                       rgb_full if edge_aware else None, out=out)
         try:
             with torch.inference_mode():
                 rgb_t = self._to_device(rgb, 'rgb').permute(2, 0, 1).unsqueeze(0)
@@ -532,27 +548,29 @@ class DepthEngine:
                 depth = self.infer_tensors(rgb_t, sparse_t)
                 if stream is None and not (edge_aware or pin_full):
                     # Clipped there: bilinear weights summing to 1 - ulp can overshoot max_depth.
-                    return self._upsample_on_host(depth[0, 0].numpy(), (height, width))
+                    return _into(out, self._upsample_on_host(depth[0, 0].numpy(),
+                                                             (height, width)))
                 if (height, width) != (h, w):
                     depth = self._to_camera_size(
                         depth, (height, width), rgb_t, rgb_full if edge_aware else None,
                         sparse_depth if (pin_full or prefill_guided) else None,
                         sparse_t if prefill_guided else None)
                 if stream is None:
-                    return np.ascontiguousarray(depth[0, 0].numpy())
+                    return _into(out, np.ascontiguousarray(depth[0, 0].numpy()))
                 host = self._pinned_buffer('depth', (height, width), torch.float32)
                 host.copy_(depth[0, 0], non_blocking=True)
                 self._needs_sync = True
                 stream.synchronize()  # the frame's one synchronisation
                 self._needs_sync = False
-                return host.numpy().copy()
+                return _into(out, host.numpy().copy())
         except BaseException:
             if cuda:
                 self._needs_sync = True
             raise
 
     def _infer_on_host(self, rgb: np.ndarray, sparse: np.ndarray, size: tuple[int, int],
-                       guide: np.ndarray | None) -> np.ndarray:
+                       guide: np.ndarray | None, *, out: np.ndarray | None = None
+                       ) -> np.ndarray:
         """CPU: the network's inputs, its output scaling and the upsampling in numpy/OpenCV.
 
         What ``infer_tensors`` and ``_to_camera_size`` compute, to the bit, without a torch op
@@ -570,19 +588,19 @@ class DepthEngine:
             (H, W) float32 metres in [0, max_depth].
         """
         with torch.inference_mode():
-            out = self._run(self._host_network_inputs(rgb, sparse))
-            depth = out[0, 0].float().numpy()  # the network's fresh output: scaled in place
+            net_out = self._run(self._host_network_inputs(rgb, sparse))
+            depth = net_out[0, 0].float().numpy()  # the network's fresh output: scaled in place
         f32 = np.float32
         # As infer_tensors: the official head has no activation; both are trained on [0, 1].
         np.clip(depth, f32(0.0), f32(1.0), out=depth)
         np.multiply(depth, f32(self._max_depth), out=depth)
         if depth.shape == tuple(size):
-            return np.ascontiguousarray(depth)
+            return _into(out, np.ascontiguousarray(depth))
         if guide is None:
-            return self._upsample_on_host(depth, size)
+            return self._upsample_on_host(depth, size, out=out)
         from g2mono_ros.models.upsample_host import edge_aware_upsample_host
 
-        up = edge_aware_upsample_host(depth, rgb, guide)
+        up = edge_aware_upsample_host(depth, rgb, guide, out=out)
         return self._clip_upsampled(up, depth)
 
     def _clip_upsampled(self, up: np.ndarray, depth: np.ndarray) -> np.ndarray:
@@ -630,12 +648,19 @@ class DepthEngine:
             depth = pin_to_points(depth, sparse)
         return depth
 
-    def _upsample_on_host(self, depth: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
-        """Bilinear, pixel centres aligned (as ``F.interpolate(align_corners=False)``)."""
+    def _upsample_on_host(self, depth: np.ndarray, out_hw: tuple[int, int], *,
+                          out: np.ndarray | None = None) -> np.ndarray:
+        """Bilinear, pixel centres aligned (as ``F.interpolate(align_corners=False)``), into
+        ``out`` when given (as ``infer``'s)."""
         if depth.shape == tuple(out_hw):
-            return np.ascontiguousarray(depth)
+            return _into(out, np.ascontiguousarray(depth))
         import cv2
 
-        out = cv2.resize(depth, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
+        if out is not None:
+            resized = cv2.resize(depth, (out_hw[1], out_hw[0]), dst=out,
+                                 interpolation=cv2.INTER_LINEAR)
+            out = _into(out, resized)  # OpenCV writes into a dst of this size: no copy
+        else:
+            out = cv2.resize(depth, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_LINEAR)
         # Interpolation weights may not sum to exactly 1: stay inside [0, max depth].
         return self._clip_upsampled(out, depth)

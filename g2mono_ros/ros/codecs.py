@@ -22,6 +22,7 @@ __all__ = [
     'IMAGE_ENCODINGS',
     'POINTFIELD_DTYPES',
     'RGB_ENCODINGS',
+    'DepthImageEncoder',
     'ImageEncoding',
     'camera_info_to_model',
     'check_image',
@@ -610,6 +611,93 @@ def depth_to_image(depth_m: np.ndarray, header: Any = None, encoding: str = '32F
         millimetres = np.rint(np.where(invalid, 0.0, depth) * 1000.0)
     millimetres[millimetres > _UINT16_MAX] = 0.0
     return numpy_to_image(millimetres.astype(np.uint16), '16UC1', header)
+
+
+_DENSE = np.zeros(0, np.intp)  # DepthImageEncoder: every pixel was written
+
+
+class DepthImageEncoder:
+    """``depth_to_image(..., clean=True)`` into one message kept from frame to frame.
+
+    A fresh 1080p message costs an 8 MB allocation (page faults included) and, for the sparse
+    map, a full NaN fill; here the pixel buffer is allocated once per size, a dense map is
+    copied in, and a sparse one (``pixels`` given) only resets the previous frame's points.
+    ``Publisher.publish`` serialises a message before it returns, so the next frame may
+    refill it: the returned message is valid until the next :meth:`encode` (publish it, do
+    not keep it). One encoder per topic; not thread-safe.
+
+    Args:
+        encoding: ``'32FC1'`` (reused) or ``'16UC1'`` (encoded by ``depth_to_image`` afresh).
+
+    Raises:
+        MessageError: another encoding.
+    """
+
+    def __init__(self, encoding: str = '32FC1') -> None:
+        if encoding not in ('32FC1', '16UC1'):
+            msg = f'depth encoding must be 32FC1 or 16UC1; got {encoding!r}'
+            raise MessageError(msg)
+        self.encoding = encoding
+        self._msg: Any = None
+        self._image: np.ndarray | None = None  # (H, W) float32 view of the message's data
+        self._points: np.ndarray | None = None  # flat pixels written last, None: all NaN
+
+    def target(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """The (H, W) float32 view of the next message's pixels, for a producer to write the
+        depth into (``DepthEngine.infer(out=...)``) before :meth:`encode` of that same array
+        (which then copies nothing; it writes NaN over its zeros in place). None for
+        ``16UC1``.
+        """
+        if self.encoding != '32FC1':
+            return None
+        shape = (int(shape[0]), int(shape[1]))
+        if self._image is None or self._image.shape != shape:
+            self._msg, view = _new_image((*shape, 1), np.dtype(np.float32), '32FC1', None,
+                                         fill=np.float32(np.nan))
+            self._image = view[:, :, 0]
+        self._points = _DENSE  # whatever the producer leaves there: a sparse frame refills
+        return self._image
+
+    def encode(self, depth_m: np.ndarray, header: Any, *,
+               pixels: np.ndarray | None = None) -> Any:
+        """The Image of ``depth_m`` (H, W) float32 metres, finite and >= 0 (0 = no data, NaN
+        in the message), stamped with ``header``; ``pixels``: as ``depth_to_image``'s.
+
+        Raises:
+            ShapeError: ``depth_m`` is not 2-D.
+        """
+        if self.encoding != '32FC1':
+            return depth_to_image(depth_m, header, self.encoding, clean=True, pixels=pixels)
+        depth = np.asarray(depth_m)
+        if depth.ndim != 2:
+            msg = f'depth_m must have shape (H, W); got {depth.shape}'
+            raise ShapeError(msg)
+        depth = depth.astype(np.float32, copy=False)
+        nan = np.float32(np.nan)
+        image = self._image
+        if image is None or image.shape != depth.shape or depth.size == 0:
+            self._msg, view = _new_image((*depth.shape, 1), np.dtype(np.float32), '32FC1',
+                                         header, fill=nan)
+            image = self._image = view[:, :, 0]
+            self._points = None
+        else:
+            self._msg.header = _new_header(header)
+        if pixels is not None:
+            if self._points is _DENSE:
+                image.fill(nan)
+            elif self._points is not None:
+                image.reshape(-1)[self._points] = nan
+            values = depth.reshape(-1)[pixels]
+            image.reshape(-1)[pixels] = np.where(values > 0, values, nan)
+            self._points = np.array(pixels, np.intp)  # the caller may reuse its array
+        else:
+            same = (depth.ctypes.data == image.ctypes.data and depth.strides == image.strides)
+            if not same:  # else the producer wrote into target() already
+                np.copyto(image, depth)  # overwrites every pixel
+            if depth.size and not depth.min() > 0:
+                image[depth <= 0] = nan
+            self._points = _DENSE
+        return self._msg
 
 
 def _cloud_fields(msg: Any) -> dict[str, tuple[int, np.dtype, int]]:
