@@ -9,7 +9,7 @@ import numpy as np
 
 from g2mono_ros.errors import ShapeError
 
-__all__ = ['colorize_depth']
+__all__ = ['colorize_depth', 'depth_colour_scale']
 
 # Viridis sampled at 0, 1/8, ..., 1 (RGB in [0, 1]); piecewise-linear between the anchors
 # stays within a few levels of the full table.
@@ -62,3 +62,18 @@ def colorize_depth(depth_m: np.ndarray, max_depth: float) -> np.ndarray:
     image = _LUT[index]
     image[~valid] = 0
     return image
+
+
+def depth_colour_scale(depth_m: np.ndarray, *, default: float = 10.0) -> float:
+    """Metres for the far end of the colour map of this depth map: 1.1x its 99th percentile.
+
+    For weights whose ``max_depth`` is only an output clamp (200 m for the normalised seed
+    weights), a room at 1-5 m against that scale is one colour.
+
+    Args:
+        depth_m: (H, W) metres; 0, negative or non-finite = no data.
+        default: returned when there is no data.
+    """
+    depth = np.asarray(depth_m, dtype=np.float32)
+    valid = depth[np.isfinite(depth) & (depth > 0)]
+    return float(np.percentile(valid, 99)) * 1.1 if valid.size else float(default)

@@ -14,7 +14,7 @@ from g2mono_ros.config import EngineConfig
 from g2mono_ros.models.engine import DepthEngine, resize_sparse_depth
 from g2mono_ros.errors import CheckpointError, ConfigError, ShapeError
 from g2mono_ros.models import create_model, default_model_kwargs, to_release_state_dict
-from g2mono_ros.visualize import colorize_depth
+from g2mono_ros.visualize import colorize_depth, depth_colour_scale
 
 MAX_DEPTH = 40.0
 
@@ -325,6 +325,20 @@ def test_colorize_depth() -> None:
         colorize_depth(depth, 0.0)
     with pytest.raises(ShapeError, match=r'depth_m must be \(H, W\)'):
         colorize_depth(depth[None], 10.0)
+
+
+def test_depth_colour_scale_follows_the_scene() -> None:
+    room = np.linspace(1.0, 5.0, 1000, dtype=np.float32).reshape(20, 50)
+    room[0, :5] = 0.0  # no data is ignored
+    room[1, :5] = np.nan
+    scale = depth_colour_scale(room)
+    assert scale == pytest.approx(1.1 * float(np.percentile(room[room > 0], 99)))
+    assert 5.0 < scale < 5.6
+    assert depth_colour_scale(np.zeros((3, 3), np.float32), default=7.0) == 7.0
+    # A room at 1-5 m on its own scale spans the colour map; on a 200 m clamp it is one colour.
+    own = colorize_depth(room, scale).reshape(-1, 3)[10:]
+    clamp = colorize_depth(room, 200.0).reshape(-1, 3)[10:]
+    assert len(np.unique(own, axis=0)) > 150 and len(np.unique(clamp, axis=0)) < 10
 
 
 # --------------------------------------------------------------------------- allocator
