@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='time the per-frame path at 1080p and 480p, old vs new, no DDS')
     parser.add_argument('--breakdown', action='store_true',
                         help='with --frame-path: the new path split into stages instead')
+    parser.add_argument('--edge-only', action='store_true',
+                        help='with --frame-path: only the edge-aware (default upsampling) cases')
     parser.add_argument('--frames', type=int, default=20,
                         help='--frame-path: frames per case (each path)')
     parser.add_argument('--threads', type=int, default=0,
@@ -298,9 +300,11 @@ def main(argv: list[str] | None = None) -> int:
         from g2mono_ros.weights import DEMO_WEIGHTS
 
         if args.breakdown:
-            report_breakdown(args.weights or str(DEMO_WEIGHTS), args.frames)
+            report_breakdown(args.weights or str(DEMO_WEIGHTS), args.frames,
+                             edge_only=args.edge_only)
             return 0
-        return report(args.weights or str(DEMO_WEIGHTS), args.frames)
+        return report(args.weights or str(DEMO_WEIGHTS), args.frames,
+                      edge_only=args.edge_only)
     rgb, xyz = synthetic_inputs(np.random.default_rng(0))
     with tempfile.TemporaryDirectory(prefix='g2mono_bench_') as tmp:
         weights = Path(args.weights) if args.weights else save_checkpoint(

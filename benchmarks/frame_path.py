@@ -238,8 +238,11 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
 
     def prev_pair(key: str = 'prev_pair', sparse: bool = True) -> Any:
         """The path before this issue's edge-aware work (``legacy_edge_path``)."""
+        def legacy_upsampler(*args: Any, out: Any = None, **kwargs: Any) -> np.ndarray:
+            return legacy_edge_path.edge_aware_upsample_host(*args, **kwargs)  # out: None
+
         host_upsampler = upsample_host.edge_aware_upsample_host
-        upsample_host.edge_aware_upsample_host = legacy_edge_path.edge_aware_upsample_host
+        upsample_host.edge_aware_upsample_host = legacy_upsampler
         try:
             return new_pair(key, sparse, legacy=True)
         finally:
@@ -250,13 +253,17 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
 
         from g2mono_ros.models import upsample
 
-        def torch_upsampler(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: np.ndarray,
-                            **kwargs: Any) -> np.ndarray:
+        def torch_upsampler(depth: np.ndarray, guide_lr: np.ndarray, guide_hr: np.ndarray, *,
+                            out: np.ndarray | None = None, **kwargs: Any) -> np.ndarray:
             tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in (depth, guide_lr,
                                                                            guide_hr)]
-            return upsample.edge_aware_upsample(
+            up = upsample.edge_aware_upsample(
                 tensors[0][None, None], tensors[1].permute(2, 0, 1)[None],
                 tensors[2].permute(2, 0, 1)[None], **kwargs)[0, 0].numpy()
+            if out is None:
+                return up
+            np.copyto(out, up)
+            return out
 
         host_path, upsample._host_path = upsample._host_path, lambda *tensors: False
         host_upsampler = upsample_host.edge_aware_upsample_host
@@ -401,7 +408,7 @@ def run_breakdown(engine: Any, height: int, width: int, encoding: str, frames: i
     return out
 
 
-def report(weights: str, frames: int, seed: int = 0) -> int:
+def report(weights: str, frames: int, seed: int = 0, *, edge_only: bool = False) -> int:
     """Run every case and print the table; 0 when the new path meets every target.
 
     ``weights``: a checkpoint; its forward pass is subtracted, but edge-aware upsampling needs
@@ -432,7 +439,7 @@ def report(weights: str, frames: int, seed: int = 0) -> int:
     # Bilinear upsampling in both paths: the old path had nothing else. Then the default
     # edge-aware upsampling, the torch upsampler against the node's path now.
     runs = [(make_engine('bilinear'), CASES, 'old'),
-            (make_engine('edge_aware'), EDGE_AWARE_CASES, 'torch')]
+            (make_engine('edge_aware'), EDGE_AWARE_CASES, 'torch')][1 if edge_only else 0:]
     for engine, cases, old_name in runs:
         for label, height, width, encoding in cases:
             t = run_case(engine, height, width, encoding, frames, rng)
@@ -467,7 +474,8 @@ def report(weights: str, frames: int, seed: int = 0) -> int:
     return 0 if ok else 1
 
 
-def report_breakdown(weights: str, frames: int, seed: int = 0) -> None:
+def report_breakdown(weights: str, frames: int, seed: int = 0, *,
+                     edge_only: bool = False) -> None:
     """Print the new path's stages (p50 and p95 ms) for every case, bilinear and edge-aware."""
     import os
 
@@ -482,7 +490,8 @@ def report_breakdown(weights: str, frames: int, seed: int = 0) -> None:
           f'{os.getloadavg()[0]:.1f}; {frames} frames per case; sparse_depth subscribed; '
           'p50 / p95 ms (total = everything but the forward pass)')
     print(f'{"case":<17}' + ''.join(f'{stage:>12}' for stage in STAGES))
-    for upsample, cases in (('bilinear', CASES), ('edge_aware', EDGE_AWARE_CASES)):
+    for upsample, cases in (('bilinear', CASES), ('edge_aware', EDGE_AWARE_CASES))[
+            1 if edge_only else 0:]:
         engine = DepthEngine(EngineConfig(weights=weights, device='cpu', input_height=320,
                                           max_depth=80.0, upsample=upsample), model=loaded)
         for label, height, width, encoding in cases:
