@@ -658,6 +658,13 @@ class DepthNodePhases:
                         f'stamp {jump.to_ns * 1e-9:.3f} s is older than earlier {stream} messages '
                         f'({jump.from_ns * 1e-9:.3f} s); pairing restarts')
         self._queue.clear()  # counted as pair_time_jump
+        # TF from the earlier pass would answer (and interpolate) until it ages out.
+        tf_buffers = (getattr(getattr(self, '_tf_source', None), 'buffer', None),
+                      getattr(getattr(self, '_motion', None), 'buffer', None))  # TfMotion's
+        if any(buffer is not None for buffer in tf_buffers):
+            from g2mono_ros.ros.tf_lookup import forget_dynamic_transforms
+
+            forget_dynamic_transforms(*tf_buffers)
 
     def _on_image(self, msg: Image) -> None:
         arrival = self._arrival.now_ns()
