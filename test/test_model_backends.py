@@ -83,6 +83,41 @@ def test_onednn_graph_runs_layernorm_and_gelu_as_one_kernel() -> None:
 
 
 @needs_onednn_graph
+def test_onednn_graph_switch_is_on_only_while_our_graphs_run() -> None:
+    """TorchScript's oneDNN Graph switch is process-wide: after our calls (also calls that
+    overlap in two threads) it is back to what it was, for others' graphs (fusion while our
+    graphs run shows in test_onednn_graph_runs_layernorm_and_gelu_as_one_kernel)."""
+    import threading
+
+    from g2mono_ros.models.g2_seed import FirstModule, FusedSeedFirst
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch._C._jit_llga_enabled())
+            return x
+
+    stem = FirstModule(4, 8).eval()
+    graph = OneDnnGraphModule(FusedSeedFirst(stem, for_graph=True), (torch.zeros(1, 4, 8, 8),))
+    probe = torch.nn.Sequential(graph, Probe())  # runs right after a graph call
+    x = torch.randn(1, 4, 8, 8)
+    for before in (False, True):
+        torch._C._jit_set_llga_enabled(before)
+        try:
+            threads = [threading.Thread(target=lambda: [graph(x) for _ in range(5)])
+                       for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            probe(x)
+            assert torch._C._jit_llga_enabled() is before and seen[-1] is before
+        finally:
+            torch._C._jit_set_llga_enabled(False)
+
+
+@needs_onednn_graph
 def test_onednn_graph_copy_is_checked_again_at_each_new_input_size(weights: Path,
                                                                     monkeypatch) -> None:
     """A size first seen after start-up is compiled and checked before its result is used;

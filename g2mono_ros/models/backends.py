@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -96,19 +97,32 @@ def onednn_graph_unavailable() -> str | None:
     return None
 
 
+_FUSION_LOCK = threading.Lock()
+_fusion_users = 0
+_fusion_before = False
+
+
 @contextlib.contextmanager
 def _onednn_graph_fusion() -> Iterator[None]:
-    """oneDNN Graph fusion on for TorchScript graphs optimised in this block, then as before.
+    """oneDNN Graph fusion on while any of our graphs runs, then as it was before.
 
-    The switch is process-wide; TorchScript optimises a graph for an input shape on its first
-    calls with that shape, so every call of our graphs runs with it on.
+    The switch is process-wide and TorchScript reads it when it optimises a graph for a new
+    input shape (on the first calls with that shape), so it stays on while a call of ours is
+    in flight in any thread; TorchScript graphs of others see it off otherwise.
     """
-    previous = torch._C._jit_llga_enabled()
-    torch._C._jit_set_llga_enabled(True)
+    global _fusion_users, _fusion_before
+    with _FUSION_LOCK:
+        if _fusion_users == 0:
+            _fusion_before = torch._C._jit_llga_enabled()
+            torch._C._jit_set_llga_enabled(True)
+        _fusion_users += 1
     try:
         yield
     finally:
-        torch._C._jit_set_llga_enabled(previous)
+        with _FUSION_LOCK:
+            _fusion_users -= 1
+            if _fusion_users == 0:
+                torch._C._jit_set_llga_enabled(_fusion_before)
 
 
 class OneDnnGraphModule(nn.Module):

@@ -302,8 +302,9 @@ class DepthEngine:
         that a mix-up of height and width would show); a copy that cannot be built (no oneDNN
         in this PyTorch build) or that differs leaves the plain network, with the reason in
         :attr:`backend_note`. ``onednn_graph``: the copy as oneDNN Graph TorchScript graphs,
-        compiled at each size before its check (:meth:`_onednn_graph_error`), refused if
-        nothing was fused, and checked again at each new input size on first use.
+        checked at the 1:2 size only, once compiled there (:meth:`_onednn_graph_error`; each
+        size costs a compilation), refused if nothing was fused, and checked again at each
+        new input size on first use (:meth:`_check_onednn_graph_size`).
 
         Raises:
             ConfigError: ``required`` and the copy cannot be used.
@@ -323,6 +324,7 @@ class DepthEngine:
             checks = [self._example_inputs(h, w, seed=s)
                       for s, (h, w) in enumerate(((m, m), (m, 2 * m)))]
             if onednn_graph:
+                checks = checks[1:]
                 fused = make_fused(onednn_graph=True)
                 error = max(self._onednn_graph_error(fused, inputs) for inputs in checks)
                 if onednn_graph_kernels(fused, *checks[-1]) == 0:
