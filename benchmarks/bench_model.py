@@ -142,6 +142,18 @@ def _with_threads(call: Callable[[], Tensor], threads: int) -> Callable[[], Tens
 BASELINE = 'eager fp32 (baseline)'
 
 
+def _cpu_engines(config: EngineConfig, model: nn.Module) -> list[DepthEngine]:
+    """The engine as configured; beside it the fused torch copy where the engine runs oneDNN
+    Graph (what that gains), and the plain network where it runs a fused copy."""
+    engines = [DepthEngine(config, model=model, fuse_cpu=True)]
+    if engines[0].backend == 'torch+onednn_graph':
+        torch_config = dataclasses.replace(config, backend='torch')
+        engines.append(DepthEngine(torch_config, model=model, fuse_cpu=True))
+    if engines[0].fused:
+        engines.append(DepthEngine(config, model=model, fuse_cpu=False))
+    return engines
+
+
 def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: int,
                 precisions: tuple[str, ...], thread_counts: tuple[int, ...],
                 threads: int, backends: bool = False) -> None:
@@ -166,20 +178,24 @@ def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: i
         for precision in precisions:
             config = EngineConfig(weights='<random init>', device='cpu', precision=precision,
                                   input_height=height, input_width=width, max_depth=MAX_DEPTH)
-            engines = [DepthEngine(config, model=model, fuse_cpu=True)]
-            if engines[0].backend == 'torch+onednn_graph':  # the fused torch copy beside it
-                torch_config = dataclasses.replace(config, backend='torch')
-                engines.append(DepthEngine(torch_config, model=model, fuse_cpu=True))
-            if engines[0].fused:  # the plain network beside it: what the fusion gains
-                engines.append(DepthEngine(config, model=model, fuse_cpu=False))
-            for engine in engines:
-                call = (lambda engine=engine: engine.infer_tensors(rgb, sparse))
-                kind = {'torch+onednn_graph': ' onednn_graph'}.get(
-                    engine.backend, ' fused' if engine.fused else '')
-                label = f'engine {precision}{kind}'
-                calls[label] = call
-                for count in thread_counts:
-                    calls[f'{label} {count} thread(s)'] = _with_threads(call, count)
+            for count in (None, *thread_counts):
+                # Engines built (and oneDNN Graph compiled) at the thread count they run with:
+                # its kernels are compiled for the thread count of their first calls.
+                default = torch.get_num_threads()
+                torch.set_num_threads(count or default)
+                try:
+                    engines = _cpu_engines(config, model)
+                finally:
+                    torch.set_num_threads(default)
+                for engine in engines:
+                    call = (lambda engine=engine: engine.infer_tensors(rgb, sparse))
+                    kind = {'torch+onednn_graph': ' onednn_graph'}.get(
+                        engine.backend, ' fused' if engine.fused else '')
+                    label = f'engine {precision}{kind}'
+                    if count is None:
+                        calls[label] = call
+                    else:
+                        calls[f'{label} {count} thread(s)'] = _with_threads(call, count)
         if backends:
             config = EngineConfig(weights='<random init>', device='cpu', precision='fp32',
                                   input_height=height, input_width=width, max_depth=MAX_DEPTH,
