@@ -134,7 +134,7 @@ class OneDnnGraphModule(nn.Module):
     the first two calls with a new shape TorchScript profiles it (runs unfused, slower), then
     compiles the fused kernels, which later calls with that shape reuse. They are compiled for
     the number of torch threads of those calls: keep it (compiled for 2 threads and run with
-    1, the seed network took 30 % longer than compiled for 1). Tracing records one
+    1, seed_small at 256x512 took 30 % longer than compiled for 1). Tracing records one
     path through ``module``: its forward must not branch on values, only on what is fixed
     (attributes, channel counts). TorchScript is deprecated in PyTorch 2.x (still shipped; its
     warnings are silenced here): check the result against the plain module before use.
