@@ -40,7 +40,7 @@ from g2mono_ros.evaluation.real_frames import aloe_frames, motorcycle_frames  # 
 from g2mono_ros.models.engine import DepthEngine  # noqa: E402
 
 WEIGHTS_DIR = ROOT / 'g2mono_ros' / 'weights'
-DEFAULT_WEIGHTS = [str(WEIGHTS_DIR / 'g2mono_seed_small_v4.pt')]
+DEFAULT_WEIGHTS = [str(WEIGHTS_DIR / 'g2mono_seed_small_v5.pt')]
 def scanline_method(frame: QualityFrame) -> np.ndarray:
     """The scan-line fill of the v3 weights' pre-fill (``models.prefill.scanline_fill``), alone,
     at the camera size: shows what the classical part gives and what the network adds."""
@@ -53,7 +53,7 @@ def scanline_method(frame: QualityFrame) -> np.ndarray:
 
 
 def guided_method(frame: QualityFrame) -> np.ndarray:
-    """The colour-guided nearest fill of the v4 weights' pre-fill
+    """The colour-guided nearest fill of the v4/v5 weights' pre-fill
     (``models.prefill.guided_nearest_fill``), alone, at the camera size."""
     import torch
 
@@ -77,7 +77,7 @@ def fmt_row(name: str, m: dict[str, float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--weights', action='append', default=None,
-                        help='checkpoint(s) to score (repeatable); default: the shipped v4')
+                        help='checkpoint(s) to score (repeatable); default: the shipped v5')
     parser.add_argument('--seeds', type=int, nargs='+', default=[7001, 7002, 7003])
     parser.add_argument('--frames-per-seed', type=int, default=2)
     parser.add_argument('--width', type=int, default=384, help='camera width (px)')
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         'nearest fill': lambda f: nearest_fill(f.sparse_m),
         'morphological (IP-Basic)': lambda f: morphological_fill(f.sparse_m, 100.0),
         'scan-line fill (v3 pre-fill alone)': scanline_method,
-        'colour-guided fill (v4 pre-fill alone)': guided_method,
+        'colour-guided fill (v4/v5 pre-fill alone)': guided_method,
     }
     methods.update({name: engine_method(engine) for name, engine in engines.items()})
 

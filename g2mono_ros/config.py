@@ -23,6 +23,7 @@ __all__ = [
     'PRECISIONS',
     'QOS_PROFILES',
     'SYNC_POLICIES',
+    'UPSAMPLE_MODES',
     'VARIANTS',
     'EngineConfig',
     'ExtrinsicConfig',
@@ -39,6 +40,7 @@ VARIANTS = ('auto', 'seed', 'official')
 DEVICES = ('auto', 'cuda', 'cpu')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
 BACKENDS = ('auto', 'torch', 'onednn_graph', 'onnxruntime')
+UPSAMPLE_MODES = ('edge_aware', 'bilinear', 'prefill_guided')
 QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
 IMAGE_TRANSPORTS = ('raw', 'compressed')
@@ -145,7 +147,7 @@ class EngineConfig:
         if not isinstance(self.cuda_graph, bool):
             msg = f"parameter 'cuda_graph' must be true or false; got {self.cuda_graph!r}"
             raise ConfigError(msg)
-        _require_choice('upsample', self.upsample, ('edge_aware', 'bilinear', 'prefill_guided'))
+        _require_choice('upsample', self.upsample, UPSAMPLE_MODES)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from g2mono_ros.config import DEVICES, PRECISIONS, VARIANTS, EngineConfig
+from g2mono_ros.config import DEVICES, PRECISIONS, UPSAMPLE_MODES, VARIANTS, EngineConfig
 from g2mono_ros.errors import ConfigError, ShapeError
 
 __all__ = ['add_arguments', 'read_rgb', 'read_sparse_depth', 'run']
@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'height, else keep the aspect ratio)')
     parser.add_argument('--device', default='auto', choices=DEVICES)
     parser.add_argument('--precision', default='fp32', choices=PRECISIONS)
+    parser.add_argument('--upsample', default='edge_aware', choices=UPSAMPLE_MODES,
+                        help='network output -> image size. prefill_guided re-applies the '
+                             "network's correction to the pre-fill of all the points at the "
+                             'image size: the most accurate on real photographs with the '
+                             'shipped (pre-fill residual) weights, and slower on large images '
+                             '(bench_quality); other weights fall back to edge_aware')
     parser.add_argument('--out', required=True, help='output .npy (a .png is written beside it)')
 
 
@@ -95,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     # Checked before the weights are read, so a bad option fails fast.
     config = EngineConfig(weights=args.weights, variant=args.variant, device=args.device,
                           precision=args.precision, input_height=args.input_height,
-                          input_width=args.input_width, max_depth=args.max_depth)
+                          input_width=args.input_width, max_depth=args.max_depth,
+                          upsample=args.upsample)
     rgb = read_rgb(args.rgb)
     sparse = read_sparse_depth(args.sparse)
     loaded = load_checkpoint(args.weights, variant=args.variant)
@@ -113,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     points = int(np.count_nonzero(np.isfinite(sparse) & (sparse > 0)))
     print(f'{out}: {depth.shape[1]}x{depth.shape[0]} depth {float(depth.min()):.2f}..'
           f'{float(depth.max()):.2f} m from {points} points ({loaded.variant}, input '
-          f'{input_height}x{input_width or "aspect"}, {engine.device}, {args.precision}); '
+          f'{input_height}x{input_width or "aspect"}, {engine.device}, {args.precision}, '
+          f'{args.upsample}); '
           f'colorized: {png}')
     return 0

@@ -104,3 +104,42 @@ def test_read_sparse_depth_errors(tmp_path: Path) -> None:
         read_sparse_depth(tmp_path / 'cube.npy')
     with pytest.raises(ConfigError, match='cannot read --sparse image'):
         read_sparse_depth(tmp_path / 'missing.png')
+
+
+def test_infer_upsample_option_reaches_the_engine(scene: dict[str, Path]) -> None:
+    """A pre-fill residual network (as the shipped weights): ``--upsample prefill_guided`` gives
+    the engine's prefill_guided output, which differs from the default edge-aware one."""
+    from g2mono_ros.config import EngineConfig
+    from g2mono_ros.infer_cli import read_rgb
+    from g2mono_ros.models.engine import DepthEngine
+
+    root = scene['root']
+    kwargs = {**TINY, 'depth_norm': 'log', 'prefill_input': True, 'residual': True,
+              'pin_points': True, 'prefill_kind': 'guided'}
+    torch.manual_seed(1)
+    weights = save_checkpoint(root / 'residual.pt', create_model('seed', **kwargs),
+                              variant='seed', model_kwargs=kwargs, max_depth=50.0,
+                              input_height=64, input_width=128)
+    outputs = {}
+    for mode in ('edge_aware', 'prefill_guided'):
+        out = root / f'up_{mode}.npy'
+        result = _infer('--weights', str(weights), '--rgb', str(root / 'rgb.png'),
+                        '--sparse', str(root / 'sparse.npy'), '--device', 'cpu',
+                        '--upsample', mode, '--out', str(out))
+        assert result.returncode == 0, result.stderr
+        assert f', {mode}); ' in result.stdout
+        outputs[mode] = np.load(out)
+    torch.set_num_threads(1)
+    engine = DepthEngine(EngineConfig(weights=str(weights), device='cpu', input_height=64,
+                                      input_width=128, upsample='prefill_guided'))
+    expected = engine.infer(read_rgb(root / 'rgb.png'), read_sparse_depth(root / 'sparse.npy'))
+    np.testing.assert_allclose(outputs['prefill_guided'], expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(outputs['prefill_guided'] - outputs['edge_aware']).max() > 0.01
+
+
+def test_infer_rejects_unknown_upsample(scene: dict[str, Path]) -> None:
+    root = scene['root']
+    result = _infer('--weights', str(scene['weights']), '--rgb', str(root / 'rgb.png'),
+                    '--sparse', str(root / 'sparse.png'), '--upsample', 'cubic',
+                    '--out', str(root / 'x.npy'))
+    assert result.returncode == 2 and "invalid choice: 'cubic'" in result.stderr

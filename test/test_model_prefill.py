@@ -309,6 +309,32 @@ def test_residual_shrink_drops_small_corrections_and_reduces_large_ones() -> Non
         create_model('seed_small', residual_shrink=0.05)  # no residual head
 
 
+def test_residual_shrink_passes_the_gradient_straight_through_in_training() -> None:
+    """A correction inside the dead band has zero output effect but, in training, the gradient
+    of the loss reaches the head as without the threshold (fine-tuning can move it); the
+    forward value in training is the thresholded one, as in inference."""
+    torch.manual_seed(0)
+    sparse = _sparse(8)
+    mask = (sparse > 0).float()
+    rgb = torch.rand(2, 3, 64, 128)
+    grads, outputs = {}, {}
+    for shrink in (0.0, 0.05):
+        torch.manual_seed(0)
+        model = create_model('seed_small', depth_norm='log', prefill_input=True, residual=True,
+                             prefill_kind='scanline', residual_shrink=shrink).train()
+        with torch.no_grad():
+            model.head.bias.fill_(0.03)  # inside the 0.05 dead band
+        out = model(rgb, sparse, mask)
+        out.mean().backward()
+        grads[shrink], outputs[shrink] = model.head.bias.grad.clone(), out.detach()
+    fill = scanline_fill(sparse, mask)
+    torch.testing.assert_close(outputs[0.05], fill, rtol=1e-5, atol=1e-7)
+    assert grads[0.05].abs().item() > 0
+    # The gradient of exp(log depth) is taken at the output: exp(0.03) larger without the
+    # threshold on every unpinned pixel (pinned ones pass none in either case).
+    assert (grads[0.0] / grads[0.05]).item() == pytest.approx(float(np.exp(0.03)), rel=1e-4)
+
+
 def _two_surfaces() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Scan lines at rows 0 and 8 of a 9x12 image; a red leaf (1 m) crosses the top line and
     reaches down to row 6 in columns 0-5; the rest is a blue wall (2 m)."""

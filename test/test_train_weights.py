@@ -13,7 +13,7 @@ from g2mono_ros.evaluation.baselines import morphological_fill, nearest_fill
 from g2mono_ros.evaluation.quality import QUALITY_REGIMES, regime_frames, score_methods
 from g2mono_ros.models.checkpoint import load_checkpoint
 from g2mono_ros.models.engine import DepthEngine
-from g2mono_ros.weights import DEMO_WEIGHTS, V1_WEIGHTS, V3_WEIGHTS
+from g2mono_ros.weights import DEMO_WEIGHTS, V1_WEIGHTS, V3_WEIGHTS, V4_WEIGHTS
 
 
 def test_demo_weights_load_with_their_record():
@@ -25,8 +25,10 @@ def test_demo_weights_load_with_their_record():
     assert loaded.model_kwargs['depth_norm'] == 'log'
     assert loaded.model.pin_points and loaded.model.residual and loaded.model.prefill_input
     assert loaded.model_kwargs['prefill_kind'] == 'guided'
-    assert 0.0 <= loaded.model.residual_shrink < 0.1
+    # Chosen by choose_shrink.py --real-frames: synthetic validation seeds, then the real frames.
+    assert loaded.model.residual_shrink == pytest.approx(0.1)
     assert 'seeds [7101, 7102]' in loaded.extra['residual_shrink_chosen_on']
+    assert 'real frames' in loaded.extra['residual_shrink_chosen_on']
     assert loaded.extra['trainer'] == 'g2mono_ros.training'
 
 
@@ -54,6 +56,8 @@ def test_demo_weights_beat_both_fills_and_keep_their_points(regime: str):
 def test_previous_demo_weights_still_load():
     loaded = load_checkpoint(V3_WEIGHTS)
     assert loaded.model_kwargs['prefill_kind'] == 'scanline'
+    loaded = load_checkpoint(V4_WEIGHTS)
+    assert loaded.model_kwargs['prefill_kind'] == 'guided' and loaded.model.residual_shrink == 0.0
 
 
 @pytest.mark.parametrize('beams', [16, 32])

@@ -412,7 +412,9 @@ class G2Seed(nn.Module):
             (in the network's depth units: a log ratio for ``log``, so 0.05 = 5 %): smaller
             corrections are dropped, larger ones reduced by it. It removes the network's
             low-amplitude noise where the pre-fill is already right (dense scans, planes),
-            which costs more MAE there than the corrections gain.
+            which costs more MAE there than the corrections gain. In training the gradient
+            passes through it unchanged (straight-through), so fine-tuning moves small
+            corrections too.
     """
 
     def __init__(self, *, widths: Sequence[int] = (64, 128, 256, 512, 512, 512, 512),
@@ -576,7 +578,11 @@ class G2Seed(nn.Module):
         out = self._unet(torch.cat(channels, dim=1))
         if self.residual:
             if self.residual_shrink:
-                out = F.softshrink(out, self.residual_shrink)
+                shrunk = F.softshrink(out, self.residual_shrink)
+                # Training sees the thresholded output but passes the gradient straight through:
+                # the soft threshold's zero gradient inside its dead band would otherwise freeze
+                # every small correction, and fine-tuning the shipped weights could not move them.
+                out = out + (shrunk - out).detach() if self.training else shrunk
             out = out + base
         if self.depth_norm == 'log':
             out = torch.exp(out.clamp(-8.0, 8.0)) * scale
