@@ -24,7 +24,8 @@ setup(
     maintainer_email='maintainers@g2mono-ros.dev',
     description='Dense metric depth from a camera and a LiDAR with a G2-MonoDepth UNet.',
     license='MIT',
-    tests_require=['pytest'],
+    # Not tests_require: setuptools >= 72 (Jazzy's pip, colcon in a venv) warns it is unknown.
+    extras_require={'test': ['pytest']},
     entry_points={
         'console_scripts': [
             'depth_node = g2mono_ros.ros.node:main',

@@ -9,6 +9,10 @@ import pytest
 
 from g2mono_ros.ros.dds_env import localhost_dds_env
 
+# Where launch_testing is installed, a module-level importorskip would skip the whole directory.
+from collect_guard import pytest_pycollect_makemodule  # noqa: F401, E402
+from ros_install import put_installed_scripts_on_path  # noqa: E402
+
 # Set before any test imports rclpy: rcl reads these at init. A ROS_DOMAIN_ID already set is kept
 # (parallel runs on one machine each pass their own); otherwise one is derived from the PID.
 _domain = os.environ.get('ROS_DOMAIN_ID', '')
@@ -17,6 +21,8 @@ os.environ.update(localhost_dds_env(int(_domain) if _domain.isdigit() else None)
 # test process and a node process each spinning 2 OpenMP threads slowed a 15 s test to 500 s.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.pop('FASTDDS_BUILTIN_TRANSPORTS', None)
+# Before the test modules look for `depth_node` on PATH (a colcon install keeps it elsewhere).
+put_installed_scripts_on_path()
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

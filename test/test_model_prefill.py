@@ -15,7 +15,7 @@ from g2mono_ros.models.checkpoint import load_checkpoint, save_checkpoint
 from g2mono_ros.models import prefill
 from g2mono_ros.models.prefill import (guided_nearest_fill, jump_flood_fill, nearest_point_coords,
                                        nearest_point_fill, push_pull_fill, scanline_fill,
-                                       sparse_median)
+                                       sparse_median, torch_nearest_only)
 
 OPTIONS = {'depth_norm': 'log', 'prefill_input': True, 'residual': True, 'pin_points': True}
 
@@ -34,6 +34,39 @@ def test_sparse_median_per_image_and_empty_fallback() -> None:
     median = sparse_median(depth, (depth > 0).float(), empty=0.25)
     assert median.shape == (2, 1, 1, 1)
     assert median.flatten().tolist() == [3.0, 0.25]
+
+
+def test_sparse_median_is_torch_nanmedian_of_the_points() -> None:
+    """Sort-and-gather (exportable) against torch.nanmedian (the lower median for even counts),
+    with masked-out and non-positive values ignored."""
+    gen = torch.Generator().manual_seed(5)
+    depth = torch.rand(4, 1, 9, 11, generator=gen) * 30.0
+    mask = (torch.rand(4, 1, 9, 11, generator=gen) < 0.2).float()
+    mask[1, 0, 0, :2] = 1.0
+    depth[1, 0, 0, 0] = -2.0  # a masked-in non-positive value is not a point
+    mask[2] = 0.0
+    mask[3, 0, 0, 0] = 1.0
+    mask[3, 0, 0, 1:] = 1.0
+    mask[3, 0, 1:] = 0.0  # 11 points: an odd count
+    mask[0] = 0.0
+    mask[0, 0, 2, 3:7] = 1.0  # 4 points: an even count
+    valid = (mask > 0.5) & (depth > 0)
+    reference = torch.nanmedian(torch.where(valid, depth, torch.nan).flatten(1), dim=1).values
+    reference = torch.where(torch.isnan(reference), torch.tensor(0.25), reference)
+    got = sparse_median(depth, mask, empty=0.25).flatten()
+    assert torch.equal(got, reference), (got, reference)
+    assert int(valid[3].sum()) == 11 and int(valid[0].sum()) == 4
+
+
+def test_torch_nearest_only_takes_jump_flooding_on_the_cpu() -> None:
+    sparse = _sparse(3)
+    mask = (sparse > 0).float()
+    with torch_nearest_only():
+        assert torch.equal(nearest_point_fill(sparse, mask), jump_flood_fill(sparse, mask))
+        coords = nearest_point_coords(mask)
+    _, row, col = prefill._jump_flood(torch.ones_like(mask), mask)
+    width = mask.shape[-1]
+    assert torch.equal(coords, (row * width + col).long())
 
 
 def test_push_pull_keeps_points_and_fills_every_pixel() -> None:

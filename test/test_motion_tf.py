@@ -61,3 +61,29 @@ def test_tf_source_matches_odometry_source():
         node.destroy_node()
     finally:
         rclpy.try_shutdown()
+
+
+def test_real_tf2_errors_are_missing_poses_and_slashes_are_dropped():
+    """tf2 raises InvalidArgumentException for '' and '/lidar' (BufferCore::validateFrameId):
+    an empty frame is a missing pose, a ROS 1 style '/lidar' or '/odom' is looked up without
+    the slash."""
+    mount = np.eye(4)
+    rclpy.init()
+    try:
+        node = rclpy.create_node('tf_motion_errors_test')
+        tf = TfMotion(node, '/odom', timeout_s=0.0)
+        tf.buffer.set_transform_static(_stamped('base_link', 'lidar', START, mount), 'test')
+        for k in range(3):
+            T = np.eye(4)
+            T[0, 3] = k * 0.1
+            tf.buffer.set_transform(_stamped('odom', 'base_link', START + k * 10 * MS, T), 'test')
+        T = tf.lookup('lidar', START, START + 20 * MS, wait=False)
+        np.testing.assert_allclose(T[:3, 3], [-0.2, 0.0, 0.0], atol=1e-9)
+        slashed = tf.for_frame('/lidar').sensor_motion(np.array([START]), START + 20 * MS)
+        assert slashed.ok.all()
+        np.testing.assert_allclose(slashed.T[0], T, atol=1e-9)
+        assert tf.lookup('', START, START + 20 * MS, wait=False) is None
+        assert tf.last_error.startswith('InvalidArgumentException')
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()

@@ -46,6 +46,15 @@ def test_colcon_build_installs_launch_config_and_scripts(tmp_path, repo_root):
     assert (scripts / 'depth_node').is_file(), 'ros2 run looks for executables in lib/<package>'
     assert (scripts / 'g2mono').is_file()
     assert (scripts / 'depth_lifecycle_node').is_file(), 'launch lifecycle:=true runs it'
+    # After `source install/setup.bash`, the tests that start depth_node by name find it there.
+    from ros_install import put_installed_scripts_on_path
+
+    prefix = ws / 'install' / 'g2mono_ros'
+    environ = {'PATH': '/usr/bin:/bin', 'AMENT_PREFIX_PATH': f'/opt/nothing:{prefix}'}
+    assert put_installed_scripts_on_path(environ) == scripts
+    assert shutil.which('depth_node', path=environ['PATH']) == str(scripts / 'depth_node')
+    assert put_installed_scripts_on_path(environ) is None  # already found: PATH kept as is
+    assert put_installed_scripts_on_path({'PATH': '/usr/bin', 'AMENT_PREFIX_PATH': ''}) is None
 
 
 def test_shipped_yaml_builds_a_valid_node_config(repo_root):

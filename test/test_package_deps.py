@@ -21,6 +21,10 @@ PYTHON_KEYS = {
 PLUGIN_TEXT = {'python3-pytest-timeout': 'pytest.mark.timeout'}
 # Used through another package's module: rclpy.lifecycle needs lifecycle_msgs at run time.
 INDIRECT_TEXT = {'lifecycle_msgs': 'rclpy.lifecycle'}
+# ROS packages whose Python module has another name: `import tf2_ros` needs tf2_ros_py (the
+# package tf2_ros is the C++ library and does not pull the Python one in).
+ROS_PACKAGE_OF_MODULE = {'tf2_ros': 'tf2_ros_py'}
+MODULE_OF_ROS_PACKAGE = {package: module for module, package in ROS_PACKAGE_OF_MODULE.items()}
 ROS_MODULE = re.compile(r'^(rclpy|rcl_interfaces|ament_index_python|launch|launch_ros|'
                         r'launch_testing|tf2_ros|message_filters|cv_bridge|sensor_msgs_py|'
                         r'rosbag2_py|\w+_msgs)$')
@@ -52,8 +56,11 @@ def test_every_imported_ros_package_is_declared_and_every_declaration_used(repo_
     exec_deps = declared['exec_depend'] | declared['depend']
     test_deps = declared['test_depend'] | exec_deps
 
-    missing_run = {m for m in run_modules if ROS_MODULE.match(m)} - exec_deps
-    missing_test = {m for m in test_modules if ROS_MODULE.match(m)} - test_deps
+    run_packages = {ROS_PACKAGE_OF_MODULE.get(m, m) for m in run_modules if ROS_MODULE.match(m)}
+    test_packages = {ROS_PACKAGE_OF_MODULE.get(m, m) for m in test_modules
+                     if ROS_MODULE.match(m)}
+    missing_run = run_packages - exec_deps
+    missing_test = test_packages - test_deps
     assert not missing_run, f'imported by the package but not <exec_depend>: {sorted(missing_run)}'
     assert not missing_test, f'imported by the tests but not declared: {sorted(missing_test)}'
     for key, module in PYTHON_KEYS.items():
@@ -69,7 +76,7 @@ def test_every_imported_ros_package_is_declared_and_every_declaration_used(repo_
         elif dep.startswith('python3-'):
             used = PYTHON_KEYS.get(dep) in run_modules
         else:
-            used = dep in run_modules
+            used = MODULE_OF_ROS_PACKAGE.get(dep, dep) in run_modules
         unused |= set() if used else {dep}
     for dep in declared['test_depend']:
         if dep in PLUGIN_TEXT:
@@ -77,6 +84,6 @@ def test_every_imported_ros_package_is_declared_and_every_declaration_used(repo_
         elif dep.startswith('python3-'):
             used = PYTHON_KEYS.get(dep) in test_modules
         else:
-            used = dep in test_modules
+            used = MODULE_OF_ROS_PACKAGE.get(dep, dep) in test_modules
         unused |= set() if used else {dep}
     assert not unused, f'declared in package.xml but never used: {sorted(unused)}'

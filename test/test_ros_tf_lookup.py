@@ -95,6 +95,24 @@ def test_static_chain_is_composed_and_known_static(graph):
         source.lookup('camera_optical', 'no_such_frame', time.time_ns(), 0.2)
 
 
+def test_close_leaves_the_node_as_it_was(graph):
+    """Lifecycle cleanup then configure: no second tf2_frames service, no leftover /tf
+    subscriptions (tf2_ros's Buffer(node=...) registers a service that outlives it)."""
+    node, _ = graph
+
+    def registered():
+        # Service.srv_name (Humble), .service_name (newer releases).
+        return (sorted(getattr(s, 'service_name', None) or s.srv_name for s in node.services),
+                sorted(s.topic_name for s in node.subscriptions))
+
+    before = registered()
+    for _ in range(2):
+        source = TfTransformSource(node)
+        assert any(name.endswith('tf2_frames') for name in registered()[0])
+        source.close()
+        assert registered() == before
+
+
 def test_depth_node_takes_its_extrinsic_from_tf(graph, repo_root, tmp_path):
     node, _ = graph
     weights = save_checkpoint(tmp_path / 'seed_small.pt', create_model('seed_small'),

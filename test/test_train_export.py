@@ -67,3 +67,29 @@ def test_export_errors(seed_small_weights, tmp_path):
         export_onnx(path, tmp_path / 'x.onnx', height=100)
     with pytest.raises(CheckpointError):
         export_onnx(tmp_path / 'missing.pt', tmp_path / 'x.onnx')
+
+
+def test_export_of_the_shipped_weights_matches_pytorch(tmp_path):
+    """The demo weights (log depth scale, colour-guided pre-fill, residual head, pinning):
+    their median and blur once stopped the export (no ONNX nanmedian, kernels of unknown
+    shape). Compared with PyTorch on the jump-flooding path the graph records."""
+    from g2mono_ros.models.checkpoint import load_checkpoint
+    from g2mono_ros.models.prefill import torch_nearest_only
+    from g2mono_ros.weights import DEMO_WEIGHTS
+
+    report = export_onnx(DEMO_WEIGHTS, tmp_path / 'demo.onnx', height=64, width=64)
+    assert report.max_abs_diff < 1e-4
+    gen = torch.Generator().manual_seed(4)
+    rgb = torch.rand(1, 3, 64, 64, generator=gen)
+    hole = torch.zeros(1, 1, 64, 64)
+    hole[..., ::8, ::2] = 1.0  # scan lines
+    point = (0.01 + 0.05 * torch.rand(1, 1, 64, 64, generator=gen)) * hole
+    session = onnxruntime.InferenceSession(str(tmp_path / 'demo.onnx'),
+                                           providers=['CPUExecutionProvider'])
+    got = session.run(None, {'rgb': rgb.numpy(), 'point': point.numpy(),
+                             'hole_point': hole.numpy()})[0]
+    model = load_checkpoint(DEMO_WEIGHTS).model.eval()
+    with torch.no_grad(), torch_nearest_only():
+        expected = model(rgb, point, hole).numpy()
+    assert np.max(np.abs(got - expected)) < 1e-4 * float(expected.max())
+    np.testing.assert_array_equal(got[hole.numpy() > 0], point.numpy()[hole.numpy() > 0])

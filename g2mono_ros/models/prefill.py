@@ -6,6 +6,9 @@ the scene's own scale and starts from a dense guess that it only has to correct.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Literal
 
 import numpy as np
@@ -17,7 +20,7 @@ from g2mono_ros.errors import ShapeError
 
 __all__ = ['DEPTH_NORMS', 'PREFILL_KINDS', 'DepthNorm', 'guided_nearest_fill', 'jump_flood_fill',
            'nearest_point_coords', 'nearest_point_fill', 'push_pull_fill', 'scanline_fill',
-           'sparse_median']
+           'sparse_median', 'torch_nearest_only']
 
 DepthNorm = Literal['fixed', 'median', 'log']
 #: ``fixed``: depth / max_depth as the release; ``median``: depth / per-image median of the
@@ -27,6 +30,25 @@ DEPTH_NORMS: tuple[str, ...] = ('fixed', 'median', 'log')
 PREFILL_KINDS: tuple[str, ...] = ('push_pull', 'nearest', 'scanline', 'guided')
 #: scale used for an image without any point (normalised units), so the network still runs.
 EMPTY_SCALE = 0.1
+# Set by torch_nearest_only(): the nearest-point searches take the torch path on the CPU too.
+_TORCH_NEAREST_ONLY = contextvars.ContextVar('torch_nearest_only', default=False)
+
+
+@contextlib.contextmanager
+def torch_nearest_only() -> Iterator[None]:
+    """Within it, nearest-point fills and coordinates use jump flooding on the CPU too, the
+    path that tracing and ONNX export record, so a reference computed in it matches an
+    exported graph exactly (OpenCV's choice differs on rare ties and near-ties)."""
+    token = _TORCH_NEAREST_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _TORCH_NEAREST_ONLY.reset(token)
+
+
+def _opencv_allowed(tensor: Tensor) -> bool:
+    return (tensor.device.type == 'cpu' and not torch.jit.is_tracing()
+            and not torch.onnx.is_in_onnx_export() and not _TORCH_NEAREST_ONLY.get())
 
 
 def _check(name: str, tensor: Tensor) -> None:
@@ -48,8 +70,12 @@ def sparse_median(depth: Tensor, mask: Tensor, *, empty: float = EMPTY_SCALE) ->
     """
     _check('depth', depth)
     valid = (mask > 0.5) & (depth > 0)
-    flat = torch.where(valid, depth, torch.full_like(depth, float('nan'))).flatten(1)
-    median = torch.nanmedian(flat, dim=1).values
+    # The lower median, as torch.nanmedian gives, by sort and gather: ONNX has no nanmedian
+    # (`g2mono export` of the normalised seed networks failed on it).
+    flat = torch.where(valid, depth, torch.full_like(depth, float('inf'))).flatten(1)
+    ordered = torch.sort(flat, dim=1).values
+    count = valid.flatten(1).sum(1, keepdim=True)
+    median = ordered.gather(1, ((count - 1) // 2).clamp_min(0))[:, 0]
     median = torch.where(torch.isfinite(median) & (median > 0), median,
                          torch.full_like(median, empty))
     return median.view(-1, 1, 1, 1)
@@ -116,9 +142,8 @@ def nearest_point_fill(values: Tensor, mask: Tensor) -> Tensor:
     """
     _check('values', values)
     _check('mask', mask)
-    if (values.device.type == 'cpu' and values.dtype in (torch.float32, torch.float64)
-            and not values.requires_grad and not torch.jit.is_tracing()
-            and not torch.onnx.is_in_onnx_export()):
+    if (_opencv_allowed(values) and values.dtype in (torch.float32, torch.float64)
+            and not values.requires_grad):
         try:
             return _opencv_nearest_fill(values, mask)
         except ImportError:  # no OpenCV: the torch version below
@@ -201,8 +226,7 @@ def nearest_point_coords(mask: Tensor) -> Tensor:
     height, width = mask.shape[-2:]
     flat = torch.arange(height * width, device=mask.device).view(1, 1, height, width)
     valid = mask > 0.5
-    if (mask.device.type == 'cpu' and not torch.jit.is_tracing()
-            and not torch.onnx.is_in_onnx_export()):
+    if _opencv_allowed(mask):
         try:
             index = _opencv_nearest_fill(flat.expand_as(mask).to(torch.float64), mask)
         except ImportError:
@@ -222,11 +246,12 @@ def _gaussian_blur(image: Tensor, sigma: float) -> Tensor:
     taps = torch.arange(-radius, radius + 1, device=image.device, dtype=image.dtype)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
     kernel = kernel / kernel.sum()
-    channels = image.shape[1]
+    # Constant kernel shapes (int channels, explicit taps): the ONNX exporter needs them.
+    channels, size = int(image.shape[1]), 2 * radius + 1
     out = F.pad(image, (radius, radius, 0, 0), mode='replicate')
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    out = F.conv2d(out, kernel.view(1, 1, 1, size).expand(channels, 1, 1, size), groups=channels)
     out = F.pad(out, (0, 0, radius, radius), mode='replicate')
-    return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    return F.conv2d(out, kernel.view(1, 1, size, 1).expand(channels, 1, size, 1), groups=channels)
 
 
 def guided_nearest_fill(values: Tensor, mask: Tensor, guide: Tensor, *, step: int | None = None,

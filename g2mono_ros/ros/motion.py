@@ -113,7 +113,7 @@ class TfMotion:
 
     Args:
         node: the rclpy node (its clock drives the tf2 listener).
-        fixed_frame: e.g. ``odom``.
+        fixed_frame: e.g. ``odom`` (a leading ``/`` is dropped: tf2 rejects such frame ids).
         timeout_s: how long one lookup may wait for TF to arrive.
         max_gap_s, max_extrapolation_s: as ``PoseBuffer`` for the samples.
         buffer: a tf2_ros Buffer that a listener on ``node`` already fills (the extrinsic's);
@@ -127,31 +127,44 @@ class TfMotion:
 
         self._tf2 = tf2_ros
         self.listener = None
+        self._node = node
+        self._own_buffer = buffer is None
         if buffer is None:
             buffer = tf2_ros.Buffer(node=node)
             self.listener = tf2_ros.TransformListener(buffer, node, spin_thread=False)
         self.buffer = buffer
-        self.fixed_frame = fixed_frame
+        # ROS 1 style '/odom': tf2 raises InvalidArgumentException for it on every lookup.
+        self.fixed_frame = fixed_frame.lstrip('/')
         self._timeout_s = timeout_s
         self.max_gap_s = max_gap_s
         self.max_extrapolation_s = max_extrapolation_s
         self.last_error = ''
 
     def close(self) -> None:
-        """Unregister the own listener's subscriptions (lifecycle cleanup)."""
+        """Unregister the own listener's subscriptions and the own Buffer's service (lifecycle
+        cleanup); a shared buffer is its owner's to release."""
         if self.listener is not None:
             self.listener.unregister()
             self.listener = None
+        if self._own_buffer:
+            from g2mono_ros.ros.tf_lookup import release_buffer
+
+            release_buffer(self._node, self.buffer)
+            self._own_buffer = False
 
     def for_frame(self, lidar_frame: str) -> _FrameMotion:
-        """A ``MotionSource`` for clouds in ``lidar_frame``."""
-        return _FrameMotion(self, lidar_frame)
+        """A ``MotionSource`` for clouds in ``lidar_frame`` (``/velodyne`` is read as
+        ``velodyne``, as the extrinsic resolver reads it)."""
+        return _FrameMotion(self, lidar_frame.lstrip('/'))
 
     def lookup(self, lidar_frame: str, from_ns: int, to_ns: int, *, wait: bool = True
                ) -> np.ndarray | None:
         """``T_lidar(to)_lidar(from)`` (4, 4), or None (recorded in ``last_error``).
 
         ``wait``: allow up to the timeout for TF to arrive (else only what is buffered).
+        Every tf2 failure counts as no pose: ``TransformException`` is the base of tf2's
+        Lookup, Connectivity, Extrapolation, InvalidArgument (an empty frame id) and Timeout
+        exceptions.
         """
         from rclpy.duration import Duration
         from rclpy.time import Time
@@ -161,8 +174,7 @@ class TfMotion:
                 lidar_frame, Time(nanoseconds=int(to_ns)), lidar_frame,
                 Time(nanoseconds=int(from_ns)), self.fixed_frame,
                 timeout=Duration(nanoseconds=round(self._timeout_s * 1e9) if wait else 0))
-        except (self._tf2.LookupException, self._tf2.ConnectivityException,
-                self._tf2.ExtrapolationException) as exc:
+        except self._tf2.TransformException as exc:
             self.last_error = f'{type(exc).__name__}: {exc}'
             return None
         return transform_msg_to_matrix(stamped.transform)

@@ -14,7 +14,7 @@ from g2mono_ros.errors import TransformError
 from g2mono_ros.fusion.extrinsic import StaticFrameTree
 from g2mono_ros.fusion.transforms import transform_from_translation_quaternion
 
-__all__ = ['TfTransformSource', 'tf2_available']
+__all__ = ['TfTransformSource', 'release_buffer', 'tf2_available']
 
 
 def tf2_available() -> str | None:
@@ -25,6 +25,23 @@ def tf2_available() -> str | None:
     except ImportError as exc:
         return str(exc)
     return None
+
+
+def release_buffer(node: Any, buffer: Any) -> None:
+    """Undo what ``tf2_ros.Buffer(node=node)`` registered on ``node`` (lifecycle cleanup).
+
+    The Buffer serves ``tf2_frames`` on the node and (releases since 2023) registers a jump
+    callback on the node's clock; both outlive it, so each configure after a cleanup would add
+    another ``tf2_frames`` service. Attributes a release lacks are skipped.
+    """
+    service = getattr(buffer, 'srv', None)
+    if service is not None:
+        node.destroy_service(service)
+        buffer.srv = None
+    jump = getattr(buffer, 'jump_handle', None)
+    if jump is not None:
+        jump.unregister()
+        buffer.jump_handle = None
 
 
 class TfTransformSource:
@@ -92,6 +109,8 @@ class TfTransformSource:
         return self.static_tree.connects(target_frame, source_frame)
 
     def close(self) -> None:
-        """Destroy the listener's and the static tree's subscriptions (lifecycle cleanup)."""
+        """Destroy the listener's and the static tree's subscriptions and the Buffer's service
+        (lifecycle cleanup)."""
         self._listener.unregister()
         self._node.destroy_subscription(self._static_sub)
+        release_buffer(self._node, self._buffer)

@@ -63,6 +63,7 @@ def export_onnx(weights: str | Path, out: str | Path, *, opset: int = DEFAULT_OP
     import onnxruntime
 
     from g2mono_ros.models.checkpoint import load_checkpoint
+    from g2mono_ros.models.prefill import torch_nearest_only
 
     loaded = load_checkpoint(weights, variant=variant)
     height = height or loaded.input_height
@@ -87,7 +88,8 @@ def export_onnx(weights: str | Path, out: str | Path, *, opset: int = DEFAULT_OP
                           input_names=list(INPUT_NAMES), output_names=['depth'],
                           dynamic_axes={name: {0: 'batch'} for name in (*INPUT_NAMES, 'depth')},
                           **options)
-        expected = model(*inputs).numpy()
+        with torch_nearest_only():  # the nearest-point search the graph recorded
+            expected = model(*inputs).numpy()
     session = onnxruntime.InferenceSession(str(out), providers=['CPUExecutionProvider'])
     feeds = {name: tensor.numpy() for name, tensor in zip(INPUT_NAMES, inputs)}
     got = session.run(['depth'], feeds)[0]
