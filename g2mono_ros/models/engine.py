@@ -165,7 +165,8 @@ class DepthEngine:
         backend: ``'onnxruntime'``, ``'torch'``, ``'torch+onednn_graph'`` (the fused copy as
             oneDNN Graph TorchScript graphs) or ``'torch+cuda_graph'``.
         backend_error: the running backend's (ONNX Runtime session or fused copy) largest
-            difference from the plain network at start-up (normalised depth), or None.
+            difference from the plain network at start-up (normalised depth; oneDNN Graph:
+            also at each input size checked since), or None.
         backend_note: why ``auto`` did not use ONNX Runtime or oneDNN Graph where it would
             have, or why the fused copy was not used ('' otherwise).
 
@@ -370,7 +371,7 @@ class DepthEngine:
         size = tuple(inputs[0].shape)
         try:
             error = self._onednn_graph_error(self._forward, inputs)
-        except ConfigError as exc:
+        except (RuntimeError, ConfigError) as exc:  # differs, or TorchScript failed there
             self.backend_note = f'oneDNN Graph copy dropped at input size {size}: {exc}'
             self.model = self._forward = self.loaded.model
             self.backend, self.fused, self.backend_error = 'torch', False, None
