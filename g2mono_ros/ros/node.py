@@ -95,8 +95,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
                                  "torch's default (one per core)."),
     'backend': ParameterSpec(_D['backend'], 'auto (CPU fp32: onnxruntime for the official '
-                             'network, torch for the seed) | torch | onnxruntime (CPU fp32: '
-                             'exported once, checked against torch at start-up).'),
+                             'network, torch for the seed: oneDNN Graph where it passes its '
+                             'check) | torch | onednn_graph (CPU fp32, seed) | onnxruntime '
+                             '(CPU fp32: exported once, checked against torch at start-up).'),
     'cuda_graph': ParameterSpec(_D['cuda_graph'], 'CUDA with a fixed input_width: capture the '
                                 'network as a CUDA graph and replay it per frame.'),
     'upsample': ParameterSpec(_D['upsample'], 'Network output -> camera size: edge_aware (no '
