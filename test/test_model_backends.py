@@ -279,6 +279,17 @@ def test_onnxruntime_missing_is_a_config_error(weights: Path, monkeypatch) -> No
         DepthEngine(_config(weights, backend='onnxruntime'))
 
 
+def test_onnxruntime_for_the_shipped_weights_is_a_clear_config_error() -> None:
+    """The demo weights' pre-fills record the input size in the exported graph: ONNX Runtime
+    cannot run them at the check's other size, which is a start-up ConfigError (not ONNX
+    Runtime's own exception); ``auto`` keeps torch for them."""
+    from g2mono_ros.weights import DEMO_WEIGHTS
+
+    with pytest.raises(ConfigError, match='does not run at another input size in ONNX Runtime'):
+        DepthEngine(EngineConfig(weights=str(DEMO_WEIGHTS), device='cpu', input_height=64,
+                                 input_width=64, backend='onnxruntime', num_threads=1))
+
+
 def test_backend_setting_is_validated(weights: Path) -> None:
     with pytest.raises(ConfigError, match="parameter 'backend' must be one of auto, torch, "
                                           "onednn_graph, onnxruntime; got 'tensorrt'"):

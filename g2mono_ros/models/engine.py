@@ -294,8 +294,16 @@ class DepthEngine:
         backend = OnnxRuntimeBackend(self.model, self._example_inputs(m, m),
                                      num_threads=self.config.num_threads
                                      or torch.get_num_threads())
-        self.backend_error = check_against_module(backend, self.model,
-                                                  self._example_inputs(m, 2 * m, seed=1))
+        try:
+            self.backend_error = check_against_module(backend, self.model,
+                                                      self._example_inputs(m, 2 * m, seed=1))
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors, one message
+            # e.g. the seed networks' pre-fills record their image size in the graph.
+            msg = (f'the exported network does not run at another input size in ONNX Runtime '
+                   f'({type(exc).__name__}: {str(exc)[:200]})')
+            raise ConfigError(msg) from exc
         self._forward = backend
         self.backend = 'onnxruntime'
 
