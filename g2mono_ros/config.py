@@ -371,7 +371,7 @@ class NodeConfig:
     publish_points: bool = False  # dense depth as PointCloud2 (xyz + rgb) on <depth_topic>/points
     points_decimation: int = 2  # every n-th pixel in rows and columns
     points_max_range: float = 0.0  # metres of camera depth; 0 = no limit
-    colorized_max_depth: float = 0.0  # metres shown white in the colorized depth; 0 = max_depth
+    colorized_max_depth: float = 0.0  # metres at the colour map's far end; 0 = per frame
     lazy: bool = False  # skip inference while no output has a subscriber
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)

@@ -166,8 +166,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'points_max_range': ParameterSpec(_D['points_max_range'], 'Point cloud: drop points deeper '
                                       'than this (m); 0 = no limit.', True),
     'colorized_max_depth': ParameterSpec(_D['colorized_max_depth'], 'Metres shown at the end of '
-                                         'the colour map in <depth_topic>/colorized; 0 = the '
-                                         "network's max depth.", True),
+                                         'the colour map in <depth_topic>/colorized; 0 = per '
+                                         'frame, 1.1x the 99th percentile of its depth.', True),
     'lazy': ParameterSpec(_D['lazy'], 'Skip inference while nothing subscribes to any output '
                           '(diagnostics say so).'),
     'motion_source': ParameterSpec(_D['motion_source'], 'Move LiDAR points to the image time: '
@@ -940,9 +940,9 @@ class DepthNodePhases:
             self._pub_sparse.publish(self._sparse_encoder.encode(work.sparse_m, header,
                                                                  pixels=work.sparse_pixels))
         if self._pub_color is not None:
-            from g2mono_ros.visualize import colorize_depth
+            from g2mono_ros.visualize import colorize_depth, depth_colour_scale
 
-            top = config.colorized_max_depth or self.engine.max_depth
+            top = config.colorized_max_depth or depth_colour_scale(work.depth_m)
             self._pub_color.publish(codecs.numpy_to_image(colorize_depth(work.depth_m, top),
                                                           'rgb8', header))
         if self._pub_points is not None:
