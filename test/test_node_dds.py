@@ -444,6 +444,8 @@ def test_time_jumping_back_is_counted_and_output_resumes(depth_node, graph):
     feeder, sink, _ = graph
     before = sink.drops('image_time_jump_back') + sink.drops('points_time_jump_back')
     with feeder.lock:
+        # Also when this test runs alone: the CameraInfo stream starts in an earlier test.
+        feeder.send_camera_info = True
         feeder.stamp_offset_ns = -30_000_000_000  # a bag loop: 30 s back
     sink.wait_for(lambda s: s.drops('image_time_jump_back') + s.drops('points_time_jump_back')
                   > before, 20, 'a counted time jump')
