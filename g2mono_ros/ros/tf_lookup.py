@@ -122,6 +122,11 @@ class TfTransformSource:
     def is_static(self, target_frame: str, source_frame: str) -> bool:
         return self.static_tree.connects(target_frame, source_frame)
 
+    @property
+    def static_version(self) -> int:
+        """Changes with every ``/tf_static`` transform received (the resolver's cache key)."""
+        return self.static_tree.version
+
     def close(self) -> None:
         """Destroy the listener's and the static tree's subscriptions and the Buffer's service
         (lifecycle cleanup)."""
