@@ -8,7 +8,8 @@ speed-up and the abs depth difference to the baseline as % of max depth. The two
 two processes (the allocator setting is process-wide), called alternately round by round.
 "best within 1%" is the fastest engine setting whose max error stays under 1% of max depth.
 Where the engine runs the network's fused fp32 copy, the plain network in the engine is a row
-too (what the fusion gains). Beside wall time, each call's process CPU time: on a machine
+too (what the fusion gains); where it runs that copy as oneDNN Graph TorchScript graphs
+(``onednn_graph``, the seed's default), the fused torch copy (``backend: torch``) is a row too. Beside wall time, each call's process CPU time: on a machine
 shared with other jobs it is the steadier figure.
 
 Weights are random (the init scheme), with non-zero ReZero scalars and the head conv rescaled so
@@ -31,6 +32,7 @@ Usage: python benchmarks/bench_model.py [--quick] [--variants seed official]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import os
 import statistics
@@ -140,6 +142,18 @@ def _with_threads(call: Callable[[], Tensor], threads: int) -> Callable[[], Tens
 BASELINE = 'eager fp32 (baseline)'
 
 
+def _cpu_engines(config: EngineConfig, model: nn.Module) -> list[DepthEngine]:
+    """The engine as configured; beside it the fused torch copy where the engine runs oneDNN
+    Graph (what that gains), and the plain network where it runs a fused copy."""
+    engines = [DepthEngine(config, model=model, fuse_cpu=True)]
+    if engines[0].backend == 'torch+onednn_graph':
+        torch_config = dataclasses.replace(config, backend='torch')
+        engines.append(DepthEngine(torch_config, model=model, fuse_cpu=True))
+    if engines[0].fused:
+        engines.append(DepthEngine(config, model=model, fuse_cpu=False))
+    return engines
+
+
 def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: int,
                 precisions: tuple[str, ...], thread_counts: tuple[int, ...],
                 threads: int, backends: bool = False) -> None:
@@ -164,15 +178,24 @@ def _cpu_worker(conn: Connection, role: str, variant: str, height: int, width: i
         for precision in precisions:
             config = EngineConfig(weights='<random init>', device='cpu', precision=precision,
                                   input_height=height, input_width=width, max_depth=MAX_DEPTH)
-            engines = [DepthEngine(config, model=model, fuse_cpu=True)]
-            if engines[0].fused:  # the plain network beside it: what the fusion gains
-                engines.append(DepthEngine(config, model=model, fuse_cpu=False))
-            for engine in engines:
-                call = (lambda engine=engine: engine.infer_tensors(rgb, sparse))
-                label = f'engine {precision}{" fused" if engine.fused else ""}'
-                calls[label] = call
-                for count in thread_counts:
-                    calls[f'{label} {count} thread(s)'] = _with_threads(call, count)
+            for count in (None, *thread_counts):
+                # Engines built (and oneDNN Graph compiled) at the thread count they run with:
+                # its kernels are compiled for the thread count of their first calls.
+                default = torch.get_num_threads()
+                torch.set_num_threads(count or default)
+                try:
+                    engines = _cpu_engines(config, model)
+                finally:
+                    torch.set_num_threads(default)
+                for engine in engines:
+                    call = (lambda engine=engine: engine.infer_tensors(rgb, sparse))
+                    kind = {'torch+onednn_graph': ' onednn_graph'}.get(
+                        engine.backend, ' fused' if engine.fused else '')
+                    label = f'engine {precision}{kind}'
+                    if count is None:
+                        calls[label] = call
+                    else:
+                        calls[f'{label} {count} thread(s)'] = _with_threads(call, count)
         if backends:
             config = EngineConfig(weights='<random init>', device='cpu', precision='fp32',
                                   input_height=height, input_width=width, max_depth=MAX_DEPTH,

@@ -39,7 +39,7 @@ __all__ = [
 VARIANTS = ('auto', 'seed', 'official')
 DEVICES = ('auto', 'cuda', 'cpu')
 PRECISIONS = ('fp32', 'fp16', 'bf16')
-BACKENDS = ('auto', 'torch', 'onnxruntime')
+BACKENDS = ('auto', 'torch', 'onednn_graph', 'onnxruntime')
 UPSAMPLE_MODES = ('edge_aware', 'bilinear', 'prefill_guided')
 QOS_PROFILES = ('sensor_data', 'reliable', 'best_effort')
 DEPTH_ENCODINGS = ('32FC1', '16UC1')
@@ -93,8 +93,10 @@ class EngineConfig:
         num_threads: torch intra-op threads on CPU (process-wide); 0 keeps torch's default.
             On a small, busy CPU one thread can beat several (they spin-wait on each other).
         backend: ``auto`` (CPU fp32: ONNX Runtime for the official network, torch for the
-            seed; chosen by measurement) | ``torch`` | ``onnxruntime`` (CPU fp32: the network
-            exported once and checked against torch at start-up; an error if it cannot run).
+            seed, as oneDNN Graph TorchScript graphs where they pass their check; chosen by
+            measurement) | ``torch`` | ``onednn_graph`` (CPU fp32, seed: an error if it cannot
+            run) | ``onnxruntime`` (CPU fp32: the network exported once and checked against
+            torch at start-up; an error if it cannot run).
         cuda_graph: CUDA with a fixed input size (``input_width`` > 0): capture the network
             once as a CUDA graph and replay it every frame.
         upsample: network output -> camera size: ``edge_aware`` (no blending across depth
@@ -369,7 +371,7 @@ class NodeConfig:
     publish_points: bool = False  # dense depth as PointCloud2 (xyz + rgb) on <depth_topic>/points
     points_decimation: int = 2  # every n-th pixel in rows and columns
     points_max_range: float = 0.0  # metres of camera depth; 0 = no limit
-    colorized_max_depth: float = 0.0  # metres shown white in the colorized depth; 0 = max_depth
+    colorized_max_depth: float = 0.0  # metres at the colour map's far end; 0 = per frame
     lazy: bool = False  # skip inference while no output has a subscriber
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)

@@ -34,6 +34,8 @@ def _lookup_table(levels: int = 256) -> np.ndarray:
 
 
 _LUT = _lookup_table()
+# Pixels depth_colour_scale looks at, at most about.
+_SCALE_SAMPLES = 65536
 
 
 def colorize_depth(depth_m: np.ndarray, max_depth: float) -> np.ndarray:
@@ -75,5 +77,9 @@ def depth_colour_scale(depth_m: np.ndarray, *, default: float = 10.0) -> float:
         default: returned when there is no data.
     """
     depth = np.asarray(depth_m, dtype=np.float32)
+    if depth.ndim == 2 and depth.size > 2 * _SCALE_SAMPLES:
+        # A regular subsample: a 1080p percentile would cost ~20 ms of the node's worker.
+        stride = int(np.ceil(np.sqrt(depth.size / _SCALE_SAMPLES)))
+        depth = depth[::stride, ::stride]
     valid = depth[np.isfinite(depth) & (depth > 0)]
     return float(np.percentile(valid, 99)) * 1.1 if valid.size else float(default)

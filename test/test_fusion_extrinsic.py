@@ -52,6 +52,10 @@ class FakeTf:
     def is_static(self, target_frame, source_frame):
         return self.static.connects(target_frame, source_frame)
 
+    @property
+    def static_version(self) -> int:
+        return self.static.version
+
 
 def test_parameters_override_tf_and_ignore_frames():
     tf = FakeTf()
@@ -84,6 +88,28 @@ def test_static_chain_is_looked_up_once_and_cached():
     second = resolver.resolve('lidar', 'camera_optical', 2)
     assert (first.source, second.source) == ('tf', 'tf_cached')
     assert len(tf.calls) == 1 and np.array_equal(second.T_cam_lidar, T_REP103)
+
+
+def test_a_republished_static_transform_replaces_the_cached_one():
+    """A calibration republished on /tf_static: the cache is dropped, the new transform used,
+    and nothing cached until tf2 has surely taken it too (static_settle_s)."""
+    now = [100.0]
+    tf = FakeTf()
+    tf.add('camera_optical', 'lidar', T_REP103, static=True)
+    resolver = ExtrinsicResolver(source=tf, static_settle_s=1.0, clock=lambda: now[0])
+    assert resolver.resolve('lidar', 'camera_optical', 1).source == 'tf'
+    assert resolver.resolve('lidar', 'camera_optical', 2).source == 'tf_cached'
+    recalibrated = T_REP103.copy()
+    recalibrated[0, 3] += 0.01
+    tf.add('camera_optical', 'lidar', recalibrated, static=True)  # republished
+    got = resolver.resolve('lidar', 'camera_optical', 3)
+    assert got.source == 'tf' and np.array_equal(got.T_cam_lidar, recalibrated)
+    now[0] += 0.5  # within the settle time: looked up again, not cached
+    assert resolver.resolve('lidar', 'camera_optical', 4).source == 'tf'
+    now[0] += 0.6
+    assert resolver.resolve('lidar', 'camera_optical', 5).source == 'tf'  # cached from here
+    assert resolver.resolve('lidar', 'camera_optical', 6).source == 'tf_cached'
+    assert len(tf.calls) == 4
 
 
 def test_static_tree_needs_static_links_all_the_way():

@@ -1,5 +1,6 @@
-"""Engine backends: the choice at start-up, the ONNX Runtime session and its parity check, the
-camera-size path (area resize in, bilinear out), and the CUDA path (skipped without CUDA)."""
+"""Engine backends: the choice at start-up, the oneDNN Graph copy and the ONNX Runtime session
+and their parity checks, the camera-size path (area resize in, bilinear out), and the CUDA path
+(skipped without CUDA)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import torch
 from g2mono_ros.config import EngineConfig
 from g2mono_ros.errors import ConfigError, ShapeError
 from g2mono_ros.models import create_model, default_model_kwargs
-from g2mono_ros.models.backends import (PARITY_TOLERANCE, OnnxRuntimeBackend,
-                                        check_against_module)
+from g2mono_ros.models.backends import (PARITY_TOLERANCE, OneDnnGraphModule,
+                                        OnnxRuntimeBackend, check_against_module,
+                                        onednn_graph_kernels, onednn_graph_unavailable)
 from g2mono_ros.models.checkpoint import save_checkpoint
 from g2mono_ros.imaging import area_resize
 from g2mono_ros.models.engine import DepthEngine
@@ -24,6 +26,8 @@ from test_model_engine import _frame, _with_alphas  # noqa: E402 - the same tiny
 
 MAX_DEPTH = 40.0
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+needs_onednn_graph = pytest.mark.skipif(onednn_graph_unavailable() is not None,
+                                        reason=str(onednn_graph_unavailable()))
 
 
 @pytest.fixture(scope='module')
@@ -42,18 +46,158 @@ def _config(weights: Path, **overrides) -> EngineConfig:
     return EngineConfig(**values)
 
 
-def test_auto_and_torch_pick_the_checked_fused_torch_copy_for_the_seed(weights: Path) -> None:
+@needs_onednn_graph
+def test_auto_picks_the_checked_onednn_graph_copy_and_torch_the_fused_copy(weights: Path) -> None:
     plain = DepthEngine(_config(weights), fuse_cpu=False)
     assert plain.backend == 'torch' and not plain.fused and plain.backend_error is None
     rgb, sparse = _frame(70, 200, seed=5)
     expected = plain.infer(rgb, sparse)
-    for backend in ('auto', 'torch'):
-        engine = DepthEngine(_config(weights, backend=backend))
-        assert engine.backend == 'torch' and engine.fused and engine.backend_note == ''
+    auto = DepthEngine(_config(weights))
+    assert auto.backend == 'torch+onednn_graph' and auto.fused and auto.backend_note == ''
+    assert isinstance(auto.model.decoders[0], OneDnnGraphModule)
+    fused = DepthEngine(_config(weights, backend='torch'))
+    assert fused.backend == 'torch' and fused.fused and fused.backend_note == ''
+    assert type(fused.model.decoders[0].blocks[0]).__name__ == 'FusedSeedBottleneck'
+    for engine in (auto, fused):
         assert type(engine.model).__name__ == 'G2Seed' and engine.model is not plain.model
         assert engine.backend_error is not None and engine.backend_error <= PARITY_TOLERANCE
         np.testing.assert_allclose(engine.infer(rgb, sparse), expected, rtol=0,
                                    atol=1e-4 * MAX_DEPTH)
+    assert auto.backend == 'torch+onednn_graph'  # still: it passed at the new size too
+
+
+@needs_onednn_graph
+def test_onednn_graph_runs_layernorm_and_gelu_as_one_kernel() -> None:
+    """Conv1x1 -> LayerNorm over channels -> GELU: two oneDNN Graph kernels once compiled
+    (none while TorchScript profiles the size), the plain module's values."""
+    from g2mono_ros.models.g2_seed import FirstModule, FusedSeedFirst
+
+    torch.manual_seed(3)
+    stem = FirstModule(4, 16).eval()
+    x = torch.randn(1, 4, 16, 24).contiguous(memory_format=torch.channels_last)
+    graph = OneDnnGraphModule(FusedSeedFirst(stem, for_graph=True), (torch.zeros(1, 4, 8, 8),))
+    assert onednn_graph_kernels(graph, x) == 0  # first call with this size: profiled
+    assert onednn_graph_kernels(graph, x) == 2  # the convolution; the norm with its GELU
+    with torch.inference_mode():
+        torch.testing.assert_close(graph(x), stem(x), rtol=1e-5, atol=1e-5)
+
+
+@needs_onednn_graph
+def test_onednn_graph_switch_is_on_only_while_our_graphs_run() -> None:
+    """TorchScript's oneDNN Graph switch is process-wide: after our calls (also calls that
+    overlap in two threads) it is back to what it was, for others' graphs (fusion while our
+    graphs run shows in test_onednn_graph_runs_layernorm_and_gelu_as_one_kernel)."""
+    import threading
+
+    from g2mono_ros.models.g2_seed import FirstModule, FusedSeedFirst
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch._C._jit_llga_enabled())
+            return x
+
+    stem = FirstModule(4, 8).eval()
+    graph = OneDnnGraphModule(FusedSeedFirst(stem, for_graph=True), (torch.zeros(1, 4, 8, 8),))
+    probe = torch.nn.Sequential(graph, Probe())  # runs right after a graph call
+    x = torch.randn(1, 4, 8, 8)
+    for before in (False, True):
+        torch._C._jit_set_llga_enabled(before)
+        try:
+            threads = [threading.Thread(target=lambda: [graph(x) for _ in range(5)])
+                       for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            probe(x)
+            assert torch._C._jit_llga_enabled() is before and seen[-1] is before
+        finally:
+            torch._C._jit_set_llga_enabled(False)
+
+
+@needs_onednn_graph
+def test_onednn_graph_copy_is_checked_again_at_each_new_input_size(weights: Path,
+                                                                    monkeypatch) -> None:
+    """A size first seen after start-up is compiled and checked before its result is used;
+    a copy that differs there is dropped for the fused copy, and the note says where."""
+    engine = DepthEngine(_config(weights))
+    assert engine.backend == 'torch+onednn_graph'
+    graph_copy = engine.model
+    rgb, sparse = _frame(64, 128, seed=2)
+    engine.infer(rgb, sparse)  # 64x128: checked at start-up
+    rgb, sparse = _frame(64, 192, seed=3)
+
+    def wrong_at_192(*inputs):
+        out = graph_copy(*inputs)
+        return out + 0.05 if inputs[0].shape[-1] == 192 else out  # 5 % of max depth
+
+    monkeypatch.setattr(engine, '_forward', wrong_at_192)
+    got = engine.infer(rgb, sparse)
+    assert engine.backend == 'torch' and engine.fused
+    assert 'oneDNN Graph copy dropped at input size (1, 3, 64, 192)' in engine.backend_note
+    assert type(engine.model.decoders[0].blocks[0]).__name__ == 'FusedSeedBottleneck'
+    expected = DepthEngine(_config(weights, backend='torch')).infer(rgb, sparse)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * MAX_DEPTH)
+
+
+@needs_onednn_graph
+def test_onednn_graph_copy_warmed_up_and_checked_at_a_fixed_size(weights: Path) -> None:
+    engine = DepthEngine(_config(weights, input_width=128, backend='onednn_graph'))
+    assert engine.backend == 'torch+onednn_graph'
+    inputs = engine._example_inputs(64, 128)
+    assert onednn_graph_kernels(engine.model, *inputs) > 0  # compiled at start-up
+
+
+@needs_onednn_graph
+def test_onednn_graph_copy_that_differs_is_refused(weights: Path, monkeypatch) -> None:
+    from g2mono_ros.models.g2_seed import G2Seed
+
+    build = G2Seed.fused_for_cpu_inference
+
+    def shifted(self: G2Seed, *, onednn_graph: bool = False) -> G2Seed:
+        fused = build(self, onednn_graph=onednn_graph)
+        if onednn_graph:
+            fused._modules = dict(fused._modules)
+            head = torch.nn.Conv2d(self.head.in_channels, 1, 3, padding=1)
+            head.load_state_dict(self.head.state_dict())
+            with torch.no_grad():
+                head.bias.add_(0.05)
+            fused._modules['head'] = head
+        return fused
+
+    monkeypatch.setattr(G2Seed, 'fused_for_cpu_inference', shifted)
+    engine = DepthEngine(_config(weights))
+    assert engine.backend == 'torch' and engine.fused
+    assert engine.backend_note.startswith('oneDNN Graph copy not used: backend output differs '
+                                          'from the plain network')
+    assert type(engine.model.decoders[0].blocks[0]).__name__ == 'FusedSeedBottleneck'
+
+
+def test_onednn_graph_copy_refused_or_required(weights: Path, tmp_path: Path,
+                                               monkeypatch) -> None:
+    """``auto`` falls back to the fused copy (saying why) where ``onednn_graph`` is an error."""
+    import g2mono_ros.models.backends as backends
+    import g2mono_ros.models.engine as engine_module
+
+    with pytest.raises(ConfigError, match="'backend' is 'onednn_graph', which runs fp32 on the "
+                                          'CPU; got device cpu precision bf16'):
+        DepthEngine(_config(weights, backend='onednn_graph', precision='bf16'))
+    with pytest.raises(ConfigError, match="'backend' is 'onednn_graph' but the official "
+                                          'network has no oneDNN Graph form'):
+        DepthEngine(_config(_official_weights(tmp_path), backend='onednn_graph'))
+    monkeypatch.setattr(engine_module, 'onednn_graph_kernels', lambda model, *inputs: 0)
+    engine = DepthEngine(_config(weights))
+    assert engine.backend == 'torch' and engine.fused
+    assert 'oneDNN Graph copy not used: oneDNN Graph fused no kernel' in engine.backend_note
+    monkeypatch.setattr(backends, 'onednn_graph_unavailable', lambda: 'no LLGA here')
+    engine = DepthEngine(_config(weights))
+    assert engine.backend == 'torch' and engine.fused
+    assert engine.backend_note == 'oneDNN Graph copy not used: no LLGA here'
+    with pytest.raises(ConfigError, match="'backend' is 'onednn_graph' but it cannot run: no "
+                                          'LLGA here'):
+        DepthEngine(_config(weights, backend='onednn_graph'))
 
 
 def test_fused_copy_that_differs_is_refused(weights: Path, monkeypatch) -> None:
@@ -73,7 +217,7 @@ def test_fused_copy_that_differs_is_refused(weights: Path, monkeypatch) -> None:
         return fused
 
     monkeypatch.setattr(G2Seed, 'fused_for_cpu_inference', shifted)
-    engine = DepthEngine(_config(weights))
+    engine = DepthEngine(_config(weights, backend='torch'))
     assert not engine.fused and engine.backend == 'torch' and engine.backend_error is None
     assert 'fused CPU copy not used' in engine.backend_note
     assert 'differs from the plain network' in engine.backend_note
@@ -135,9 +279,20 @@ def test_onnxruntime_missing_is_a_config_error(weights: Path, monkeypatch) -> No
         DepthEngine(_config(weights, backend='onnxruntime'))
 
 
+def test_onnxruntime_for_the_shipped_weights_is_a_clear_config_error() -> None:
+    """The demo weights' pre-fills record the input size in the exported graph: ONNX Runtime
+    cannot run them at the check's other size, which is a start-up ConfigError (not ONNX
+    Runtime's own exception); ``auto`` keeps torch for them."""
+    from g2mono_ros.weights import DEMO_WEIGHTS
+
+    with pytest.raises(ConfigError, match='does not run at another input size in ONNX Runtime'):
+        DepthEngine(EngineConfig(weights=str(DEMO_WEIGHTS), device='cpu', input_height=64,
+                                 input_width=64, backend='onnxruntime', num_threads=1))
+
+
 def test_backend_setting_is_validated(weights: Path) -> None:
     with pytest.raises(ConfigError, match="parameter 'backend' must be one of auto, torch, "
-                                          "onnxruntime; got 'tensorrt'"):
+                                          "onednn_graph, onnxruntime; got 'tensorrt'"):
         _config(weights, backend='tensorrt')
     with pytest.raises(ConfigError, match="parameter 'cuda_graph' must be true or false"):
         _config(weights, cuda_graph='yes')

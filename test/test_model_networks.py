@@ -328,25 +328,45 @@ SEED_OPTION_SETS = [
 ]
 
 
+def _has_onednn_graph() -> bool:
+    from g2mono_ros.models.backends import onednn_graph_unavailable
+
+    return onednn_graph_unavailable() is None
+
+
+@pytest.mark.parametrize('onednn_graph', [
+    False, pytest.param(True, marks=pytest.mark.skipif(not _has_onednn_graph(),
+                                                       reason='no oneDNN Graph in this build'))],
+    ids=['fused', 'onednn_graph'])
 @pytest.mark.parametrize('options', SEED_OPTION_SETS,
                          ids=lambda o: '-'.join(f'{k}={v}' for k, v in o.items()) or 'plain')
-def test_fused_seed_copy_matches_plain_network(options: dict) -> None:
+def test_fused_seed_copy_matches_plain_network(options: dict, onednn_graph: bool) -> None:
     """The fused CPU copy of the seed network equals the plain one to float32 rounding, at two
     sizes (the second with a batch of two), with and without the pre-fill/residual/pinning
-    options, channels_last or not."""
+    options, channels_last or not; also as oneDNN Graph TorchScript graphs, on the calls
+    that profile a size and on the compiled ones after them."""
+    from g2mono_ros.models.backends import OneDnnGraphModule, onednn_graph_kernels
+
     torch.manual_seed(4)
     model = create_model('seed_small', **options).eval()
     _set_alphas(model, low=-0.5, high=0.5)
     _randomise_norms_and_head(model, seed=5)
-    fused = model.fused_for_cpu_inference()
-    assert type(fused.decoders[0].blocks[0]).__name__ == 'FusedSeedBottleneck'
+    fused = model.fused_for_cpu_inference(onednn_graph=onednn_graph)
+    stage_type = OneDnnGraphModule if onednn_graph else type(fused.decoders[0])
+    assert all(isinstance(stage, stage_type) for stage in (*fused.encoders, *fused.decoders))
+    if not onednn_graph:
+        assert type(fused.decoders[0].blocks[0]).__name__ == 'FusedSeedBottleneck'
     assert type(model.decoders[0].blocks[0]).__name__ == 'SeedBottleneck'  # original untouched
     for seed, (batch, height, width) in enumerate(((1, 64, 64), (2, 128, 192))):
         inputs = _inputs(batch=batch, height=height, width=width, seed=10 + seed)
+        channels_last = [t.contiguous(memory_format=torch.channels_last) for t in inputs]
         with torch.inference_mode():
             expected = model(*inputs)
-            got = fused(*[t.contiguous(memory_format=torch.channels_last) for t in inputs])
+            for _ in range(3 if onednn_graph else 1):  # profiled twice, then compiled
+                got = fused(*channels_last)
             got_nchw = fused(*inputs)
+        if onednn_graph:
+            assert onednn_graph_kernels(fused, *channels_last) > 0
         assert float(expected.std()) > 1e-3  # not a constant that hides differences
         tolerance = 1e-5 * float(expected.abs().max())
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=tolerance)

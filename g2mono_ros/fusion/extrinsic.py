@@ -7,6 +7,7 @@ tf2_ros). Also a check that warns when a scan mostly misses the image (a wrong e
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -41,6 +42,9 @@ class TransformSource(Protocol):
         """True when every link between the two frames is a static transform."""
         ...
 
+    # Optional: ``static_version`` (int), changed whenever a static transform arrives; the
+    # resolver then drops its cache (``StaticFrameTree.version``).
+
 
 class StaticFrameTree:
     """The frame tree of static transforms (``/tf_static``): which frame pairs never move.
@@ -53,11 +57,19 @@ class StaticFrameTree:
     def __init__(self) -> None:
         self._parent: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        """Static transforms recorded so far: a change means cached static transforms may be
+        stale (a calibration republished on ``/tf_static``)."""
+        return self._version
 
     def add(self, parent_frame: str, child_frame: str) -> None:
         """Record a static transform ``parent_frame -> child_frame`` (a later one replaces it)."""
         with self._lock:
             self._parent[child_frame.lstrip('/')] = parent_frame.lstrip('/')
+            self._version += 1
 
     def _ancestors(self, frame: str) -> list[str]:
         chain = [frame]
@@ -101,7 +113,10 @@ class ExtrinsicResolver:
     say. Without it the transform is looked up from the cloud's ``frame_id`` to the image's at
     the image stamp (the time the depth is for; motion between the scan and the image is the
     motion compensation's business), waiting up to ``timeout_s``. A transform whose frames are
-    linked by static transforms only is looked up once and cached. A missing transform is
+    linked by static transforms only is looked up once and cached; the cache is dropped when
+    the source's ``static_version`` changes (a calibration republished on ``/tf_static``), and
+    nothing is cached for ``static_settle_s`` after that, because tf2's own listener may take
+    the new transform after ours has announced it. A missing transform is
     counted as ``no_transform`` through ``record`` (the node's throttled fault log), naming both
     frames; the pair is then skipped, never projected with a guess.
 
@@ -111,6 +126,8 @@ class ExtrinsicResolver:
         timeout_s: seconds one lookup may wait.
         record: ``record(kind, detail)`` counts a fault and logs it throttled; default: count
             only (``counts``).
+        static_settle_s: seconds after a static change during which lookups are not cached.
+        clock: monotonic seconds (``time.monotonic``; injectable for tests).
 
     Raises:
         ShapeError: ``fixed`` is not (4, 4) finite.
@@ -119,7 +136,9 @@ class ExtrinsicResolver:
 
     def __init__(self, *, fixed: np.ndarray | None = None, source: TransformSource | None = None,
                  timeout_s: float = 0.1,
-                 record: Callable[[str, str], Any] | None = None) -> None:
+                 record: Callable[[str, str], Any] | None = None,
+                 static_settle_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         if fixed is not None:
             fixed = np.asarray(fixed, dtype=np.float64)
             if fixed.shape != (4, 4) or not np.isfinite(fixed).all():
@@ -133,6 +152,10 @@ class ExtrinsicResolver:
         self._timeout_s = float(timeout_s)
         self._record = record
         self._cache: dict[tuple[str, str], np.ndarray] = {}
+        self._static_version = getattr(source, 'static_version', 0)
+        self._static_changed_at = -float('inf')
+        self._static_settle_s = float(static_settle_s)
+        self._clock = clock
         self.counts: dict[str, int] = {}
         self.last_source = 'parameters' if fixed is not None else 'none'
 
@@ -165,6 +188,11 @@ class ExtrinsicResolver:
             self.last_source = 'same_frame'
             return Resolution(np.eye(4), 'same_frame')
         key = (cloud, image)
+        version = getattr(self._source, 'static_version', 0)
+        if version != self._static_version:
+            self._static_version = version
+            self._static_changed_at = self._clock()
+            self._cache.clear()
         cached = self._cache.get(key)
         if cached is not None:
             self.last_source = 'tf_cached'
@@ -177,7 +205,8 @@ class ExtrinsicResolver:
         except TransformError as exc:
             return self._fail(f'no transform from the cloud frame {cloud!r} to the image frame '
                               f'{image!r} within {self._timeout_s:g} s: {exc}')
-        if self._source.is_static(image, cloud):
+        settled = self._clock() - self._static_changed_at >= self._static_settle_s
+        if settled and self._source.is_static(image, cloud):
             self._cache[key] = T
         self.last_source = 'tf'
         return Resolution(T, 'tf')

@@ -314,9 +314,9 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
         sparse_full = sparse_full.numpy()
     colorized = None
     if want_colorized:
-        from g2mono_ros.visualize import colorize_depth
+        from g2mono_ros.visualize import colorize_depth, depth_colour_scale
 
-        colorized = colorize_depth(depth, engine.max_depth)
+        colorized = colorize_depth(depth, depth_colour_scale(depth))
     if depth.shape != (height, width) or depth.dtype != np.float32:
         msg = (f'engine returned depth of shape {depth.shape} {depth.dtype}; expected '
                f'{(height, width)} float32')

@@ -1,5 +1,6 @@
-"""How the engine runs the network: plain torch, an ONNX Runtime session exported from the module,
-or a CUDA graph replay; and the start-up check of a backend against the plain module.
+"""How the engine runs the network: plain torch, TorchScript graphs run by oneDNN Graph, an ONNX
+Runtime session exported from the module, or a CUDA graph replay; and the start-up check of a
+backend against the plain module.
 
 A backend is a callable taking the module's own positional input tensors and returning its
 output tensor, so it follows whatever inputs the network takes (it is built from example inputs).
@@ -7,18 +8,23 @@ output tensor, so it follows whatever inputs the network takes (it is built from
 
 from __future__ import annotations
 
+import contextlib
 import io
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from g2mono_ros.errors import ConfigError
 
-__all__ = ['BACKENDS', 'CudaGraphRunner', 'OnnxRuntimeBackend', 'check_against_module']
+__all__ = ['BACKENDS', 'CudaGraphRunner', 'OneDnnGraphModule', 'OnnxRuntimeBackend',
+           'check_against_module', 'onednn_graph_kernels', 'onednn_graph_unavailable']
 
 #: Values of the ``backend`` parameter.
-BACKENDS = ('auto', 'torch', 'onnxruntime')
+BACKENDS = ('auto', 'torch', 'onednn_graph', 'onnxruntime')
 
 #: A backend may differ from the plain network by this much (normalised depth, i.e. a fraction
 #: of max depth): 0.1 %, a tenth of the 1 % accuracy budget of the fast CPU path.
@@ -77,6 +83,110 @@ class OnnxRuntimeBackend:
         feed = {name: t.detach().float().contiguous().numpy()
                 for name, t in zip(self._names, inputs)}
         return torch.from_numpy(self._session.run(None, feed)[0])
+
+
+def onednn_graph_unavailable() -> str | None:
+    """None when this PyTorch can run TorchScript graphs through oneDNN Graph, else why not.
+
+    oneDNN Graph (LLGA) ships with the x86 builds that have oneDNN; ARM builds may lack it.
+    """
+    if not (torch.backends.mkldnn.is_available()
+            and hasattr(torch._C, '_jit_set_llga_enabled')
+            and hasattr(torch._C, '_jit_llga_enabled')):
+        return 'this PyTorch build has no oneDNN Graph (LLGA) fuser'
+    return None
+
+
+_FUSION_LOCK = threading.Lock()
+_fusion_users = 0
+_fusion_before = False
+
+
+@contextlib.contextmanager
+def _onednn_graph_fusion() -> Iterator[None]:
+    """oneDNN Graph fusion on while any of our graphs runs, then as it was before.
+
+    The switch is process-wide and TorchScript reads it when it optimises a graph for a new
+    input shape (on the first calls with that shape), so it stays on while a call of ours is
+    in flight in any thread; TorchScript graphs of others see it off otherwise.
+    """
+    global _fusion_users, _fusion_before
+    with _FUSION_LOCK:
+        if _fusion_users == 0:
+            _fusion_before = torch._C._jit_llga_enabled()
+            torch._C._jit_set_llga_enabled(True)
+        _fusion_users += 1
+    try:
+        yield
+    finally:
+        with _FUSION_LOCK:
+            _fusion_users -= 1
+            if _fusion_users == 0:
+                torch._C._jit_set_llga_enabled(_fusion_before)
+
+
+class OneDnnGraphModule(nn.Module):
+    """A module traced and frozen into a TorchScript graph that oneDNN Graph compiles.
+
+    oneDNN Graph runs adjacent operations as one kernel where a plain torch call cannot, e.g.
+    LayerNorm and the GELU after it (one pass over memory instead of two, and oneDNN's norm is
+    faster than torch's on channels-last rows). The graph is specialised per input shape: on
+    the first two calls with a new shape TorchScript profiles it (runs unfused, slower), then
+    compiles the fused kernels, which later calls with that shape reuse. They are compiled for
+    the number of torch threads of those calls: keep it (compiled for 2 threads and run with
+    1, seed_small at 256x512 took 30 % longer than compiled for 1). Tracing records one
+    path through ``module``: its forward must not branch on values, only on what is fixed
+    (attributes, channel counts). TorchScript is deprecated in PyTorch 2.x (still shipped; its
+    warnings are silenced here): check the result against the plain module before use.
+
+    Args:
+        module: the module to trace, in eval mode; its weights become constants of the graph
+            (later changes to them are not seen).
+        example_inputs: one set of its positional inputs (any size: the graph is not tied to it).
+
+    Raises:
+        RuntimeError: oneDNN Graph is not available (:func:`onednn_graph_unavailable`), or
+            tracing failed.
+    """
+
+    def __init__(self, module: nn.Module, example_inputs: Sequence[Tensor]) -> None:
+        super().__init__()
+        reason = onednn_graph_unavailable()
+        if reason is not None:
+            raise RuntimeError(reason)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter('ignore')  # TracerWarning; TorchScript's DeprecationWarning
+            traced = torch.jit.trace(module.eval(), tuple(example_inputs), check_trace=False)
+            self.graph = torch.jit.freeze(traced)
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        with _onednn_graph_fusion():
+            return self.graph(*inputs)
+
+
+def onednn_graph_kernels(model: nn.Module, *inputs: Tensor) -> int:
+    """Run ``model`` on ``inputs``; how many oneDNN Graph kernels its graphs ran.
+
+    Counts over every :class:`OneDnnGraphModule` inside ``model`` (or ``model`` itself). 0 when
+    nothing was fused: the input shape is new to the graphs (they profile it first), or oneDNN
+    Graph fused nothing on this CPU (then the graphs run plain TorchScript, no faster).
+    """
+    counts: list[int] = []
+
+    def count(module: nn.Module, args: Any, output: Any) -> None:
+        del module, args, output
+        graph = torch._C._last_executed_optimized_graph()
+        counts.append(len(graph.findAllNodes('prim::oneDNNFusionGroup', recurse=True)))
+
+    handles = [module.register_forward_hook(count) for module in model.modules()
+               if isinstance(module, OneDnnGraphModule)]
+    try:
+        with torch.inference_mode():
+            model(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return sum(counts)
 
 
 class CudaGraphRunner:

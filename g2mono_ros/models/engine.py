@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import inspect
 import math
 import sys
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from g2mono_ros.config import EngineConfig
 from g2mono_ros.errors import ConfigError, ShapeError
 from g2mono_ros.imaging import area_resize, network_pixel_index, zbuffer_nearest
 from g2mono_ros.models.backends import (CudaGraphRunner, OnnxRuntimeBackend,
-                                        check_against_module)
+                                        check_against_module, onednn_graph_kernels)
 from g2mono_ros.models.checkpoint import LoadedModel, load_checkpoint, resolve_input_size
 from g2mono_ros.models.upsample import PREFILL_GUIDED_KINDS
 
@@ -33,8 +34,12 @@ _DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 # engine): measured on the benchmark CPU, the official network at 256x512 ran 2.27x eager in
 # ONNX Runtime vs 1.67x for the fused torch copy (median 2.4 s vs 4.0 s); for the seed network
 # ONNX Runtime was slower than its fused torch copy (also with one thread and no spinning: the
-# channel LayerNorms become transposes around each norm), so it stays on torch.
+# channel LayerNorms become transposes around each norm), so it stays on torch: on its copy run
+# by oneDNN Graph where that passes its check (LayerNorm + GELU as one kernel), else the fused
+# copy (``benchmarks/bench_model.py``).
 _ONNXRUNTIME_BY_DEFAULT = frozenset({'official'})
+# TorchScript profiles each new input shape on its first calls before oneDNN Graph compiles it.
+_ONEDNN_GRAPH_PROFILING_RUNS = 2
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
 _M_MMAP_THRESHOLD = -3
 _ALLOCATOR_TUNED: bool | None = None
@@ -148,7 +153,11 @@ class DepthEngine:
       check fails; the seed network runs torch (channels_last). ``torch``: always torch. Either
       way torch runs the network's fused fp32 copy (``fused_for_cpu_inference``: both variants)
       once that has passed the same check, else the plain network, saying why in
-      :attr:`backend_note`.
+      :attr:`backend_note`. For the seed network ``auto`` first tries that copy as TorchScript
+      graphs run by oneDNN Graph (``onednn_graph``: LayerNorm and GELU as one kernel), checked
+      the same way and required to have fused kernels; ``onednn_graph`` insists on it. Such
+      graphs compile per input size on their first calls: warmed up at start-up when the size
+      is fixed (``input_width`` > 0), else on the first frames.
     - CUDA: weights converted once to fp16/bf16 (no per-frame autocast), ``cudnn.benchmark``,
       a warm-up at the configured size when it is fixed (``input_width`` > 0) and, with
       ``cuda_graph``, a captured graph replayed for that size. One host synchronisation per
@@ -161,11 +170,13 @@ class DepthEngine:
         model: the torch network (a fused copy when ``fused``); the plain one the backends
             were checked against.
         fused: True when the fused fp32 CPU copy of the network runs.
-        backend: ``'onnxruntime'``, ``'torch'`` or ``'torch+cuda_graph'``.
+        backend: ``'onnxruntime'``, ``'torch'``, ``'torch+onednn_graph'`` (the fused copy as
+            oneDNN Graph TorchScript graphs) or ``'torch+cuda_graph'``.
         backend_error: the running backend's (ONNX Runtime session or fused copy) largest
-            difference from the plain network at start-up (normalised depth), or None.
-        backend_note: why ``auto`` did not use ONNX Runtime where it would have, or why the
-            fused copy was not used ('' otherwise).
+            difference from the plain network at start-up (normalised depth; oneDNN Graph:
+            also at each input size checked since), or None.
+        backend_note: why ``auto`` did not use ONNX Runtime or oneDNN Graph where it would
+            have, or why the fused copy was not used ('' otherwise).
 
     Args:
         config: weights path, variant, device, precision, input size, max depth, backend.
@@ -184,8 +195,9 @@ class DepthEngine:
     Raises:
         CheckpointError: the weights file is missing, unsafe, or does not fit the variant.
         ConfigError: no max depth known (release weights need ``max_depth``), CUDA missing,
-            or ``backend: onnxruntime`` that cannot run (not installed, not CPU fp32, export
-            failed, output differs from the plain network).
+            or ``backend: onnxruntime`` / ``onednn_graph`` that cannot run (not installed or
+            not in this PyTorch build, not CPU fp32, export failed, output differs from the
+            plain network, nothing fused).
     """
 
     def __init__(self, config: EngineConfig, *,
@@ -231,12 +243,13 @@ class DepthEngine:
         self.backend_note = ''
         self._forward: Any = self.model
         self._graph: CudaGraphRunner | None = None
+        self._graph_sizes_checked: set[tuple[int, ...]] = set()  # oneDNN Graph copy: (B,C,H,W)
         self._pinned: dict[tuple[str, tuple[int, ...], torch.dtype], Tensor] = {}
         self._needs_sync = False
         cpu_fp32 = not cuda and precision_dtype is None
         wanted = config.backend
-        if wanted == 'onnxruntime' and not cpu_fp32:
-            msg = ("parameter 'backend' is 'onnxruntime', which runs fp32 on the CPU; got "
+        if wanted in ('onnxruntime', 'onednn_graph') and not cpu_fp32:
+            msg = (f"parameter 'backend' is {wanted!r}, which runs fp32 on the CPU; got "
                    f"device {self._device.type} precision {config.precision} (use 'auto' or "
                    "'torch')")
             raise ConfigError(msg)
@@ -248,8 +261,15 @@ class DepthEngine:
                 self._use_onnxruntime()
             except ConfigError as exc:  # not installed, export failed, or it differs
                 self.backend_note = f'ONNX Runtime not used: {exc}'
-        if self.backend == 'torch' and fuse_cpu and cpu_fp32:
-            self._use_fused_copy()
+        if wanted == 'onednn_graph':
+            self._use_fused_copy(onednn_graph=True, required=True)
+        elif self.backend == 'torch' and fuse_cpu and cpu_fp32:
+            if wanted == 'auto' and self._has_onednn_graph_form():
+                self._use_fused_copy(onednn_graph=True)
+            if not self.fused:
+                self._use_fused_copy()
+        if self.backend == 'torch+onednn_graph' and self.input_width:
+            self.warm_up(self.input_height, self.input_width)
         if cuda:
             # Fixed input sizes: let cuDNN time its algorithms once per size (process-wide).
             torch.backends.cudnn.benchmark = True
@@ -274,34 +294,107 @@ class DepthEngine:
         backend = OnnxRuntimeBackend(self.model, self._example_inputs(m, m),
                                      num_threads=self.config.num_threads
                                      or torch.get_num_threads())
-        self.backend_error = check_against_module(backend, self.model,
-                                                  self._example_inputs(m, 2 * m, seed=1))
+        try:
+            self.backend_error = check_against_module(backend, self.model,
+                                                      self._example_inputs(m, 2 * m, seed=1))
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's own errors, one message
+            # e.g. the seed networks' pre-fills record their image size in the graph.
+            msg = (f'the exported network does not run at another input size in ONNX Runtime '
+                   f'({type(exc).__name__}: {str(exc)[:200]})')
+            raise ConfigError(msg) from exc
         self._forward = backend
         self.backend = 'onnxruntime'
 
-    def _use_fused_copy(self) -> None:
+    def _has_onednn_graph_form(self) -> bool:
+        make_fused = getattr(self.model, 'fused_for_cpu_inference', None)
+        return (make_fused is not None
+                and 'onednn_graph' in inspect.signature(make_fused).parameters)
+
+    def _use_fused_copy(self, *, onednn_graph: bool = False, required: bool = False) -> None:
         """Swap in the network's fused CPU copy if it exists and agrees with the plain one.
 
         Checked like a backend, on the engine's own inputs at two sizes (square and 1:2, so
         that a mix-up of height and width would show); a copy that cannot be built (no oneDNN
         in this PyTorch build) or that differs leaves the plain network, with the reason in
-        :attr:`backend_note`.
+        :attr:`backend_note`. ``onednn_graph``: the copy as oneDNN Graph TorchScript graphs,
+        checked at the 1:2 size only, once compiled there (:meth:`_onednn_graph_error`; each
+        size costs a compilation), refused if nothing was fused, and checked again at each
+        new input size on first use (:meth:`_check_onednn_graph_size`).
+
+        Raises:
+            ConfigError: ``required`` and the copy cannot be used.
         """
+        kind = 'oneDNN Graph copy' if onednn_graph else 'fused CPU copy'
+        if onednn_graph and not self._has_onednn_graph_form():
+            if required:
+                msg = (f"parameter 'backend' is 'onednn_graph' but the {self.loaded.variant} "
+                       "network has no oneDNN Graph form (use 'auto' or 'torch')")
+                raise ConfigError(msg)
+            return
         make_fused = getattr(self.model, 'fused_for_cpu_inference', None)
         if make_fused is None:
             return
         m = self._input_multiple
         try:
-            fused = make_fused().to(memory_format=torch.channels_last)
-            error = max(check_against_module(fused, self.model, self._example_inputs(h, w, seed=s))
-                        for s, (h, w) in enumerate(((m, m), (m, 2 * m))))
+            checks = [self._example_inputs(h, w, seed=s)
+                      for s, (h, w) in enumerate(((m, m), (m, 2 * m)))]
+            if onednn_graph:
+                checks = checks[1:]
+                fused = make_fused(onednn_graph=True)
+                error = max(self._onednn_graph_error(fused, inputs) for inputs in checks)
+                if onednn_graph_kernels(fused, *checks[-1]) == 0:
+                    msg = 'oneDNN Graph fused no kernel on this CPU'
+                    raise ConfigError(msg)
+            else:
+                fused = make_fused().to(memory_format=torch.channels_last)
+                error = max(check_against_module(fused, self.model, inputs) for inputs in checks)
         except (RuntimeError, ConfigError) as exc:
-            self.backend_note = f'fused CPU copy not used: {exc}'
+            if required:
+                msg = f"parameter 'backend' is 'onednn_graph' but it cannot run: {exc}"
+                raise ConfigError(msg) from exc
+            note = f'{kind} not used: {exc}'
+            self.backend_note = f'{self.backend_note}; {note}' if self.backend_note else note
             return
         self.model = fused
         self._forward = fused
         self.fused = True
         self.backend_error = error
+        if onednn_graph:
+            self.backend = 'torch+onednn_graph'
+            self._graph_sizes_checked = {tuple(t.shape) for t in (c[0] for c in checks)}
+
+    def _onednn_graph_error(self, graph_copy: nn.Module, inputs: tuple[Tensor, ...]) -> float:
+        """The oneDNN Graph copy's largest difference from the plain network on ``inputs``,
+        after the calls that make TorchScript compile the graphs for their size.
+
+        Raises:
+            ConfigError: the difference exceeds the parity tolerance.
+        """
+        with torch.inference_mode():
+            for _ in range(_ONEDNN_GRAPH_PROFILING_RUNS):
+                graph_copy(*inputs)
+        return check_against_module(graph_copy, self.loaded.model, inputs)
+
+    def _check_onednn_graph_size(self, inputs: tuple[Tensor, ...]) -> None:
+        """First use of an input size by the oneDNN Graph copy: compile and check it there.
+
+        The graphs are compiled per size, so the start-up check does not cover this one. If
+        it differs, the engine falls back to the fused copy (or the plain network) for good,
+        saying why in :attr:`backend_note`.
+        """
+        size = tuple(inputs[0].shape)
+        try:
+            error = self._onednn_graph_error(self._forward, inputs)
+        except (RuntimeError, ConfigError) as exc:  # differs, or TorchScript failed there
+            self.backend_note = f'oneDNN Graph copy dropped at input size {size}: {exc}'
+            self.model = self._forward = self.loaded.model
+            self.backend, self.fused, self.backend_error = 'torch', False, None
+            self._use_fused_copy()
+            return
+        self._graph_sizes_checked.add(size)
+        self.backend_error = max(self.backend_error or 0.0, error)
 
     def warm_up(self, height: int, width: int, *, runs: int = 3) -> None:
         """Run the network a few times at a network input size (h, w), before real frames.
@@ -392,6 +485,9 @@ class DepthEngine:
     def _run(self, inputs: tuple[Tensor, ...]) -> Tensor:
         if self._graph is not None and self._graph.matches(inputs):
             return self._graph(*inputs)
+        if (self.backend == 'torch+onednn_graph'
+                and tuple(inputs[0].shape) not in self._graph_sizes_checked):
+            self._check_onednn_graph_size(inputs)
         with self._autocast():
             return self._forward(*inputs)
 

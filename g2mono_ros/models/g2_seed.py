@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from g2mono_ros.errors import ShapeError
+from g2mono_ros.models.backends import OneDnnGraphModule
 from g2mono_ros.models.prefill import (
     DEPTH_NORMS,
     PREFILL_KINDS,
@@ -203,6 +204,17 @@ def _norm_gelu(x: Tensor, norm: nn.LayerNorm, unit_weight: Tensor) -> Tensor:
     return _gelu(_channel_norm(x, norm.weight, norm.bias, norm.eps), unit_weight)
 
 
+def _graph_norm_gelu(x: Tensor, norm: nn.LayerNorm) -> Tensor:
+    """GELU(LayerNorm over the channels of (B, C, H, W)) in plain torch ops, for a traced graph.
+
+    The norm and the GELU are adjacent operations on the channels-last rows, which oneDNN
+    Graph runs as one kernel (:class:`~g2mono_ros.models.backends.OneDnnGraphModule`).
+    """
+    rows = F.layer_norm(x.permute(0, 2, 3, 1), norm.normalized_shape, norm.weight, norm.bias,
+                        norm.eps)
+    return F.gelu(rows).permute(0, 3, 1, 2)
+
+
 def _require_exact_gelu(*modules: nn.Module) -> None:
     """The fused forms hard-wire exact (erf) GELU; refuse blocks built with another one."""
     for module in modules:
@@ -220,17 +232,23 @@ class FusedSeedBottleneck(nn.Module):
     :meth:`finish` so that a stage ending in a nearest upsampling can run the per-pixel part
     before it (:class:`FusedSeedStage`). Built from a trained block by
     :meth:`G2Seed.fused_for_cpu_inference`; later changes to that block are not seen.
+
+    ``for_graph``: the same computation in plain torch operations, to be traced for oneDNN
+    Graph (each LayerNorm and its GELU adjacent, the ReZero sum and the last GELU adjacent);
+    ``finish`` then wants ``x`` at the size of the output.
     """
 
-    def __init__(self, block: SeedBottleneck) -> None:
+    def __init__(self, block: SeedBottleneck, *, for_graph: bool = False) -> None:
         super().__init__()
         _require_exact_gelu(block.act1, block.act2)
+        self.for_graph = for_graph
         self.conv_expand = block.conv_expand
         self.norm1 = block.norm1
         self.conv_dw = block.conv_dw
         self.norm2 = block.norm2
         self.conv_project = block.conv_project
         self.norm3_eps = float(block.norm3.eps)
+        self.norm3_shape = tuple(block.norm3.normalized_shape)  # ints, not traced sizes
         alpha = block.alpha.detach()
         self.register_buffer('norm3_weight', block.norm3.weight.detach() * alpha)
         self.register_buffer('norm3_bias', block.norm3.bias.detach() * alpha)
@@ -242,14 +260,23 @@ class FusedSeedBottleneck(nn.Module):
 
     def expand(self, x: Tensor) -> Tensor:
         """GELU(LN(Conv1x1(x))): (B, C, H, W) -> (B, eC, H, W), each pixel on its own."""
+        if self.for_graph:
+            return _graph_norm_gelu(self.conv_expand(x), self.norm1)
         return _norm_gelu(_conv(x, self.conv_expand), self.norm1, self.unit_hidden)
 
     def finish(self, x: Tensor, expanded: Tensor) -> Tensor:
         """The rest of the block from its input ``x`` (B, C, H, W) and ``expand(x)``.
 
         ``x`` may also be (B, C, H/2, W/2), the input before a nearest x2 upsampling: it is
-        then added to each 2x2 cell without being upsampled first.
+        then added to each 2x2 cell without being upsampled first (not ``for_graph``).
         """
+        if self.for_graph:
+            branch = _graph_norm_gelu(self.conv_dw(expanded), self.norm2)
+            rows = F.layer_norm(self.conv_project(branch).permute(0, 2, 3, 1),
+                                self.norm3_shape, self.norm3_weight, self.norm3_bias,
+                                self.norm3_eps)
+            rows = rows + x.permute(0, 2, 3, 1)
+            return (F.gelu(rows) if self.act_out else rows).permute(0, 3, 1, 2)
         branch = _norm_gelu(_conv(expanded, self.conv_dw), self.norm2, self.unit_hidden)
         out = _channel_norm(_conv(branch, self.conv_project), self.norm3_weight,
                             self.norm3_bias, self.norm3_eps)
@@ -267,16 +294,20 @@ class FusedSeedBottleneck(nn.Module):
 
 
 class FusedSeedFirst(nn.Module):
-    """Inference-only CPU form of :class:`FirstModule`: oneDNN convolution and GELU."""
+    """Inference-only CPU form of :class:`FirstModule`: oneDNN convolution and GELU
+    (``for_graph``: plain torch operations, to be traced for oneDNN Graph)."""
 
-    def __init__(self, module: FirstModule) -> None:
+    def __init__(self, module: FirstModule, *, for_graph: bool = False) -> None:
         super().__init__()
         _require_exact_gelu(module.act)
+        self.for_graph = for_graph
         self.conv = module.conv
         self.norm = module.norm
         self.register_buffer('unit', _unit_weight(module.conv.out_channels))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.for_graph:
+            return _graph_norm_gelu(self.conv(x), self.norm)
         return _norm_gelu(_conv(x, self.conv), self.norm, self.unit)
 
 
@@ -286,22 +317,27 @@ class FusedSeedStage(nn.Module):
     In an ``up`` stage the first block's per-pixel part (Conv1x1, LN, GELU) commutes with the
     nearest upsampling before it, so it runs at a quarter of the pixels and is upsampled
     instead: the same values, and that block's widest GEMM and norm cost a quarter. Its
-    residual is added without upsampling it first.
+    residual is added without upsampling it first (``for_graph``: upsampled, as the traced
+    graph wants every shape fixed by the input's).
     """
 
-    def __init__(self, stage: UNetModule) -> None:
+    def __init__(self, stage: UNetModule, *, for_graph: bool = False) -> None:
         super().__init__()
         self.mode = stage.mode
         self.conv = stage.conv
-        self.blocks = nn.Sequential(*(FusedSeedBottleneck(block) for block in stage.blocks))
+        self.for_graph = for_graph
+        self.blocks = nn.Sequential(*(FusedSeedBottleneck(block, for_graph=for_graph)
+                                      for block in stage.blocks))
 
     def forward(self, x: Tensor) -> Tensor:
-        x = _conv(x, self.conv)
+        x = self.conv(x) if self.for_graph else _conv(x, self.conv)
         blocks = list(self.blocks)
         if self.mode == 'up':
             if blocks:
                 first = blocks.pop(0)
                 expanded = F.interpolate(first.expand(x), scale_factor=2.0, mode='nearest')
+                if self.for_graph:
+                    x = F.interpolate(x, scale_factor=2.0, mode='nearest')
                 x = first.finish(x, expanded)
             else:
                 x = F.interpolate(x, scale_factor=2.0, mode='nearest')
@@ -430,18 +466,30 @@ class G2Seed(nn.Module):
         return (self.depth_norm == 'fixed' and not self.prefill_input and not self.residual
                 and not self.pin_points)
 
-    def fused_for_cpu_inference(self) -> G2Seed:
+    def fused_for_cpu_inference(self, *, onednn_graph: bool = False) -> G2Seed:
         """A copy for fp32 CPU inference with the stem and every stage fused (oneDNN).
 
         Only the UNet's modules are swapped: pre- and post-processing (depth scaling, pre-fill,
         residual, pinning) are this class's own code, so the copy follows every option.
-        Shares the weights with this model; alphas are folded at call time. Measured with
-        ``benchmarks/bench_model.py`` (seed, 256x512, one thread, busy 2-core machine): the
-        engine ran 1.83-1.89x eager fp32 with this copy, 1.55-1.60x without (CPU time).
+        Shares the weights with this model; alphas are folded when the copy is made. Measured
+        with ``benchmarks/bench_model.py`` (seed, 256x512, one thread, busy 2-core machine):
+        the engine ran 1.83-1.89x eager fp32 with this copy, 1.55-1.60x without (CPU time).
+
+        Args:
+            onednn_graph: run the stem and each stage as a TorchScript graph compiled by oneDNN
+                Graph (:class:`~g2mono_ros.models.backends.OneDnnGraphModule`): each
+                LayerNorm and its GELU, and each ReZero sum and its GELU, become one kernel.
+                The weights become constants of the graphs. Each new input shape runs slower
+                on its first two calls (profiling). Check the copy before use: the engine does.
+                Measured (``bench_model.py``, seed 256x512, busy 2-core machine, same runs):
+                engine 2.19x eager fp32 at one thread (CPU time; this copy without the graphs
+                1.81x) and 2.24x at two (wall; 2.08x); the shipped seed_small at 128x192, a
+                640x480 frame end to end at one thread: 76 ms against 105 ms.
 
         Raises:
-            RuntimeError: this PyTorch build has no oneDNN (``torch.ops.mkldnn``) convolution,
-                or a block has a norm or activation the fused form does not know.
+            RuntimeError: this PyTorch build has no oneDNN (``torch.ops.mkldnn``) convolution
+                (or, with ``onednn_graph``, no oneDNN Graph), or a block has a norm or
+                activation the fused form does not know.
         """
         if not (torch.backends.mkldnn.is_available()
                 and hasattr(torch.ops.mkldnn, '_convolution_pointwise')):
@@ -453,10 +501,26 @@ class G2Seed(nn.Module):
             raise RuntimeError(msg)
         fused = copy.copy(self)
         fused._modules = dict(self._modules)
-        fused._modules['first'] = FusedSeedFirst(self.first)
-        for name in ('encoders', 'decoders'):
-            fused._modules[name] = nn.ModuleList(FusedSeedStage(stage)
-                                                 for stage in getattr(self, name))
+        first: nn.Module = FusedSeedFirst(self.first, for_graph=onednn_graph)
+        encoders: list[nn.Module] = [FusedSeedStage(stage, for_graph=onednn_graph)
+                                     for stage in self.encoders]
+        decoders: list[nn.Module] = [FusedSeedStage(stage, for_graph=onednn_graph)
+                                     for stage in self.decoders]
+        if onednn_graph:
+            # Traced at a small size: the graphs take any size (see OneDnnGraphModule).
+            def example(module: nn.Module, channels: int) -> tuple[Tensor]:
+                weight = next(module.parameters())
+                x = torch.zeros(1, channels, 8, 8, dtype=weight.dtype, device=weight.device)
+                return (x.contiguous(memory_format=torch.channels_last),)
+
+            first = OneDnnGraphModule(first, example(first, self.first.conv.in_channels))
+            encoders = [OneDnnGraphModule(stage, example(stage, stage.conv.in_channels))
+                        for stage in encoders]
+            decoders = [OneDnnGraphModule(stage, example(stage, stage.conv.in_channels))
+                        for stage in decoders]
+        fused._modules['first'] = first
+        fused._modules['encoders'] = nn.ModuleList(encoders)
+        fused._modules['decoders'] = nn.ModuleList(decoders)
         fused._modules['head'] = FusedSingleOutputConv3x3(self.head)
         fused.training = False
         return fused

@@ -95,8 +95,9 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'num_threads': ParameterSpec(_D['num_threads'], 'CPU only: torch intra-op threads; 0 = '
                                  "torch's default (one per core)."),
     'backend': ParameterSpec(_D['backend'], 'auto (CPU fp32: onnxruntime for the official '
-                             'network, torch for the seed) | torch | onnxruntime (CPU fp32: '
-                             'exported once, checked against torch at start-up).'),
+                             'network, torch for the seed: oneDNN Graph where it passes its '
+                             'check) | torch | onednn_graph (CPU fp32, seed) | onnxruntime '
+                             '(CPU fp32: exported once, checked against torch at start-up).'),
     'cuda_graph': ParameterSpec(_D['cuda_graph'], 'CUDA with a fixed input_width: capture the '
                                 'network as a CUDA graph and replay it per frame.'),
     'upsample': ParameterSpec(_D['upsample'], 'Network output -> camera size: edge_aware (no '
@@ -165,8 +166,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
     'points_max_range': ParameterSpec(_D['points_max_range'], 'Point cloud: drop points deeper '
                                       'than this (m); 0 = no limit.', True),
     'colorized_max_depth': ParameterSpec(_D['colorized_max_depth'], 'Metres shown at the end of '
-                                         'the colour map in <depth_topic>/colorized; 0 = the '
-                                         "network's max depth.", True),
+                                         'the colour map in <depth_topic>/colorized; 0 = per '
+                                         'frame, 1.1x the 99th percentile of its depth.', True),
     'lazy': ParameterSpec(_D['lazy'], 'Skip inference while nothing subscribes to any output '
                           '(diagnostics say so).'),
     'motion_source': ParameterSpec(_D['motion_source'], 'Move LiDAR points to the image time: '
@@ -658,6 +659,13 @@ class DepthNodePhases:
                         f'stamp {jump.to_ns * 1e-9:.3f} s is older than earlier {stream} messages '
                         f'({jump.from_ns * 1e-9:.3f} s); pairing restarts')
         self._queue.clear()  # counted as pair_time_jump
+        # TF from the earlier pass would answer (and interpolate) until it ages out.
+        tf_buffers = (getattr(getattr(self, '_tf_source', None), 'buffer', None),
+                      getattr(getattr(self, '_motion', None), 'buffer', None))  # TfMotion's
+        if any(buffer is not None for buffer in tf_buffers):
+            from g2mono_ros.ros.tf_lookup import forget_dynamic_transforms
+
+            forget_dynamic_transforms(*tf_buffers)
 
     def _on_image(self, msg: Image) -> None:
         arrival = self._arrival.now_ns()
@@ -932,9 +940,9 @@ class DepthNodePhases:
             self._pub_sparse.publish(self._sparse_encoder.encode(work.sparse_m, header,
                                                                  pixels=work.sparse_pixels))
         if self._pub_color is not None:
-            from g2mono_ros.visualize import colorize_depth
+            from g2mono_ros.visualize import colorize_depth, depth_colour_scale
 
-            top = config.colorized_max_depth or self.engine.max_depth
+            top = config.colorized_max_depth or depth_colour_scale(work.depth_m)
             self._pub_color.publish(codecs.numpy_to_image(colorize_depth(work.depth_m, top),
                                                           'rgb8', header))
         if self._pub_points is not None:

@@ -44,6 +44,20 @@ def release_buffer(node: Any, buffer: Any) -> None:
         buffer.jump_handle = None
 
 
+def forget_dynamic_transforms(*buffers: Any) -> int:
+    """Clear the dynamic transforms of each distinct tf2_ros Buffer (None skipped); returns how
+    many were cleared.
+
+    For a clock that went back (a bag restarting): tf2 would otherwise keep the earlier pass's
+    transforms until they age out of its cache and interpolate between the two passes. Humble's
+    Buffer has no clock-jump callback to do it. ``clear()`` keeps ``/tf_static``.
+    """
+    distinct = {id(buffer): buffer for buffer in buffers if buffer is not None}
+    for buffer in distinct.values():
+        buffer.clear()
+    return len(distinct)
+
+
 class TfTransformSource:
     """Transforms from TF (``/tf`` and ``/tf_static``, as remapped on the node).
 
@@ -107,6 +121,11 @@ class TfTransformSource:
 
     def is_static(self, target_frame: str, source_frame: str) -> bool:
         return self.static_tree.connects(target_frame, source_frame)
+
+    @property
+    def static_version(self) -> int:
+        """Changes with every ``/tf_static`` transform received (the resolver's cache key)."""
+        return self.static_tree.version
 
     def close(self) -> None:
         """Destroy the listener's and the static tree's subscriptions and the Buffer's service
