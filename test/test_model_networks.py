@@ -328,15 +328,16 @@ SEED_OPTION_SETS = [
 ]
 
 
-def _has_onednn_graph() -> bool:
-    from g2mono_ros.models.backends import onednn_graph_unavailable
+def _no_onednn_graph() -> str | None:
+    # The build must have the fuser and it must fuse on this CPU (probed once, there).
+    from test_model_backends import _NO_ONEDNN_GRAPH
 
-    return onednn_graph_unavailable() is None
+    return _NO_ONEDNN_GRAPH
 
 
 @pytest.mark.parametrize('onednn_graph', [
-    False, pytest.param(True, marks=pytest.mark.skipif(not _has_onednn_graph(),
-                                                       reason='no oneDNN Graph in this build'))],
+    False, pytest.param(True, marks=pytest.mark.skipif(_no_onednn_graph() is not None,
+                                                       reason=str(_no_onednn_graph())))],
     ids=['fused', 'onednn_graph'])
 @pytest.mark.parametrize('options', SEED_OPTION_SETS,
                          ids=lambda o: '-'.join(f'{k}={v}' for k, v in o.items()) or 'plain')
