@@ -302,8 +302,9 @@ def _plot_panels(path: Path, sample: Any, max_depth: float, baseline_max_depth: 
 
 def _colour_scale(sample: Any) -> float:
     """Metres at the top of the depth colour map: a little above the far ground truth."""
-    depths = sample.target_m[sample.target_m > 0]
-    return float(np.percentile(depths, 99)) * 1.1 if depths.size else 10.0
+    from g2mono_ros.visualize import depth_colour_scale
+
+    return depth_colour_scale(sample.target_m)
 
 
 def _install(tmp: Path, target: Path) -> None:

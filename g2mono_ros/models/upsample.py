@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from g2mono_ros.config import UPSAMPLE_MODES
 from g2mono_ros.errors import ConfigError, ShapeError
 
 __all__ = ['PREFILL_GUIDED_KINDS', 'UPSAMPLE_MODES', 'UpsampleMode', 'edge_aware_upsample',
            'pin_to_points', 'prefill_guided_upsample', 'upsample_depth']
 
 UpsampleMode = Literal['bilinear', 'edge_aware', 'prefill_guided']
-UPSAMPLE_MODES: tuple[str, ...] = ('bilinear', 'edge_aware', 'prefill_guided')
 #: the pre-fill kinds ``prefill_guided`` can recompute at the camera size (the point-copying
 #: fills; push-pull is not among them).
 PREFILL_GUIDED_KINDS: tuple[str, ...] = ('nearest', 'scanline', 'guided')
