@@ -22,8 +22,10 @@ against the plain eager fp32 network on the same GPU: the network alone (``infer
 device tensors) at fp32/fp16/bf16 (weights converted once) and fp16 with a CUDA graph, and the
 full path as the node runs it (host uint8 image already at the network size, host 128k-point
 cloud and camera at a KITTI-like 1.07x size in; projection on the device, network, upsampling,
-one synchronisation; host depth at camera size out). Full-path errors are against the fp32 full
-path. Target: official fp16 full path < 10 ms at 352x1216.
+one synchronisation; host depth at camera size out), each against the plain eager fp32 row of
+its kind (the full path's: numpy projection, pageable uploads, eager fp32 network, ``.cpu()``).
+Target: official fp16 full path < 10 ms at 352x1216. Without a CUDA device ``--device cuda``
+exits with status 2 and says so.
 
 Usage: python benchmarks/bench_model.py [--quick] [--variants seed official]
        [--sizes 256x512 320x1024] [--rounds N] [--threads N] [--device cpu|cuda] [--backends]
@@ -44,12 +46,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # frame_path (full-path inputs)
 
 from g2mono_ros.config import EngineConfig  # noqa: E402
+from g2mono_ros.errors import ConfigError  # noqa: E402
 from g2mono_ros.models.engine import DepthEngine, tune_cpu_allocator  # noqa: E402
 from g2mono_ros.models import create_model  # noqa: E402
 
@@ -297,20 +301,39 @@ def bench_cuda(variant: str, height: int, width: int, rounds: int) -> list[dict]
         with torch.no_grad():
             return plain(*plain_inputs).clamp(0, 1) * MAX_DEPTH
     network: dict[str, Callable[[], Tensor]] = {'eager fp32 network (baseline)': eager}
-    full: dict[str, Callable[[], Tensor]] = {}
     cam_h, cam_w = round(height * 375 / 352), round(width * 1242 / 1216)
     camera = _camera(cam_h, cam_w)
     points = _cloud(np.random.default_rng(0))
     rotation = np.asarray([0.5, -0.5, 0.5, 0.5])
     T = transform_from_translation_quaternion(np.zeros(3), rotation)
     rgb_host = rgb[0].permute(1, 2, 0).contiguous().numpy()  # (h, w, 3) uint8: decoded, resized
+    host_projector = SparseProjector()
+
+    def eager_full() -> Tensor:
+        """The plain way: numpy projection, pageable uploads, eager fp32, ``.cpu()``."""
+        sparse_net = host_projector.project(points, T, camera, (height, width), min_range=0.5,
+                                            max_range=100.0, want_full=False).net
+        rgb_t = torch.from_numpy(rgb_host).to(device).permute(2, 0, 1)[None]
+        sparse_t = torch.from_numpy(sparse_net).to(device)[None, None]
+        with torch.no_grad():
+            depth = plain(*normalised_inputs(rgb_t, sparse_t)).clamp(0, 1) * MAX_DEPTH
+            depth = F.interpolate(depth, size=(cam_h, cam_w), mode='bilinear',
+                                  align_corners=False)
+        return torch.from_numpy(depth[0, 0].cpu().numpy())
+    full: dict[str, Callable[[], Tensor]] = {'eager fp32 full path (baseline)': eager_full}
     settings = [('fp32', False), ('fp16', False), ('bf16', False), ('fp16', True)]
     for precision, graph in settings:
         config = EngineConfig(weights='<random init>', device='cuda', precision=precision,
                               input_height=height, input_width=width, max_depth=MAX_DEPTH,
                               cuda_graph=graph, upsample='bilinear')
-        engine = DepthEngine(config, model=copy.deepcopy(model))  # warm-up (+ capture) here
         label = f'engine {precision}{" cuda graph" if graph else ""}'
+        try:  # warm-up, start-up check (and capture) here
+            engine = DepthEngine(config, model=copy.deepcopy(model))
+        except ConfigError as exc:  # e.g. the start-up check at this precision: the rest runs
+            print(f'  {variant} {label}: not timed: {exc}', flush=True)
+            continue
+        print(f'  {variant} {label}: backend {engine.backend}, start-up difference '
+              f'{engine.backend_error} (normalised depth)', flush=True)
         network[f'{label} network'] = (lambda engine=engine: engine.infer_tensors(rgb_d, sparse_d))
         projector = SparseProjector(device)
 
@@ -328,7 +351,8 @@ def bench_cuda(variant: str, height: int, width: int, rounds: int) -> list[dict]
     rows += [_row(variant, size, name, times[name], base_best, outputs[name].cpu(),
                   outputs[names[0]].cpu()) for name in names]
     full_names = list(full)
-    rows += [_row(variant, f'{cam_h}x{cam_w}', name, times[name], base_best, outputs[name],
+    full_best = min(times[full_names[0]])
+    rows += [_row(variant, f'{cam_h}x{cam_w}', name, times[name], full_best, outputs[name],
                   outputs[full_names[0]]) for name in full_names]
     fp16_full = [row for row in rows if row['setting'] == 'engine fp16 full path']
     if variant == 'official' and fp16_full:
@@ -351,6 +375,7 @@ def print_table(rows: list[dict], baseline: str) -> None:
               f'{row["mean_err_pct"]:>8.4f}%'
               + (f' {row["cpu_ms"]:>8.1f} {row["cpu_speedup"]:>5.2f}x' if 'cpu_ms' in row else '')
               + mark)
+    sys.stdout.flush()  # piped through tee: each table out before the next (slow) measurement
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,6 +396,11 @@ def main(argv: list[str] | None = None) -> int:
                         help='CPU: also time the ONNX Runtime backend (fp32)')
     args = parser.parse_args(argv)
 
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        print(f'--device cuda: no CUDA device is available to torch {torch.__version__} '
+              f'(built with CUDA {torch.version.cuda}); run on a machine with an NVIDIA GPU and '
+              'a CUDA build of torch, or use --device cpu', file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == 'cuda':
@@ -394,10 +424,14 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             height, width = (int(v) for v in size.lower().split('x'))
             if args.device == 'cuda':
-                rows += bench_cuda(variant, height, width, rounds)
+                done = bench_cuda(variant, height, width, rounds)
+                # Each table as soon as it is measured: a run cut short keeps what it has.
+                print()
+                print_table(done, 'fp32')
             else:
-                rows += bench_cpu(variant, height, width, rounds, tuple(args.precisions),
-                                  tuple(args.thread_counts), args.threads, args.backends)
+                done = bench_cpu(variant, height, width, rounds, tuple(args.precisions),
+                                 tuple(args.thread_counts), args.threads, args.backends)
+            rows += done
             print(f'  done {variant} {size}', flush=True)
     print()
     print_table(rows, 'eager' if args.device == 'cpu' else 'fp32')

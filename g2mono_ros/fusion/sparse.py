@@ -70,6 +70,7 @@ class SparseProjector:
         self._reuse = reuse_buffers
         self._buffers: dict[tuple[str, int], _Buffer] = {}
         self._staging: Any = None  # pinned host points (CUDA)
+        self._staging_read: Any = None  # CUDA event: the last upload out of _staging is done
 
     @property
     def on_device(self) -> bool:
@@ -131,12 +132,16 @@ class SparseProjector:
     def _staged(self, points: Any) -> Any:
         """The points in a pinned host buffer kept between frames (grown, never shrunk).
 
-        Pinning a fresh tensor every frame costs a page-locking allocation; refilling this one
-        is safe because the engine synchronises once per frame, after this copy was used.
+        Pinning a fresh tensor every frame costs a page-locking allocation. Before a refill,
+        the previous upload out of it must be done: the engine's one synchronisation per frame
+        has normally seen to that (then the wait on its event returns at once), but a frame
+        that failed between this upload and the engine's synchronisation has not.
         """
         import torch
 
         n = int(points.shape[0])
+        if self._staging_read is not None and not self._staging_read.query():
+            self._staging_read.synchronize()
         if self._staging is None or self._staging.shape[0] < n:
             self._staging = torch.empty((max(n, 1), 3), dtype=torch.float32, pin_memory=True)
         staged = self._staging[:n]
@@ -152,9 +157,14 @@ class SparseProjector:
             points_lidar = torch.from_numpy(np.ascontiguousarray(points_lidar, np.float32))
         device = points_lidar.device if self._device is None else torch.device(self._device)
         if points_lidar.device != device:
-            if points_lidar.device.type == 'cpu' and device.type == 'cuda':
+            staged = points_lidar.device.type == 'cpu' and device.type == 'cuda'
+            if staged:
                 points_lidar = self._staged(points_lidar.to(torch.float32))
             points_lidar = points_lidar.to(device, non_blocking=True)
+            if staged:
+                if self._staging_read is None:
+                    self._staging_read = torch.cuda.Event()
+                self._staging_read.record(torch.cuda.current_stream(device))  # after it
         rows, cols, z, valid = project_points_torch(points_lidar, T_cam_lidar, camera,
                                                     min_range=min_range, max_range=max_range)
         H, W = camera.height, camera.width

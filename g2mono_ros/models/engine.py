@@ -27,7 +27,8 @@ from g2mono_ros.models.backends import (CudaGraphRunner, OnnxRuntimeBackend,
 from g2mono_ros.models.checkpoint import LoadedModel, load_checkpoint, resolve_input_size
 from g2mono_ros.models.upsample import PREFILL_GUIDED_KINDS
 
-__all__ = ['DepthEngine', 'resize_sparse_depth', 'resolve_device', 'tune_cpu_allocator']
+__all__ = ['DepthEngine', 'reduced_precision_core', 'resize_sparse_depth', 'resolve_device',
+           'tune_cpu_allocator']
 
 _DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 # Variants that ``backend: auto`` runs in ONNX Runtime on the CPU (fp32, weights loaded by the
@@ -38,6 +39,12 @@ _DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 # by oneDNN Graph where that passes its check (LayerNorm + GELU as one kernel), else the fused
 # copy (``benchmarks/bench_model.py``).
 _ONNXRUNTIME_BY_DEFAULT = frozenset({'official'})
+#: CUDA at half precision may differ from the float32 network by this much at start-up
+#: (normalised depth). Measured on the CPU with the same conversion: the shipped seed_small
+#: differs by 0.0007 (fp16) and 0.005 (bf16), random-weight seed and official networks by up
+#: to 0.005 and 0.05; converting the whole seed network instead gave 0.4-0.9 (its pre-fill
+#: in fp16). The bounds catch that and fp16 overflow, not the usual rounding.
+REDUCED_PRECISION_TOLERANCE = {'fp16': 0.03, 'bf16': 0.1}
 # TorchScript profiles each new input shape on its first calls before oneDNN Graph compiles it.
 _ONEDNN_GRAPH_PROFILING_RUNS = 2
 _M_TRIM_THRESHOLD = -1  # glibc mallopt parameters (malloc.h)
@@ -130,6 +137,54 @@ def resolve_device(device: str) -> torch.device:
     raise ConfigError(msg)
 
 
+def _cast_inputs_hook(dtype: torch.dtype) -> Any:
+    """A forward pre-hook that casts a module's floating-point tensor arguments to ``dtype``
+    (a no-op for those already in it)."""
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        del module
+        return tuple(a.to(dtype) if isinstance(a, Tensor) and a.is_floating_point() else a
+                     for a in args)
+    return hook
+
+
+def reduced_precision_core(model: nn.Module, dtype: torch.dtype) -> bool:
+    """Convert a G2 network's convolution stack to ``dtype`` once, in place; keep the rest fp32.
+
+    Every top-level child except ``head`` (a ``Conv2d``) goes to ``dtype`` and casts its
+    inputs to it (a forward pre-hook: a no-op between two converted modules); ``head`` stays
+    float32 and casts its input up. So the network takes and returns float32, its bulk runs at
+    half precision without per-frame weight casts (as autocast would do), and what it computes
+    around the stack stays float32: the seed networks' median scale, log depth, pre-fills (the
+    pixel coordinates and squared distances of the nearest-point search exceed what fp16
+    holds, 65504, beyond 255 px; bf16 rounds coordinates above 256 px) and residual; the
+    output is not rounded to 8 (bf16) or 11 (fp16) bits (0.3 m at 80 m in bf16). The input
+    ``point`` channel still enters the stack at ``dtype`` (80 m: +-0.02 m fp16, +-0.16 m bf16).
+
+    Args:
+        model: the network (its modules are changed and hooked in place).
+        dtype: ``torch.float16`` or ``torch.bfloat16``.
+
+    Returns:
+        False, leaving ``model`` untouched, when it has no ``head`` convolution or holds
+        parameters or buffers of its own outside its children: then convert it whole.
+    """
+    head = getattr(model, 'head', None)
+    if (not isinstance(head, nn.Conv2d) or any(True for _ in model.parameters(recurse=False))
+            or any(True for _ in model.buffers(recurse=False))):
+        return False
+    head.register_forward_pre_hook(_cast_inputs_hook(torch.float32))
+    for child in model.children():
+        if child is head or not any(True for _ in child.parameters()):
+            continue  # parameter-free modules (activations) follow their input's dtype
+        child.to(dtype)
+        # Containers are not called: the modules in them are.
+        called = (list(child.values()) if isinstance(child, nn.ModuleDict)
+                  else list(child) if isinstance(child, nn.ModuleList) else [child])
+        for module in called:
+            module.register_forward_pre_hook(_cast_inputs_hook(dtype))
+    return True
+
+
 def _into(out: np.ndarray | None, result: np.ndarray) -> np.ndarray:
     """``result`` written into ``out`` (returned) unless it already is ``out``; or ``result``."""
     if out is None or result is out:
@@ -158,10 +213,15 @@ class DepthEngine:
       the same way and required to have fused kernels; ``onednn_graph`` insists on it. Such
       graphs compile per input size on their first calls: warmed up at start-up when the size
       is fixed (``input_width`` > 0), else on the first frames.
-    - CUDA: weights converted once to fp16/bf16 (no per-frame autocast), ``cudnn.benchmark``,
-      a warm-up at the configured size when it is fixed (``input_width`` > 0) and, with
-      ``cuda_graph``, a captured graph replayed for that size. One host synchronisation per
-      frame: the depth is copied into a pinned buffer and the stream synchronised once.
+    - CUDA: weights converted once to fp16/bf16 (no per-frame autocast): the convolution
+      stack only, the network's pre-fill, scaling and head staying float32
+      (:func:`reduced_precision_core`), checked against float32 at start-up
+      (``REDUCED_PRECISION_TOLERANCE``); ``cudnn.benchmark`` (process-wide; the network size
+      is fixed per camera even when ``input_width`` is 0); a warm-up at the configured size
+      when it is fixed (``input_width`` > 0) and, with ``cuda_graph``, a graph captured for
+      that size, checked against the eager network, replayed (other sizes run eagerly). One
+      host synchronisation per frame: the depth is copied into a pinned buffer and the stream
+      synchronised once. fp32 convolutions may use TF32 (torch's default for cuDNN).
     - CPU, fp16/bf16: autocast around fp32 weights (for measurement; CPU kernels at half
       precision are not faster here).
 
@@ -174,7 +234,8 @@ class DepthEngine:
             oneDNN Graph TorchScript graphs) or ``'torch+cuda_graph'``.
         backend_error: the running backend's (ONNX Runtime session or fused copy) largest
             difference from the plain network at start-up (normalised depth; oneDNN Graph:
-            also at each input size checked since), or None.
+            also at each input size checked since; CUDA: fp16/bf16 against float32 and the
+            CUDA graph against the eager network, the larger), or None.
         backend_note: why ``auto`` did not use ONNX Runtime or oneDNN Graph where it would
             have, or why the fused copy was not used ('' otherwise).
 
@@ -197,7 +258,8 @@ class DepthEngine:
         ConfigError: no max depth known (release weights need ``max_depth``), CUDA missing,
             or ``backend: onnxruntime`` / ``onednn_graph`` that cannot run (not installed or
             not in this PyTorch build, not CPU fp32, export failed, output differs from the
-            plain network, nothing fused).
+            plain network, nothing fused); on CUDA, fp16/bf16 too far from float32, or a
+            ``cuda_graph`` that cannot be captured or differs from the eager network.
     """
 
     def __init__(self, config: EngineConfig, *,
@@ -229,17 +291,16 @@ class DepthEngine:
         self._input_multiple = int(getattr(loaded.model, 'input_multiple', 64))
         precision_dtype = _DTYPES.get(config.precision)
         self._autocast_dtype = None if cuda else precision_dtype
-        self._input_dtype = precision_dtype if cuda and precision_dtype else torch.float32
+        self._input_dtype = torch.float32
         self.model = loaded.model.eval().to(self._device, memory_format=torch.channels_last)
+        self.backend_error: float | None = None
         if cuda and precision_dtype is not None:
-            # Once, here: per-frame autocast re-casts every weight on every call.
-            self.model = self.model.to(precision_dtype)
+            self._convert_for_cuda(precision_dtype)
         own_weights = model is None or isinstance(model, LoadedModel)
         if fuse_cpu is None:
             fuse_cpu = own_weights
         self.fused = False
         self.backend = 'torch'
-        self.backend_error: float | None = None
         self.backend_note = ''
         self._forward: Any = self.model
         self._graph: CudaGraphRunner | None = None
@@ -277,6 +338,37 @@ class DepthEngine:
                 self.warm_up(self.input_height, self.input_width)
 
     # --- set-up -------------------------------------------------------------------------------
+
+    def _convert_for_cuda(self, dtype: torch.dtype) -> None:
+        """Weights to ``dtype`` once (no per-frame autocast), checked against fp32 here.
+
+        The convolution stack only, where the network has the G2 layout
+        (:func:`reduced_precision_core`), else the whole network with its inputs. The start-up
+        check compares it with the float32 network on one random input (1:2, the CPU
+        backends' check size) and records the difference in :attr:`backend_error`.
+
+        Raises:
+            ConfigError: the difference is not finite (fp16 overflow) or exceeds
+                ``REDUCED_PRECISION_TOLERANCE``.
+        """
+        m = self._input_multiple
+        inputs = self._example_inputs(m, 2 * m, seed=1)
+        with torch.inference_mode():
+            expected = self.model(*inputs).float()
+            if not reduced_precision_core(self.model, dtype):
+                self.model.to(dtype)
+                self._input_dtype = dtype
+                inputs = self._example_inputs(m, 2 * m, seed=1)
+            got = self.model(*inputs).float()
+        error = float((got - expected).abs().max()) if expected.numel() else 0.0
+        tolerance = REDUCED_PRECISION_TOLERANCE[self.config.precision]
+        if not error <= tolerance:  # also NaN
+            msg = (f"parameter 'precision' is {self.config.precision!r} but the network then "
+                   f'differs from float32 by {error:.3g} (normalised depth) at start-up; '
+                   f"allowed {tolerance:g}: use 'bf16' or 'fp32'")
+            raise ConfigError(msg)
+        self.backend_error = error
+
 
     def _example_inputs(self, height: int, width: int, *, seed: int = 0) -> tuple[Tensor, ...]:
         """Random network inputs of one (height, width), built as infer_tensors builds them."""
@@ -408,10 +500,31 @@ class DepthEngine:
                 self._run(inputs)
             if (self._device.type == 'cuda' and self.config.cuda_graph
                     and self._graph is None):
-                self._graph = CudaGraphRunner(self._forward, inputs)
+                self._graph = self._captured_graph(inputs)
                 self.backend = 'torch+cuda_graph'
         if self._device.type == 'cuda':
             torch.cuda.current_stream(self._device).synchronize()
+
+    def _captured_graph(self, inputs: tuple[Tensor, ...]) -> CudaGraphRunner:
+        """The network captured as a CUDA graph for the shapes of ``inputs``, checked once.
+
+        The check replays it on other inputs of that size against the eager network: the
+        replay must read what is copied into its static inputs, and nothing the capture froze
+        (a host-side value) may differ.
+
+        Raises:
+            ConfigError: the capture failed or the replay differs from the eager network.
+        """
+        other = self._example_inputs(*inputs[0].shape[-2:], seed=1)
+        try:
+            graph = CudaGraphRunner(self._forward, inputs)
+            error = check_against_module(graph, self._forward, other)
+        except (RuntimeError, ConfigError) as exc:
+            msg = (f"parameter 'cuda_graph' is true but the network cannot run as a CUDA graph "
+                   f'({type(exc).__name__}: {str(exc)[:300]}); set it to false')
+            raise ConfigError(msg) from exc
+        self.backend_error = max(self.backend_error or 0.0, error)
+        return graph
 
     # --- properties ---------------------------------------------------------------------------
 
@@ -658,7 +771,8 @@ class DepthEngine:
                 self._needs_sync = True
                 stream.synchronize()  # the frame's one synchronisation
                 self._needs_sync = False
-                return _into(out, host.numpy().copy())
+                # Copied out: the pinned buffer is the next frame's target.
+                return host.numpy().copy() if out is None else _into(out, host.numpy())
         except BaseException:
             if cuda:
                 self._needs_sync = True
@@ -724,7 +838,8 @@ class DepthEngine:
 
         sparse = None
         if sparse_full is not None:
-            sparse = self._to_device(np.asarray(sparse_full, np.float32), 'sparse_full')
+            # Not 'sparse_full': to_host_async's buffer of that shape may be in flight.
+            sparse = self._to_device(np.asarray(sparse_full, np.float32), 'sparse_full_in')
             sparse = sparse[None, None].clamp(0.0, self._max_depth)
         if rgb_full is not None:
             # uint8 guides: models.upsample scales them (on CPU only at the edge pixels).
