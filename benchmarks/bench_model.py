@@ -21,9 +21,11 @@ On CUDA, ``--device cuda`` times, p50/p95 with the GPU synchronised before every
 against the plain eager fp32 network on the same GPU: the network alone (``infer_tensors`` on
 device tensors) at fp32/fp16/bf16 (weights converted once) and fp16 with a CUDA graph, and the
 full path as the node runs it (host uint8 image already at the network size, host 128k-point
-cloud and camera at a KITTI-like 1.07x size in; projection on the device, network, upsampling,
-one synchronisation; host depth at camera size out), each against the plain eager fp32 row of
-its kind (the full path's: numpy projection, pageable uploads, eager fp32 network, ``.cpu()``).
+cloud and camera at a KITTI-like 1.07x size in; projection on the device, network, bilinear
+upsampling, and for fp16 + graph also the node's default edge-aware one with the camera-size
+image, whose error column then compares upsamplers too; one synchronisation; host depth at
+camera size out), each against the plain eager fp32 row of its kind (the full path's: numpy
+projection, pageable uploads, eager fp32 network, ``.cpu()``).
 Target: official fp16 full path < 10 ms at 352x1216. Without a CUDA device ``--device cuda``
 exits with status 2 and says so.
 
@@ -321,12 +323,19 @@ def bench_cuda(variant: str, height: int, width: int, rounds: int) -> list[dict]
                                   align_corners=False)
         return torch.from_numpy(depth[0, 0].cpu().numpy())
     full: dict[str, Callable[[], Tensor]] = {'eager fp32 full path (baseline)': eager_full}
-    settings = [('fp32', False), ('fp16', False), ('bf16', False), ('fp16', True)]
-    for precision, graph in settings:
+    # The node's default upsampling (edge_aware) takes the camera-size image as its guide.
+    guide = synthetic_inputs(cam_h, cam_w, seed=1)[0][0].permute(1, 2, 0).contiguous().numpy()
+    settings = [('fp32', False, 'bilinear'), ('fp16', False, 'bilinear'),
+                ('bf16', False, 'bilinear'), ('fp16', True, 'bilinear'),
+                ('fp16', True, 'edge_aware')]
+    for precision, graph, upsample in settings:
         config = EngineConfig(weights='<random init>', device='cuda', precision=precision,
                               input_height=height, input_width=width, max_depth=MAX_DEPTH,
-                              cuda_graph=graph, upsample='bilinear')
+                              cuda_graph=graph, upsample=upsample)
         label = f'engine {precision}{" cuda graph" if graph else ""}'
+        edge_aware = upsample == 'edge_aware'
+        if edge_aware:
+            label += ' edge_aware'
         try:  # warm-up, start-up check (and capture) here
             engine = DepthEngine(config, model=copy.deepcopy(model))
         except ConfigError as exc:  # e.g. the start-up check at this precision: the rest runs
@@ -334,13 +343,15 @@ def bench_cuda(variant: str, height: int, width: int, rounds: int) -> list[dict]
             continue
         print(f'  {variant} {label}: backend {engine.backend}, start-up difference '
               f'{engine.backend_error} (normalised depth)', flush=True)
-        network[f'{label} network'] = (lambda engine=engine: engine.infer_tensors(rgb_d, sparse_d))
+        if not edge_aware:  # the same network as the row without it
+            network[f'{label} network'] = (
+                lambda engine=engine: engine.infer_tensors(rgb_d, sparse_d))
         projector = SparseProjector(device)
+        inputs = PairInputs(rgb_host, points, camera, guide=guide if edge_aware else None)
 
-        def full_path(engine=engine, projector=projector) -> Tensor:
-            work = process_pair(engine, PairInputs(rgb_host, points, camera), T, min_range=0.5,
-                                max_range=100.0, want_sparse=False, want_colorized=False,
-                                projector=projector)
+        def full_path(engine=engine, projector=projector, inputs=inputs) -> Tensor:
+            work = process_pair(engine, inputs, T, min_range=0.5, max_range=100.0,
+                                want_sparse=False, want_colorized=False, projector=projector)
             return torch.from_numpy(work.depth_m)
         full[f'{label} full path'] = full_path
     rows = []
@@ -362,7 +373,7 @@ def bench_cuda(variant: str, height: int, width: int, rounds: int) -> list[dict]
 
 
 def print_table(rows: list[dict], baseline: str) -> None:
-    header = (f'{"variant":<10} {"size":<9} {"setting":<40} {"best ms":>9} {"median ms":>10} '
+    header = (f'{"variant":<10} {"size":<9} {"setting":<46} {"best ms":>9} {"median ms":>10} '
               f'{"p95 ms":>8} '
               f'{"x " + baseline:>9} {"max err":>8} {"mean err":>9}'
               + (f' {"cpu ms":>8} {"x cpu":>6}' if any('cpu_ms' in row for row in rows) else ''))
@@ -370,7 +381,7 @@ def print_table(rows: list[dict], baseline: str) -> None:
     print('-' * len(header))
     for row in rows:
         mark = f'  <- {row["mark"]}' if row.get('mark') else ''
-        print(f'{row["variant"]:<10} {row["size"]:<9} {row["setting"]:<40} {row["best_ms"]:>9.1f} '
+        print(f'{row["variant"]:<10} {row["size"]:<9} {row["setting"]:<46} {row["best_ms"]:>9.1f} '
               f'{row["median_ms"]:>10.1f} {row["p95_ms"]:>8.1f} {row["speedup"]:>8.2f}x {row["max_err_pct"]:>7.3f}% '
               f'{row["mean_err_pct"]:>8.4f}%'
               + (f' {row["cpu_ms"]:>8.1f} {row["cpu_speedup"]:>5.2f}x' if 'cpu_ms' in row else '')

@@ -215,7 +215,9 @@ class CudaGraphRunner:
                 forward(*self._static_in)
         torch.cuda.current_stream().wait_stream(side)
         self._graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self._graph), torch.inference_mode():
+        # Captured on the warm-up's stream: library handles and workspaces created lazily
+        # per stream (cuBLAS(Lt)) then exist before the capture, as make_graphed_callables does.
+        with torch.cuda.graph(self._graph, stream=side), torch.inference_mode():
             self._static_out = forward(*self._static_in)
 
     def matches(self, inputs: Sequence[Tensor]) -> bool:
