@@ -245,7 +245,7 @@ class DepthEngine:
             recorded max depth applies when ``config.max_depth`` is 0), or a bare network (the
             trainer's validation; then ``config.max_depth`` must be > 0). ``config.weights``
             then only labels it. The engine puts the network in eval mode, channels_last,
-            on its device.
+            on its device (on CUDA at fp16/bf16 also converted, hooks included, in place).
         tune_allocator: on CPU, call :func:`tune_cpu_allocator` (process-wide).
         fuse_cpu: on CPU at fp32, run the network's fused inference copy when it has one
             (``fused_for_cpu_inference``) and the torch backend runs, after checking it against
@@ -336,6 +336,9 @@ class DepthEngine:
             torch.backends.cudnn.benchmark = True
             if self.input_width:
                 self.warm_up(self.input_height, self.input_width)
+            elif config.cuda_graph:
+                self.backend_note = ('cuda_graph not used: it needs a fixed network input size '
+                                     '(input_width > 0)')
 
     # --- set-up -------------------------------------------------------------------------------
 
