@@ -351,9 +351,11 @@ class DepthEngine:
         backends' check size) and records the difference in :attr:`backend_error`.
 
         Raises:
-            ConfigError: the difference is not finite (fp16 overflow) or exceeds
+            ConfigError: the network cannot run at ``dtype`` on this device, or the
+                difference is not finite (fp16 overflow) or exceeds
                 ``REDUCED_PRECISION_TOLERANCE``.
         """
+        other = 'fp16' if dtype == torch.bfloat16 else 'bf16'
         m = self._input_multiple
         inputs = self._example_inputs(m, 2 * m, seed=1)
         with torch.inference_mode():
@@ -362,13 +364,18 @@ class DepthEngine:
                 self.model.to(dtype)
                 self._input_dtype = dtype
                 inputs = self._example_inputs(m, 2 * m, seed=1)
-            got = self.model(*inputs).float()
+            try:
+                got = self.model(*inputs).float()
+            except RuntimeError as exc:  # e.g. no kernel for this dtype on this GPU
+                msg = (f"parameter 'precision' is {self.config.precision!r} but the network "
+                       f"cannot run at it here ({str(exc)[:300]}); use {other!r} or 'fp32'")
+                raise ConfigError(msg) from exc
         error = float((got - expected).abs().max()) if expected.numel() else 0.0
         tolerance = REDUCED_PRECISION_TOLERANCE[self.config.precision]
         if not error <= tolerance:  # also NaN
             msg = (f"parameter 'precision' is {self.config.precision!r} but the network then "
                    f'differs from float32 by {error:.3g} (normalised depth) at start-up; '
-                   f"allowed {tolerance:g}: use 'bf16' or 'fp32'")
+                   f"allowed {tolerance:g}: use {other!r} or 'fp32'")
             raise ConfigError(msg)
         self.backend_error = error
 
