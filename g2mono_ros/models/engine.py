@@ -157,8 +157,9 @@ def reduced_precision_core(model: nn.Module, dtype: torch.dtype) -> bool:
     around the stack stays float32: the seed networks' median scale, log depth, pre-fills (the
     pixel coordinates and squared distances of the nearest-point search exceed what fp16
     holds, 65504, beyond 255 px; bf16 rounds coordinates above 256 px) and residual; the
-    output is not rounded to 8 (bf16) or 11 (fp16) bits (0.3 m at 80 m in bf16). The input
-    ``point`` channel still enters the stack at ``dtype`` (80 m: +-0.02 m fp16, +-0.16 m bf16).
+    output is not rounded to 8 (bf16) or 11 (fp16) bits (steps of 0.3 m at 80 m in bf16).
+    The input ``point`` channel still enters the stack at ``dtype`` (80 m: +-0.02 m fp16,
+    +-0.16 m bf16).
 
     Args:
         model: the network (its modules are changed and hooked in place).
