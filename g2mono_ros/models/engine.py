@@ -380,7 +380,6 @@ class DepthEngine:
             raise ConfigError(msg)
         self.backend_error = error
 
-
     def _example_inputs(self, height: int, width: int, *, seed: int = 0) -> tuple[Tensor, ...]:
         """Random network inputs of one (height, width), built as infer_tensors builds them."""
         gen = torch.Generator().manual_seed(seed)
