@@ -75,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='with --frame-path: only the edge-aware (default upsampling) cases')
     parser.add_argument('--frames', type=int, default=20,
                         help='--frame-path: frames per case (each path)')
+    parser.add_argument('--block', type=int, default=10,
+                        help='--frame-path: the paths take turns of this many frames (1: every '
+                             'frame, which also makes each path read past the others\' buffers)')
     parser.add_argument('--threads', type=int, default=0,
                         help='torch/OpenMP threads of the node and of the model alone '
                              '(default: OMP_NUM_THREADS, else torch default)')
@@ -304,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                              edge_only=args.edge_only)
             return 0
         return report(args.weights or str(DEMO_WEIGHTS), args.frames,
-                      edge_only=args.edge_only)
+                      edge_only=args.edge_only, block=max(1, args.block))
     rgb, xyz = synthetic_inputs(np.random.default_rng(0))
     with tempfile.TemporaryDirectory(prefix='g2mono_bench_') as tmp:
         weights = Path(args.weights) if args.weights else save_checkpoint(
