@@ -230,7 +230,7 @@ def run_case(engine: Any, height: int, width: int, encoding: str, frames: int,
                 codecs.depth_to_image(work.sparse_m, header, '32FC1', clean=True,
                                       pixels=work.sparse_pixels)
         else:  # the node's encoders: messages refilled frame after frame
-            depth_encoder.encode(work.depth_m, header)
+            depth_encoder.encode(work.depth_m, header, positive=work.depth_positive)
             if sparse:
                 sparse_encoder.encode(work.sparse_m, header, pixels=work.sparse_pixels)
         out[key].append(time.perf_counter() - t0 - timed.seconds)
@@ -383,7 +383,7 @@ def run_breakdown(engine: Any, height: int, width: int, encoding: str, frames: i
                             max_range=100.0, want_sparse=True, want_colorized=False,
                             projector=projector, out=depth_encoder.target((height, width)))
         t4 = time.perf_counter()
-        depth_encoder.encode(work.depth_m, header)
+        depth_encoder.encode(work.depth_m, header, positive=work.depth_positive)
         t5 = time.perf_counter()
         sparse_encoder.encode(work.sparse_m, header, pixels=work.sparse_pixels)
         t6 = time.perf_counter()

@@ -158,3 +158,22 @@ def test_encoder_target_is_written_in_place_then_encoded_without_a_copy() -> Non
     msg = encoder.encode(sparse, None, pixels=np.array([5 * 30 + 6]))
     assert bytes(msg.data) == bytes(depth_to_image(sparse, None, '32FC1', clean=True).data)
     assert DepthImageEncoder('16UC1').target((20, 30)) is None
+
+
+def test_positive_depth_is_encoded_without_its_zero_search_to_the_same_bytes() -> None:
+    """``positive=True`` (the engine knows the depth has no zero) skips only the search for
+    zeros: a positive frame gives the bytes of ``depth_to_image``, in place in ``target()``
+    and copied in; the flag is the caller's promise, so a zero then stays 0, not NaN."""
+    rng = np.random.default_rng(13)
+    depth = rng.uniform(1e-6, 90.0, (20, 30)).astype(np.float32)
+    expected = bytes(depth_to_image(depth, None, '32FC1', clean=True).data)
+    encoder = DepthImageEncoder()
+    assert bytes(encoder.encode(depth, None, positive=True).data) == expected
+    target = encoder.target((20, 30))
+    target[:] = depth
+    assert bytes(encoder.encode(target, None, positive=True).data) == expected
+    holed = depth.copy()
+    holed[4, 5] = 0.0
+    kept = image_to_numpy(encoder.encode(holed, None, positive=True))
+    assert kept[4, 5] == 0.0
+    assert np.isnan(image_to_numpy(encoder.encode(holed, None))[4, 5])

@@ -452,6 +452,63 @@ def test_upsampled_depth_stays_within_max_depth(seed_small_weights) -> None:
     np.testing.assert_array_equal(np.clip(plain, 0.0, MAX_DEPTH), plain)
 
 
+class _Flat(nn.Module):
+    """A network whose normalised depth is ``value`` everywhere but ``corner`` at (0, 0)."""
+
+    def __init__(self, value: float, corner: float) -> None:
+        super().__init__()
+        self.value, self.corner = value, corner
+
+    def forward(self, rgb, point, hole):
+        out = torch.full_like(hole, self.value)
+        out[..., 0, 0] = self.corner
+        return out
+
+
+@pytest.mark.parametrize('upsample', ['bilinear', 'edge_aware'])
+def test_last_depth_positive_is_true_only_when_the_result_has_no_zero(upsample: str) -> None:
+    """``last_depth_positive`` (which lets the node's encoder skip its search for zeros) is
+    decided at the network size on the CPU path the node takes: True when no pixel there is
+    below 1e-6 m, and then the camera-size result has no zero (down to 1e-6 m: no
+    underflow); False with a zero, after a failed call, and on the torch path (a sparse
+    tensor), where nothing checks."""
+    rgb, sparse = _frame(96, 200, points=400, seed=7)
+
+    def node_call(engine: DepthEngine) -> np.ndarray:
+        # As the node calls it: network-size inputs, the camera-size guide.
+        from g2mono_ros.imaging import area_resize
+
+        h, w = engine.network_input_size(96, 200)
+        return engine.infer(area_resize(rgb, (h, w)), resize_sparse_depth(sparse, (h, w)),
+                            out_hw=(96, 200), sparse_clean=True, guide=rgb)
+
+    def engine_of(network: nn.Module) -> DepthEngine:
+        return DepthEngine(EngineConfig(weights='flat', device='cpu', input_height=64,
+                                        max_depth=MAX_DEPTH, upsample=upsample),
+                           model=network)
+
+    tiny = engine_of(_Flat(0.5, 1e-6 / MAX_DEPTH * 1.01))
+    depth = node_call(tiny)
+    assert tiny.last_depth_positive and depth.min() > 0
+    zero = engine_of(_Flat(0.5, 0.0))
+    depth = node_call(zero)
+    assert not zero.last_depth_positive
+    if upsample == 'bilinear':  # the corner pixel takes the corner value alone
+        assert depth[0, 0] == 0.0
+    node_call(tiny)
+    with pytest.raises(ShapeError):
+        tiny.infer(rgb[:, :, :2], sparse)
+    assert not tiny.last_depth_positive
+    node_call(tiny)
+    assert tiny.last_depth_positive
+    from g2mono_ros.imaging import area_resize
+
+    h, w = tiny.network_input_size(96, 200)
+    tiny.infer(area_resize(rgb, (h, w)), torch.from_numpy(resize_sparse_depth(sparse, (h, w))),
+               out_hw=(96, 200), guide=rgb)  # a tensor: the torch path
+    assert not tiny.last_depth_positive
+
+
 @pytest.mark.parametrize('upsample', ['bilinear', 'edge_aware'])
 def test_infer_writes_into_out_the_same_depth(seed_small_weights, upsample: str) -> None:
     """``out`` (a depth message's buffer in the node): the same bits as a new array, written

@@ -174,3 +174,7 @@ def test_process_pair_with_a_real_engine(tmp_path):
         out, process_pair(engine, PairInputs(small, points, camera, guide=rgb), np.eye(4),
                           min_range=0.5, max_range=100.0, want_sparse=False,
                           want_colorized=False).depth_m)
+    # depth_positive is the engine's verdict on this pair's depth (the node's encoder then
+    # skips its search for zeros): never True for a depth that has one.
+    assert into.depth_positive == engine.last_depth_positive
+    assert not into.depth_positive or out.min() > 0

@@ -201,6 +201,8 @@ class PairWork(NamedTuple):
         timings_s: stage -> seconds (``pre``, ``model``, ``post``).
         sparse_pixels: (M,) flat indices into ``sparse_m`` outside which it is 0 (for
             ``codecs.depth_to_image(..., pixels=)``), or None.
+        depth_positive: ``depth_m`` is known to be > 0 everywhere (the engine's
+            ``last_depth_positive``): its encoder need not look for zeros.
     """
 
     depth_m: np.ndarray
@@ -208,6 +210,7 @@ class PairWork(NamedTuple):
     colorized: np.ndarray | None
     timings_s: dict[str, float]
     sparse_pixels: np.ndarray | None = None
+    depth_positive: bool = False
 
 
 def sparse_at_network_size(points_lidar: np.ndarray, T_cam_lidar: np.ndarray, camera: Any,
@@ -323,7 +326,8 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
         raise ShapeError(msg)
     t3 = clock()
     return PairWork(depth, sparse_full, colorized,
-                    {'pre': t1 - t0, 'model': t2 - t1, 'post': t3 - t2}, maps.full_pixels)
+                    {'pre': t1 - t0, 'model': t2 - t1, 'post': t3 - t2}, maps.full_pixels,
+                    bool(getattr(engine, 'last_depth_positive', False)))
 
 
 def classify_image_error(exc: Exception, encoding: str, supported: frozenset[str]) -> str:

@@ -659,9 +659,11 @@ class DepthImageEncoder:
         return self._image
 
     def encode(self, depth_m: np.ndarray, header: Any, *,
-               pixels: np.ndarray | None = None) -> Any:
+               pixels: np.ndarray | None = None, positive: bool = False) -> Any:
         """The Image of ``depth_m`` (H, W) float32 metres, finite and >= 0 (0 = no data, NaN
         in the message), stamped with ``header``; ``pixels``: as ``depth_to_image``'s.
+        ``positive``: the caller knows every pixel is > 0 (``PairWork.depth_positive``), so
+        there is no zero to turn into NaN and the full-size search for one is skipped.
 
         Raises:
             ShapeError: ``depth_m`` is not 2-D.
@@ -694,7 +696,7 @@ class DepthImageEncoder:
             same = (depth.ctypes.data == image.ctypes.data and depth.strides == image.strides)
             if not same:  # else the producer wrote into target() already
                 np.copyto(image, depth)  # overwrites every pixel
-            if depth.size and not depth.min() > 0:
+            if not positive and depth.size and not depth.min() > 0:
                 image[depth <= 0] = nan
             self._points = _DENSE
         return self._msg

@@ -845,8 +845,10 @@ class DepthNodePhases:
         t0 = time.perf_counter()
         header = image.msg.header
         # The engine's output is finite and >= 0: no cleaning pass, only REP 118's NaN (written
-        # in place: work.depth_m is the message's buffer, and NaN reads as "no depth" below).
-        depth_msg = self._depth_encoder.encode(work.depth_m, header)
+        # in place: work.depth_m is the message's buffer, and NaN reads as "no depth" below),
+        # and not even a search for zeros where the engine knows there are none.
+        depth_msg = self._depth_encoder.encode(work.depth_m, header,
+                                               positive=work.depth_positive)
         timings = dict(work.timings_s)
         timings['decode'] = decode_s
         timings['post'] += time.perf_counter() - t0  # up to the depth publish: it is what waits
