@@ -473,11 +473,14 @@ class DepthNodePhases:
                  for entity in (sub_image, sub_info, sub_points, self._pub_depth)]
         self.get_logger().info(
             f'depth node ready: {names[0]} + {names[1]} + {names[2]} -> {names[3]} '
-            f'({self.config.output_encoding}) on {self.engine.device}, network input '
+            f'({self.config.output_encoding}) on {self.engine.device} '
+            f'({self.engine.backend}, {self.engine.config.precision}), network input '
             f'{self.engine.input_height} x {self.engine.input_width or "aspect-kept"}, '
             f'max depth {self.engine.max_depth:g} m, '
             + ('extrinsic from TF (cloud frame_id -> image frame_id)' if self._extrinsic.uses_tf
                else 'extrinsic from the parameters (TF not consulted)'))
+        if getattr(self.engine, 'backend_note', ''):  # why a faster backend is not running
+            self.get_logger().info(f'engine: {self.engine.backend_note}')
         self._warn_camera_model(names[0])
 
     def _deactivate(self, timeout_s: float = _WORKER_JOIN_S) -> bool:
