@@ -178,3 +178,46 @@ def test_process_pair_with_a_real_engine(tmp_path):
     # skips its search for zeros): never True for a depth that has one.
     assert into.depth_positive == engine.last_depth_positive
     assert not into.depth_positive or out.min() > 0
+
+
+def test_process_pair_hands_prefill_guided_the_camera_size_points():
+    """``upsample: prefill_guided`` in the node: the worker passes the network-size image and
+    map, which alone would fall back to edge-aware; ``process_pair`` projects the camera-size
+    map too and hands it over, so the depth is the engine's prefill_guided result from
+    camera-size inputs (the shipped weights: a guided pre-fill residual network that pins its
+    points), not the edge-aware one; without the mode nothing extra is projected."""
+    from g2mono_ros.config import EngineConfig
+    from g2mono_ros.fusion.camera import CameraModel
+    from g2mono_ros.fusion.sparse import SparseProjector
+    from g2mono_ros.imaging import area_resize
+    from g2mono_ros.models.engine import DepthEngine
+    from g2mono_ros.weights import DEMO_WEIGHTS
+
+    camera = CameraModel(width=200, height=96, K=np.array([[90.0, 0, 100], [0, 90.0, 48],
+                                                          [0, 0, 1]]),
+                         D=np.zeros(0), distortion_model='none')
+    rng = np.random.default_rng(4)
+    z = rng.uniform(2, 15, 4000)
+    points = np.stack([rng.uniform(-1, 1, 4000) * z, rng.uniform(-0.5, 0.5, 4000) * z, z],
+                      axis=1).astype(np.float32)
+    yy, xx = np.mgrid[0:96, 0:200]
+    rgb = np.stack([xx * 255 // 200, yy * 255 // 96, (xx ^ yy) & 255], axis=2).astype(np.uint8)
+    results = {}
+    for mode in ('edge_aware', 'prefill_guided'):
+        engine = DepthEngine(EngineConfig(weights=str(DEMO_WEIGHTS), device='cpu',
+                                          input_height=64, upsample=mode))
+        assert engine.wants_camera_size_points == (mode == 'prefill_guided')
+        small = area_resize(rgb, engine.network_input_size(96, 200))
+        work = process_pair(engine, PairInputs(small, points, camera, guide=rgb), np.eye(4),
+                            min_range=0.5, max_range=100.0, want_sparse=False,
+                            want_colorized=False, projector=SparseProjector())
+        assert work.sparse_m is None and work.sparse_pixels is None  # nobody asked for it
+        maps = SparseProjector(reuse_buffers=False).project(
+            points, np.eye(4), camera, engine.network_input_size(96, 200), min_range=0.5,
+            max_range=100.0, want_full=True)
+        expected = (engine.infer(rgb, maps.full) if mode == 'prefill_guided' else
+                    engine.infer(small, maps.net, out_hw=(96, 200), sparse_clean=True,
+                                 guide=rgb))
+        np.testing.assert_array_equal(work.depth_m, expected)
+        results[mode] = work.depth_m
+    assert np.abs(results['prefill_guided'] - results['edge_aware']).max() > 0.01

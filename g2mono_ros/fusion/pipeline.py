@@ -260,7 +260,9 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
     """Run one pair through projection, the network and the output conversions.
 
     The scan is projected once (``SparseProjector``): the network-size map feeds the network
-    and, with ``want_sparse``, the image-size map of the same projection is returned.
+    and, with ``want_sparse``, the image-size map of the same projection is returned. Where
+    the engine ``wants_camera_size_points`` (``upsample: prefill_guided``), the image-size map
+    is made and handed to it as well.
 
     Args:
         engine: a ``DepthEngine`` (``infer``, ``network_input_size``, ``max_depth``, ``device``).
@@ -293,16 +295,21 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
         device = getattr(engine, 'device', None)
         projector = SparseProjector(device if getattr(device, 'type', 'cpu') != 'cpu' else None,
                                     reuse_buffers=False)
+    # upsample: prefill_guided needs the points at the camera size too.
+    engine_full = bool(getattr(engine, 'wants_camera_size_points', False))
     t0 = clock()
     maps = projector.project(inputs.points_lidar, T_cam_lidar, camera, net_hw,
-                             min_range=min_range, max_range=max_range, want_full=want_sparse)
-    sparse_full = maps.full
+                             min_range=min_range, max_range=max_range,
+                             want_full=want_sparse or engine_full)
+    sparse_full = maps.full if want_sparse else None
     if sparse_full is not None and not isinstance(sparse_full, np.ndarray):
         sparse_full = engine.to_host_async(sparse_full, 'sparse_full')  # completes in infer
     t1 = clock()
     if inputs.rgb.shape[:2] == (height, width) and isinstance(maps.net, np.ndarray):
-        # The documented two-argument contract (test doubles and wrappers implement only it).
-        depth = engine.infer(inputs.rgb, maps.net)
+        # The documented two-argument contract (test doubles and wrappers implement only it);
+        # the camera-size map where the engine wants it (it derives the same network-size one).
+        depth = engine.infer(inputs.rgb, maps.full if engine_full and maps.full is not None
+                             else maps.net)
         if out is not None and depth is not out and depth.shape == out.shape:
             np.copyto(out, depth)
             depth = out
@@ -310,6 +317,8 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
         extra: dict[str, Any] = {} if inputs.guide is None else {'guide': inputs.guide}
         if out is not None:
             extra['out'] = out
+        if engine_full and maps.full is not None:
+            extra['sparse_full'] = maps.full
         depth = engine.infer(inputs.rgb, maps.net, out_hw=(height, width), sparse_clean=True,
                              **extra)
     t2 = clock()
@@ -326,7 +335,8 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
         raise ShapeError(msg)
     t3 = clock()
     return PairWork(depth, sparse_full, colorized,
-                    {'pre': t1 - t0, 'model': t2 - t1, 'post': t3 - t2}, maps.full_pixels,
+                    {'pre': t1 - t0, 'model': t2 - t1, 'post': t3 - t2},
+                    maps.full_pixels if want_sparse else None,
                     bool(getattr(engine, 'last_depth_positive', False)))
 
 

@@ -547,6 +547,20 @@ class DepthEngine:
 
     # --- properties ---------------------------------------------------------------------------
 
+    def _prefill_guided_applies(self) -> bool:
+        model = self.loaded.model
+        return (self.config.upsample == 'prefill_guided' and getattr(model, 'residual', False)
+                and getattr(model, 'prefill_kind', '') in PREFILL_GUIDED_KINDS)
+
+    @property
+    def wants_camera_size_points(self) -> bool:
+        """True when ``upsample: prefill_guided`` applies to this network, which then needs
+        the points at the camera size: a caller with the network-size map should pass the
+        camera-size one as ``sparse_full`` too (a network that pins its points is then also
+        pinned at the camera size). Not for pinning alone: that would take every frame off the
+        CPU host path."""
+        return self._prefill_guided_applies()
+
     @property
     def max_depth(self) -> float:
         """Metres that map to 1.0 at the network input and output."""
@@ -682,7 +696,8 @@ class DepthEngine:
 
     def infer(self, rgb: np.ndarray, sparse_depth: np.ndarray | Tensor, *,
               out_hw: tuple[int, int] | None = None, sparse_clean: bool = False,
-              guide: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+              guide: np.ndarray | None = None, out: np.ndarray | None = None,
+              sparse_full: np.ndarray | Tensor | None = None) -> np.ndarray:
         """Dense metric depth at the camera image's resolution.
 
         Args:
@@ -701,6 +716,11 @@ class DepthEngine:
             out: (H, W) float32 C-contiguous array the result is written into (e.g. the depth
                 message's buffer, ``codecs.DepthImageEncoder.target``); the CPU upsamplers
                 write there directly, other paths copy. None: a new array.
+            sparse_full: (H, W) float32 metres, the camera-size map of the same points when
+                ``sparse_depth`` is at the network size (``SparseProjector``'s ``full``; a
+                tensor on :attr:`device` or an array), for what needs the points at the
+                camera size: ``prefill_guided`` (:attr:`wants_camera_size_points`) and, given
+                a camera-size map, networks that pin their points. Ignored otherwise.
 
         Returns:
             (H, W) float32 metres in [0, max_depth], upsampled as ``config.upsample`` says
@@ -745,13 +765,14 @@ class DepthEngine:
                    'rgb or guide; got none')
             raise ShapeError(msg)
         model = self.loaded.model
-        sparse_at_camera_size = (not isinstance(sparse_depth, Tensor)
-                                 and sparse_depth.shape == (height, width)
-                                 and (height, width) != (h, w))
-        pin_full = getattr(model, 'pin_points', False) and sparse_at_camera_size
-        prefill_guided = (self.config.upsample == 'prefill_guided' and sparse_at_camera_size
-                          and getattr(model, 'residual', False)
-                          and getattr(model, 'prefill_kind', '') in PREFILL_GUIDED_KINDS)
+        camera_points: np.ndarray | Tensor | None = None  # the points at (H, W)
+        if (height, width) != (h, w):
+            if not isinstance(sparse_depth, Tensor) and sparse_depth.shape == (height, width):
+                camera_points = sparse_depth
+            elif sparse_full is not None and tuple(sparse_full.shape) == (height, width):
+                camera_points = sparse_full
+        pin_full = getattr(model, 'pin_points', False) and camera_points is not None
+        prefill_guided = (self._prefill_guided_applies() and camera_points is not None)
         if out is not None and (out.shape != (height, width) or out.dtype != np.float32
                                 or not out.flags.c_contiguous or not out.flags.writeable):
             msg = (f'out must be a writable C-contiguous ({height}, {width}) float32 array; '
@@ -782,7 +803,7 @@ class DepthEngine:
                 if (height, width) != (h, w):
                     depth = self._to_camera_size(
                         depth, (height, width), rgb_t, rgb_full if edge_aware else None,
-                        sparse_depth if (pin_full or prefill_guided) else None,
+                        camera_points if (pin_full or prefill_guided) else None,
                         sparse_t if prefill_guided else None)
                 if stream is None:
                     return _into(out, np.ascontiguousarray(depth[0, 0].numpy()))
@@ -853,7 +874,7 @@ class DepthEngine:
         return np.clip(up, np.float32(0.0), top, out=up)
 
     def _to_camera_size(self, depth: Tensor, size: tuple[int, int], rgb_net: Tensor,
-                        rgb_full: np.ndarray | None, sparse_full: np.ndarray | None,
+                        rgb_full: np.ndarray | None, sparse_full: np.ndarray | Tensor | None,
                         sparse_net: Tensor | None = None) -> Tensor:
         """(1, 1, h, w) -> (1, 1, H, W) on the device: edge-aware when ``rgb_full`` (H, W, 3)
         is given, else bilinear; ``prefill_guided`` (a nearest-pre-fill residual network) when
@@ -863,7 +884,10 @@ class DepthEngine:
                                                 upsample_depth)
 
         sparse = None
-        if sparse_full is not None:
+        if isinstance(sparse_full, Tensor):  # the projector's map, already on the device
+            sparse = sparse_full.to(self._device, torch.float32)[None, None]
+            sparse = sparse.clamp(0.0, self._max_depth)
+        elif sparse_full is not None:
             # Not 'sparse_full': to_host_async's buffer of that shape may be in flight.
             sparse = self._to_device(np.asarray(sparse_full, np.float32), 'sparse_full_in')
             sparse = sparse[None, None].clamp(0.0, self._max_depth)
