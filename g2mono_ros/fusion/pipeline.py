@@ -308,8 +308,7 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
     if inputs.rgb.shape[:2] == (height, width) and isinstance(maps.net, np.ndarray):
         # The documented two-argument contract (test doubles and wrappers implement only it);
         # the camera-size map where the engine wants it (it derives the same network-size one).
-        depth = engine.infer(inputs.rgb, maps.full if engine_full and maps.full is not None
-                             else maps.net)
+        depth = engine.infer(inputs.rgb, maps.full if engine_full else maps.net)
         if out is not None and depth is not out and depth.shape == out.shape:
             np.copyto(out, depth)
             depth = out
@@ -317,7 +316,7 @@ def process_pair(engine: Any, inputs: PairInputs, T_cam_lidar: np.ndarray, *, mi
         extra: dict[str, Any] = {} if inputs.guide is None else {'guide': inputs.guide}
         if out is not None:
             extra['out'] = out
-        if engine_full and maps.full is not None:
+        if engine_full:  # projected with want_full
             extra['sparse_full'] = maps.full
         depth = engine.infer(inputs.rgb, maps.net, out_hw=(height, width), sparse_clean=True,
                              **extra)

@@ -547,11 +547,6 @@ class DepthEngine:
 
     # --- properties ---------------------------------------------------------------------------
 
-    def _prefill_guided_applies(self) -> bool:
-        model = self.loaded.model
-        return (self.config.upsample == 'prefill_guided' and getattr(model, 'residual', False)
-                and getattr(model, 'prefill_kind', '') in PREFILL_GUIDED_KINDS)
-
     @property
     def wants_camera_size_points(self) -> bool:
         """True when ``upsample: prefill_guided`` applies to this network, which then needs
@@ -559,7 +554,9 @@ class DepthEngine:
         camera-size one as ``sparse_full`` too (a network that pins its points is then also
         pinned at the camera size). Not for pinning alone: that would take every frame off the
         CPU host path."""
-        return self._prefill_guided_applies()
+        model = self.loaded.model
+        return (self.config.upsample == 'prefill_guided' and getattr(model, 'residual', False)
+                and getattr(model, 'prefill_kind', '') in PREFILL_GUIDED_KINDS)
 
     @property
     def max_depth(self) -> float:
@@ -772,7 +769,7 @@ class DepthEngine:
             elif sparse_full is not None and tuple(sparse_full.shape) == (height, width):
                 camera_points = sparse_full
         pin_full = getattr(model, 'pin_points', False) and camera_points is not None
-        prefill_guided = (self._prefill_guided_applies() and camera_points is not None)
+        prefill_guided = self.wants_camera_size_points and camera_points is not None
         if out is not None and (out.shape != (height, width) or out.dtype != np.float32
                                 or not out.flags.c_contiguous or not out.flags.writeable):
             msg = (f'out must be a writable C-contiguous ({height}, {width}) float32 array; '
